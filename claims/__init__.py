@@ -1,0 +1,1 @@
+"""Claims Specialist: the claims domain shared by training and serving."""

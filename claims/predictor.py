@@ -1,0 +1,140 @@
+"""Turning claims into calibrated probabilities per task: the tuned specialist or the base model.
+
+Both answer the same question the same way, so serving can put one in place of the other.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Literal, Protocol
+
+import numpy as np
+import torch
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+from claims.batching import length_sorted_batches, pad, tokenize
+from claims.encoder import mean_pool
+from claims.features import StructuredFeatures
+from claims.model import Calibration, SpecialistModel
+from schemas.checkpoint import BaseModelInfo
+from schemas.claim import Claim
+from schemas.config import TaskConfig, TaskKind
+
+Source = Literal["tuned", "base"]
+ZERO_SHOT_SCALE = 20.0  # cosine similarities spread into probabilities, as in contrastive training
+
+
+class Predictor(Protocol):
+    source: Source
+    model_version: str
+    labels: dict[str, list[str]]
+
+    def predict_proba(self, claims: Sequence[Claim]) -> dict[str, np.ndarray]:
+        """Per task, an array of shape (claims, labels) whose rows sum to one."""
+        ...
+
+
+class TunedPredictor:
+    source: Source = "tuned"
+
+    def __init__(
+        self,
+        model: SpecialistModel,
+        tokenizer: PreTrainedTokenizerBase,
+        features: StructuredFeatures,
+        calibration: Calibration,
+        labels: dict[str, list[str]],
+        max_length: int,
+        model_version: str,
+        batch_size: int = 64,
+    ) -> None:
+        self.model = model.eval()
+        self.tokenizer = tokenizer
+        self.features = features
+        self.calibration = calibration
+        self.labels = labels
+        self.max_length = max_length
+        self.model_version = model_version
+        self.batch_size = batch_size
+
+    def logits(self, claims: Sequence[Claim]) -> dict[str, torch.Tensor]:
+        """Uncalibrated logits in input order; training uses them to fit the calibration."""
+        token_ids = tokenize(self.tokenizer, [c.description for c in claims], self.max_length)
+        structured = torch.from_numpy(self.features.transform(claims))
+        device = next(self.model.parameters()).device
+        outputs: dict[str, torch.Tensor] = {
+            task: torch.empty(len(claims), len(names)) for task, names in self.labels.items()
+        }
+        with torch.inference_mode():
+            for batch in length_sorted_batches(token_ids, self.batch_size):
+                input_ids, mask = pad([token_ids[i] for i in batch], self.tokenizer.pad_token_id)
+                logits = self.model(
+                    input_ids.to(device), mask.to(device), structured[batch].to(device)
+                )
+                for task, values in logits.items():
+                    outputs[task][torch.from_numpy(batch)] = values.cpu()
+        return outputs
+
+    def predict_proba(self, claims: Sequence[Claim]) -> dict[str, np.ndarray]:
+        return {
+            task: self.calibration.probabilities(task, values).numpy()
+            for task, values in self.logits(claims).items()
+        }
+
+
+def label_descriptions(task: TaskConfig, labels: Sequence[str]) -> list[str]:
+    """What the base model compares a claim with: the config's words, else the label's name."""
+    topic = task.name.replace("_", " ")
+    descriptions = []
+    for label in labels:
+        if label in task.labels:
+            descriptions.append(task.labels[label])
+        elif task.kind is TaskKind.binary:
+            positive = label == task.positive_label
+            descriptions.append(f"{topic}: {'yes' if positive else 'no'}")
+        else:
+            descriptions.append(label.replace("_", " "))
+    return descriptions
+
+
+class ZeroShotPredictor:
+    """The general base model with no tuning: claim and label descriptions embedded and compared."""
+
+    source: Source = "base"
+
+    def __init__(
+        self,
+        encoder: PreTrainedModel,
+        tokenizer: PreTrainedTokenizerBase,
+        base_info: BaseModelInfo,
+        tasks: Sequence[TaskConfig],
+        labels: dict[str, list[str]],
+        max_length: int,
+        batch_size: int = 64,
+    ) -> None:
+        self.encoder = encoder.eval()
+        self.tokenizer = tokenizer
+        self.labels = labels
+        self.max_length = max_length
+        self.batch_size = batch_size
+        self.model_version = f"base:{base_info.name}@{base_info.sha256[:12]}"
+        self.label_vectors = {
+            task.name: self.embed(label_descriptions(task, labels[task.name])) for task in tasks
+        }
+
+    def embed(self, texts: Sequence[str]) -> torch.Tensor:
+        token_ids = tokenize(self.tokenizer, texts, self.max_length)
+        vectors = torch.empty(len(texts), self.encoder.config.hidden_size)
+        with torch.inference_mode():
+            for batch in length_sorted_batches(token_ids, self.batch_size):
+                input_ids, mask = pad([token_ids[i] for i in batch], self.tokenizer.pad_token_id)
+                hidden = self.encoder(input_ids=input_ids, attention_mask=mask).last_hidden_state
+                vectors[torch.from_numpy(batch)] = mean_pool(hidden, mask).float()
+        return torch.nn.functional.normalize(vectors, dim=-1)
+
+    def predict_proba(self, claims: Sequence[Claim]) -> dict[str, np.ndarray]:
+        claim_vectors = self.embed([claim.description for claim in claims])
+        return {
+            task: torch.softmax(ZERO_SHOT_SCALE * claim_vectors @ vectors.T, dim=-1).numpy()
+            for task, vectors in self.label_vectors.items()
+        }

@@ -1,0 +1,1 @@
+"""Pydantic models shared by the API, the files on disk and training."""

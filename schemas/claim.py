@@ -1,0 +1,63 @@
+"""A first notice of loss, as the API receives it and as training rows are read."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from typing import Annotated
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationInfo,
+    field_validator,
+)
+
+MAX_DESCRIPTION_CHARS = 20_000
+
+AttributeValue = str | int | float | bool | None
+
+
+def _not_in_future(value: date) -> date:
+    if value > datetime.now(UTC).date():
+        raise ValueError(f"{value} is in the future")
+    return value
+
+
+KnownDate = Annotated[date, AfterValidator(_not_in_future)]
+
+
+class Claim(BaseModel):
+    """The fields an insurer knows when a claim is first reported."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    claim_id: Annotated[str, StringConstraints(min_length=1, max_length=128)]
+    description: Annotated[
+        str, StringConstraints(min_length=1, max_length=MAX_DESCRIPTION_CHARS)
+    ] = Field(description="The loss narrative: the claimant's report or the adjuster's notes.")
+    loss_date: KnownDate | None = None
+    reported_date: KnownDate | None = None
+    line_of_business: Annotated[str, StringConstraints(max_length=64)] | None = None
+    policy_id: Annotated[str, StringConstraints(max_length=128)] | None = None
+    policy_start_date: KnownDate | None = None
+    initial_estimate: float | None = Field(default=None, ge=0, allow_inf_nan=False)
+    currency: Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")] | None = None
+    claimant_age: int | None = Field(default=None, ge=0, le=120)
+    prior_claims: int | None = Field(default=None, ge=0, le=1000)
+    channel: Annotated[str, StringConstraints(max_length=64)] | None = None
+    attributes: dict[str, AttributeValue] = Field(
+        default_factory=dict,
+        max_length=200,
+        description="Further structured fields by name, e.g. those a training config maps.",
+    )
+
+    @field_validator("reported_date")
+    @classmethod
+    def _reported_after_loss(cls, value: date | None, info: ValidationInfo) -> date | None:
+        loss_date = info.data.get("loss_date")
+        if value is not None and loss_date is not None and value < loss_date:
+            raise ValueError(f"reported {value}, before the loss on {loss_date}")
+        return value

@@ -1,0 +1,59 @@
+"""What the service answers for each claim: predictions, a decision, and who decided."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, Field
+
+from schemas.claim import Claim
+
+MAX_BATCH_CLAIMS = 256
+
+
+class LabelProbability(BaseModel):
+    label: str
+    probability: float
+
+
+class TaskPrediction(BaseModel):
+    label: str = Field(description="The most probable label.")
+    probability: float = Field(description="Its calibrated probability.")
+    probabilities: dict[str, float] = Field(description="Every label's calibrated probability.")
+    alternatives: list[LabelProbability] = Field(description="The next most probable labels.")
+
+
+class ReviewReason(BaseModel):
+    code: Literal["route", "low_confidence", "fallback_model"]
+    detail: str
+
+
+class Decision(BaseModel):
+    route: str
+    route_reason: str
+    needs_review: bool
+    review_reasons: list[ReviewReason]
+    policy_version: str
+
+
+class ServedBy(BaseModel):
+    source: Literal["tuned", "base"]
+    model_version: str
+    fallback_reason: str | None = Field(
+        default=None, description="Why the base model answered instead of the tuned specialist."
+    )
+
+
+class TriageResult(BaseModel):
+    claim_id: str
+    predictions: dict[str, TaskPrediction]
+    decision: Decision
+    served_by: ServedBy
+
+
+class BatchTriageRequest(BaseModel):
+    claims: Annotated[list[Claim], Field(min_length=1, max_length=MAX_BATCH_CLAIMS)]
+
+
+class BatchTriageResponse(BaseModel):
+    results: list[TriageResult]

@@ -1,0 +1,23 @@
+"""The service's settings, read once from arguments or CLAIMS_* environment variables."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class ServiceSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CLAIMS_")
+
+    model_dir: Path | None = Field(default=None, description="The tuned checkpoint to serve.")
+    config: Path | None = Field(
+        default=None,
+        description="The config whose tasks the service must answer; a checkpoint for other "
+        "tasks is refused. Default: the checkpoint's own config, else the packaged default.",
+    )
+    base_model: str | None = Field(
+        default=None, description="Overrides the config's base model ('default' or a folder)."
+    )
+    max_body_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)

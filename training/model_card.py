@@ -1,0 +1,71 @@
+"""The model card: what an insurer's model-risk reviewer reads before a model goes live."""
+
+from __future__ import annotations
+
+from claims.checkpoint import TrainedSpecialist
+
+
+def metrics_table(metrics: dict[str, dict[str, float]]) -> str:
+    names = ["macro_f1", "accuracy", "auc", "average_precision", "ece", "rows"]
+    shown = [n for n in names if any(n in values for values in metrics.values())]
+    lines = [
+        "| task | " + " | ".join(shown) + " |",
+        "| --- | " + " | ".join("---" for _ in shown) + " |",
+    ]
+    for task, values in metrics.items():
+        cells = [
+            (
+                ""
+                if name not in values
+                else f"{values[name]:.0f}"
+                if name == "rows"
+                else f"{values[name]:.3f}"
+            )
+            for name in shown
+        ]
+        lines.append(f"| {task} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def render_model_card(specialist: TrainedSpecialist, model_version: str) -> str:
+    config = specialist.config
+    data = specialist.training_data
+    tasks = "\n".join(
+        f"- `{task.name}` ({task.kind.value}, column `{task.column}`): "
+        + ", ".join(f"`{label}`" for label in specialist.labels[task.name])
+        for task in config.tasks
+    )
+    sections = "\n\n".join(
+        f"### {split.capitalize()} split\n\n{metrics_table(values)}"
+        for split, values in specialist.metrics.items()
+    )
+    return f"""# Claims specialist {model_version}
+
+A fine-tuned copy of `{specialist.base_model.name}` that triages first notices of loss.
+
+## Training
+- Strategy: `{specialist.strategy.value}`; trainable parameters {specialist.trainable_parameters:,}
+  of {specialist.total_parameters:,}; {specialist.training_seconds:.0f} s of training.
+- Data: `{data.file_name}` (sha256 `{data.sha256[:16]}…`), {data.rows:,} rows: {data.train_rows:,}
+  train, {data.validation_rows:,} validation (early stopping, calibration), {data.test_rows:,}
+  held-out test.
+- Structured fields: numeric {config.input.numeric or "none"}, categorical
+  {config.input.categorical or "none"}.
+- Kept: {specialist.selection.get("epoch_and_step", "")}.
+
+## Tasks
+{tasks}
+
+## Metrics
+{sections}
+
+## Decision policy
+Version `{config.policy.version}`: routes {", ".join(config.policy.route_names)}; human review for
+{", ".join(config.policy.review_routes) or "no route"} and any task below
+{config.policy.min_confidence:.0%} confidence.
+
+## Intended use and limits
+Triage support for claims adjusters: it ranks and routes, people decide. It has seen only the
+claims above; check it on your own recent claims before relying on it, and retrain when the
+book of business changes. SIU referral scores are signals for an investigator, never a finding.
+"""

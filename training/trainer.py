@@ -1,0 +1,358 @@
+"""Fine-tuning the shared encoder and one head per task on an insurer's labelled claims."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from torch import nn
+from transformers import get_linear_schedule_with_warmup, set_seed
+
+from claims.batching import pad, shuffled_length_batches, tokenize
+from claims.checkpoint import TrainedSpecialist, write_checkpoint
+from claims.dataset import DataError, LabelledClaims, hash_fraction, load_claims
+from claims.encoder import (
+    base_model_info,
+    file_sha256,
+    load_encoder,
+    load_tokenizer,
+    resolve_base_model,
+)
+from claims.features import StructuredFeatures
+from claims.model import Calibration, SpecialistModel
+from claims.predictor import TunedPredictor
+from schemas.checkpoint import DataInfo, Manifest
+from schemas.config import SpecialistConfig, TaskConfig, TaskKind
+from training.metrics import task_metrics
+from training.model_card import render_model_card
+from training.strategies import count_parameters, prepare_encoder
+
+IGNORE = -100  # a row without a label for a task adds nothing to that task's loss
+VALIDATION_SALT = "validation:"
+MAX_CLASS_WEIGHT = 10.0
+
+
+def resolve_labels(task: TaskConfig, observed: Sequence[str | None]) -> list[str]:
+    """The config's label order when it lists labels, else the labels seen, sorted."""
+    seen = sorted({label for label in observed if label is not None})
+    labels = list(task.labels) or seen
+    if task.kind is TaskKind.binary and (len(labels) != 2 or task.positive_label not in labels):
+        raise DataError(
+            f"task {task.name}: a binary task needs exactly two labels including "
+            f"{task.positive_label!r}; the data has {seen}"
+        )
+    if len(labels) < 2:
+        raise DataError(f"task {task.name}: needs at least two labels, the data has {seen}")
+    return labels
+
+
+def label_indices(task: str, values: Sequence[str | None], labels: list[str], ids: Sequence[str]):
+    index = {label: i for i, label in enumerate(labels)}
+    targets = np.full(len(values), IGNORE, dtype=np.int64)
+    for row, value in enumerate(values):
+        if value is None:
+            continue
+        if value not in index:
+            raise DataError(
+                f"claim {ids[row]}: task {task} has label {value!r}, not one of {labels}"
+            )
+        targets[row] = index[value]
+    return targets
+
+
+def class_weights(targets: np.ndarray, count: int) -> list[float]:
+    """Square-rooted balanced weights: rare classes (SIU) count more without swamping the rest."""
+    labelled = targets[targets != IGNORE]
+    frequency = np.bincount(labelled, minlength=count).astype(float)
+    balanced = len(labelled) / (count * np.maximum(frequency, 1.0))
+    return [float(w) for w in np.clip(np.sqrt(balanced), 1 / MAX_CLASS_WEIGHT, MAX_CLASS_WEIGHT)]
+
+
+@dataclass
+class EncodedClaims:
+    """A split tokenised once, with its structured features and label indices."""
+
+    claims: LabelledClaims
+    token_ids: list[list[int]]
+    structured: torch.Tensor
+    targets: dict[str, torch.Tensor]
+
+    def batch(self, rows: np.ndarray, pad_id: int, device: torch.device):
+        input_ids, mask = pad([self.token_ids[i] for i in rows], pad_id)
+        index = torch.from_numpy(rows)
+        return (
+            input_ids.to(device),
+            mask.to(device),
+            self.structured[index].to(device),
+            {task: values[index].to(device) for task, values in self.targets.items()},
+        )
+
+
+@dataclass
+class TrainingOutcome:
+    manifest: Manifest
+    checkpoint: Path
+
+
+class SpecialistTrainer:
+    """Fits one config on one labelled file; `fit` writes a verified checkpoint."""
+
+    def __init__(self, config: SpecialistConfig, *, show_progress: bool = True) -> None:
+        self.config = config
+        self.settings = config.training
+        self.show_progress = show_progress
+        self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+    def fit(self, data_path: str | Path, out_dir: str | Path) -> TrainingOutcome:
+        started = time.perf_counter()
+        set_seed(self.settings.seed)
+        data_path = Path(data_path)
+        everything = load_claims(data_path, self.config)
+        development, test = everything.split()
+        if len(development) < 10:
+            raise DataError(
+                f"{data_path.name}: only {len(development)} rows outside the test split"
+            )
+        in_validation = [
+            hash_fraction(c.claim_id, VALIDATION_SALT) < self.settings.validation_fraction
+            for c in development.claims
+        ]
+        train = development.subset(i for i, v in enumerate(in_validation) if not v)
+        validation = development.subset(i for i, v in enumerate(in_validation) if v)
+
+        labels = {t.name: resolve_labels(t, train.labels[t.name]) for t in self.config.tasks}
+        features = StructuredFeatures.fit(
+            train.claims, self.config.input.numeric, self.config.input.categorical
+        )
+        base_path = resolve_base_model(self.config.base_model)
+        tokenizer = load_tokenizer(base_path)
+        encode = self._encoder_for(tokenizer, features, labels)
+        train_set, validation_set = encode(train), encode(validation)
+
+        weights = {
+            task: class_weights(train_set.targets[task].numpy(), len(names))
+            for task, names in labels.items()
+        }
+        encoder = prepare_encoder(load_encoder(base_path), self.settings.strategy, self.settings)
+        model = SpecialistModel(
+            encoder,
+            encoder.config.hidden_size,
+            features.dimension,
+            {task: len(names) for task, names in labels.items()},
+        ).to(self.device)
+        self._train(model, train_set, validation_set, weights, tokenizer.pad_token_id)
+
+        calibration = Calibration(weights)
+        predictor = TunedPredictor(
+            model, tokenizer, features, calibration, labels, self.settings.max_length, "candidate"
+        )
+        validation_logits = predictor.logits(validation.claims)
+        for task in labels:
+            known = validation_set.targets[task] != IGNORE
+            if known.any():
+                calibration.fit_temperature(
+                    task, validation_logits[task][known], validation_set.targets[task][known]
+                )
+        metrics = {"validation": self._score(predictor, validation, labels)}
+        if len(test):
+            metrics["test"] = self._score(predictor, test, labels)
+        trainable, total = count_parameters(model)
+        specialist = TrainedSpecialist(
+            model=model.cpu(),
+            strategy=self.settings.strategy,
+            config=self.config,
+            labels=labels,
+            features=features,
+            calibration=calibration,
+            base_model=base_model_info(base_path),
+            training_data=DataInfo(
+                file_name=data_path.name,
+                sha256=file_sha256(data_path),
+                rows=len(everything),
+                train_rows=len(train),
+                validation_rows=len(validation),
+                test_rows=len(test),
+            ),
+            metrics=metrics,
+            trainable_parameters=trainable,
+            total_parameters=total,
+            training_seconds=time.perf_counter() - started,
+            selection={
+                "epoch_and_step": self.best_description,
+                "calibration": "per task temperature fitted on the validation split",
+            },
+        )
+        manifest = write_checkpoint(
+            specialist, out_dir, lambda version: render_model_card(specialist, version)
+        )
+        return TrainingOutcome(manifest=manifest, checkpoint=Path(out_dir))
+
+    def _encoder_for(
+        self, tokenizer, features: StructuredFeatures, labels: dict[str, list[str]]
+    ) -> Callable[[LabelledClaims], EncodedClaims]:
+        def encode(split: LabelledClaims) -> EncodedClaims:
+            ids = [claim.claim_id for claim in split.claims]
+            return EncodedClaims(
+                claims=split,
+                token_ids=tokenize(
+                    tokenizer, [c.description for c in split.claims], self.settings.max_length
+                ),
+                structured=torch.from_numpy(features.transform(split.claims)),
+                targets={
+                    task: torch.from_numpy(label_indices(task, split.labels[task], names, ids))
+                    for task, names in labels.items()
+                },
+            )
+
+        return encode
+
+    def _loss(
+        self,
+        model: SpecialistModel,
+        batch,
+        loss_functions: dict[str, nn.CrossEntropyLoss],
+    ) -> torch.Tensor:
+        input_ids, mask, structured, targets = batch
+        with torch.autocast(
+            device_type=self.device.type, dtype=torch.bfloat16, enabled=self.device.type == "cuda"
+        ):
+            logits = model(input_ids, mask, structured)
+        losses = [
+            loss_functions[task](logits[task], targets[task])
+            for task in logits
+            if (targets[task] != IGNORE).any()
+        ]
+        return torch.stack(losses).sum()
+
+    def _train(
+        self,
+        model: SpecialistModel,
+        train_set: EncodedClaims,
+        validation_set: EncodedClaims,
+        weights: dict[str, list[float]],
+        pad_id: int,
+    ) -> None:
+        settings = self.settings
+        loss_functions = {
+            task: nn.CrossEntropyLoss(
+                weight=torch.tensor(w, device=self.device), ignore_index=IGNORE
+            )
+            for task, w in weights.items()
+        }
+        encoder_parameters = [p for p in model.encoder.parameters() if p.requires_grad]
+        head_parameters = [p for n, p in model.named_parameters() if not n.startswith("encoder.")]
+        optimiser = torch.optim.AdamW(
+            [
+                {"params": encoder_parameters, "lr": settings.learning_rate},
+                {"params": head_parameters, "lr": settings.head_learning_rate},
+            ],
+            weight_decay=settings.weight_decay,
+        )
+        batches_per_epoch = math.ceil(len(train_set.token_ids) / settings.batch_size)
+        total_steps = batches_per_epoch * settings.epochs
+        if settings.max_steps is not None:
+            total_steps = min(total_steps, settings.max_steps)
+        schedule = get_linear_schedule_with_warmup(
+            optimiser, max(1, total_steps // 10), total_steps
+        )
+        evaluate_every = max(1, batches_per_epoch // settings.evaluations_per_epoch)
+        rng = np.random.default_rng(settings.seed)
+
+        best_loss, best_state, waited, step = math.inf, None, 0, 0
+        self.best_description = "no evaluation ran"
+        with self._progress() as progress:
+            bar = progress.add_task("fine-tuning", total=total_steps, loss=float("nan"))
+            for epoch in range(settings.epochs):
+                for rows in shuffled_length_batches(train_set.token_ids, settings.batch_size, rng):
+                    model.train()
+                    loss = self._loss(
+                        model, train_set.batch(rows, pad_id, self.device), loss_functions
+                    )
+                    loss.backward()
+                    nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+                    optimiser.step()
+                    schedule.step()
+                    optimiser.zero_grad(set_to_none=True)
+                    step += 1
+                    progress.update(bar, advance=1, loss=loss.item())
+                    last_step = step >= total_steps
+                    if step % evaluate_every and not last_step:
+                        continue
+                    validation_loss = self._validation_loss(
+                        model, validation_set, loss_functions, pad_id
+                    )
+                    if validation_loss < best_loss - 1e-4:
+                        best_loss, waited = validation_loss, 0
+                        best_state = {
+                            n: p.detach().clone()
+                            for n, p in model.named_parameters()
+                            if p.requires_grad
+                        }
+                        self.best_description = (
+                            f"step {step} (epoch {epoch + 1}): lowest validation loss "
+                            f"{validation_loss:.4f}"
+                        )
+                    else:
+                        waited += 1
+                    if last_step or waited >= settings.patience:
+                        break
+                else:
+                    continue
+                break
+        if best_state is not None:
+            model.load_state_dict(best_state, strict=False)
+        model.eval()
+
+    def _validation_loss(self, model, validation_set, loss_functions, pad_id) -> float:
+        model.eval()
+        total, count = 0.0, 0
+        order = np.arange(len(validation_set.token_ids))
+        with torch.inference_mode():
+            for start in range(0, len(order), 128):
+                rows = order[start : start + 128]
+                batch = validation_set.batch(rows, pad_id, self.device)
+                total += self._loss(model, batch, loss_functions).item() * len(rows)
+                count += len(rows)
+        return total / max(count, 1)
+
+    def _progress(self) -> Progress:
+        return Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            TextColumn("{task.completed}/{task.total} steps, loss {task.fields[loss]:.3f}"),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            disable=not self.show_progress,
+        )
+
+    def _score(self, predictor, split: LabelledClaims, labels) -> dict[str, dict[str, float]]:
+        return score_predictions(self.config, predictor.predict_proba(split.claims), split, labels)
+
+
+def score_predictions(
+    config: SpecialistConfig,
+    probabilities: dict[str, np.ndarray],
+    split: LabelledClaims,
+    labels: dict[str, list[str]],
+) -> dict[str, dict[str, float]]:
+    """Metrics per task over the rows that have a label for it."""
+    ids = [claim.claim_id for claim in split.claims]
+    scores = {}
+    for task in config.tasks:
+        targets = label_indices(task.name, split.labels[task.name], labels[task.name], ids)
+        known = targets != IGNORE
+        if not known.any():
+            continue
+        positive = (
+            labels[task.name].index(task.positive_label) if task.kind is TaskKind.binary else 1
+        )
+        scores[task.name] = task_metrics(
+            task.kind, targets[known], probabilities[task.name][known], positive
+        )
+    return scores
