@@ -61,3 +61,13 @@ class Claim(BaseModel):
         if value is not None and loss_date is not None and value < loss_date:
             raise ValueError(f"reported {value}, before the loss on {loss_date}")
         return value
+
+    @field_validator("attributes")
+    @classmethod
+    def _attributes_do_not_shadow_fields(
+        cls, value: dict[str, AttributeValue]
+    ) -> dict[str, AttributeValue]:
+        shadowing = sorted(set(value) & set(cls.model_fields))
+        if shadowing:
+            raise ValueError(f"{shadowing} are claim fields: send them as fields, not attributes")
+        return value

@@ -38,14 +38,15 @@ class ModelService:
     def start(cls, settings: ServiceSettings) -> ModelService:
         expected = load_config(settings.config) if settings.config else None
         config = expected or load_config()
-        base_path = resolve_base_model(settings.base_model or config.base_model)
+        override = resolve_base_model(settings.base_model) if settings.base_model else None
+        base_path = override or resolve_base_model(config.base_model)
         tuned, reason = None, None
         if settings.model_dir is None:
             reason = f"{FallbackCode.checkpoint_missing}: no checkpoint was given"
         else:
             try:
-                tuned = load_checkpoint(settings.model_dir, base_path, expected)
-                config = tuned.config
+                tuned = load_checkpoint(settings.model_dir, override, expected)
+                config, base_path = tuned.config, tuned.base_path
             except CheckpointError as error:
                 reason = str(error)
         if reason:

@@ -1,0 +1,67 @@
+"""The `claims` command. Training and serving add their own sub-commands through the
+`claims.commands` entry points, so this package never imports them."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from importlib.metadata import entry_points
+from pathlib import Path
+
+import typer
+from rich.console import Console
+
+from claims.checkpoint import CheckpointError
+from claims.config import ConfigError
+from claims.dataset import DataError
+from claims.encoder import BaseModelError
+from claims.features import FeatureError
+from claims.tables import TableFormatError, write_table
+
+console = Console(stderr=True)
+app = typer.Typer(
+    name="claims",
+    help="Fine-tune a small open model into your claims-triage specialist, and serve it.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+
+USER_ERRORS = (
+    ConfigError,
+    DataError,
+    TableFormatError,
+    FeatureError,
+    CheckpointError,
+    BaseModelError,
+    FileNotFoundError,
+)
+
+
+@contextmanager
+def user_errors() -> Iterator[None]:
+    """A bad file, config or checkpoint ends the command with its reason, not a traceback."""
+    try:
+        yield
+    except USER_ERRORS as error:
+        console.print(f"[bold red]error:[/] {error}")
+        raise typer.Exit(code=2) from error
+
+
+@app.command()
+def generate(
+    out: Path = typer.Option(..., help="Output file: .csv, .jsonl or .parquet."),
+    n: int = typer.Option(5000, "--n", min=1, help="Number of claims."),
+    seed: int = typer.Option(0, help="Same seed, same file."),
+) -> None:
+    """Write the embedded default: realistic synthetic claims with triage labels."""
+    from claims.synthetic import generate_claims
+
+    with user_errors():
+        path = write_table(generate_claims(n, seed), out)
+    console.print(f"wrote {n:,} synthetic claims to {path}")
+
+
+def main() -> None:
+    for entry_point in entry_points(group="claims.commands"):
+        entry_point.load()(app)
+    app()

@@ -1,0 +1,86 @@
+"""The `claims` command as a user runs it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from claims.cli import app
+from serving.cli import register as register_serving
+from training.cli import register as register_training
+
+register_training(app)
+register_serving(app)
+runner = CliRunner()
+
+
+def test_generate_writes_the_same_file_for_the_same_seed(tmp_path: Path) -> None:
+    for name in ("a.csv", "b.csv"):
+        result = runner.invoke(
+            app, ["generate", "--n", "50", "--seed", "3", "--out", str(tmp_path / name)]
+        )
+        assert result.exit_code == 0, result.output
+    assert (tmp_path / "a.csv").read_bytes() == (tmp_path / "b.csv").read_bytes()
+
+
+@pytest.mark.parametrize("suffix", [".jsonl", ".parquet"])
+def test_generate_writes_other_formats(tmp_path: Path, suffix: str) -> None:
+    out = tmp_path / f"claims{suffix}"
+    assert runner.invoke(app, ["generate", "--n", "20", "--out", str(out)]).exit_code == 0
+    frame = pd.read_parquet(out) if suffix == ".parquet" else pd.read_json(out, lines=True)
+    assert len(frame) == 20
+
+
+def test_train_stops_on_a_bad_config_with_the_key(tmp_path: Path, claims_csv: Path) -> None:
+    config = tmp_path / "bad.toml"
+    config.write_text('[[tasks]]\nname = "severity"\ncolumn = "severity"\nkind = "ordinal"\n')
+    result = runner.invoke(
+        app,
+        ["train", "--data", str(claims_csv), "--config", str(config), "--out", str(tmp_path / "m")],
+    )
+    assert result.exit_code == 2
+    assert "tasks.0.kind" in result.output
+
+
+def test_train_stops_on_a_bad_row_naming_it(tmp_path: Path, claims_frame: pd.DataFrame) -> None:
+    frame = claims_frame.copy()
+    frame.loc[7, "initial_estimate"] = -10
+    data = tmp_path / "claims.csv"
+    frame.to_csv(data, index=False)
+    result = runner.invoke(app, ["train", "--data", str(data), "--out", str(tmp_path / "m")])
+    assert result.exit_code == 2
+    assert "row 8" in result.output and "initial_estimate" in result.output
+    assert not (tmp_path / "m").exists()
+
+
+@pytest.mark.slow
+def test_evaluate_compares_the_specialist_with_both_baselines(
+    trained_checkpoint: Path, claims_csv: Path, tmp_path: Path
+) -> None:
+    result = runner.invoke(
+        app,
+        [
+            "evaluate",
+            "--model",
+            str(trained_checkpoint),
+            "--data",
+            str(claims_csv),
+            "--out",
+            str(tmp_path),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    report = json.loads(next(tmp_path.glob("evaluation-*.json")).read_text())
+    assert set(report["systems"]) == {"specialist", "base_zero_shot", "tfidf_logreg"}
+    assert report["primary_metrics"] == {
+        "claim_type": "macro_f1", "severity": "macro_f1", "siu_referral": "auc"
+    }  # fmt: skip
+    for system in report["systems"].values():
+        assert 0 <= system["metrics"]["siu_referral"]["auc"] <= 1
+        assert 0 <= system["metrics"]["severity"]["ece"] <= 1
+    markdown = next(tmp_path.glob("evaluation-*.md")).read_text()
+    assert "| specialist |" in markdown and "| tfidf_logreg |" in markdown

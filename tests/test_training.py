@@ -1,0 +1,108 @@
+"""Really fine-tunes the packaged base model on the CPU: a few steps, then save and reload."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from transformers import BertConfig, BertModel
+
+from claims.checkpoint import MANIFEST, load_checkpoint
+from claims.dataset import load_claims
+from claims.encoder import resolve_base_model
+from schemas.checkpoint import Manifest
+from schemas.config import Strategy
+from tests.conftest import quick_config
+from training.trainer import SpecialistTrainer
+
+pytestmark = pytest.mark.slow
+
+
+def test_a_fine_tuned_checkpoint_reloads_to_identical_predictions(
+    trained_checkpoint: Path, claims_csv: Path
+) -> None:
+    claims = load_claims(claims_csv, quick_config()).claims[:40]
+    first = load_checkpoint(trained_checkpoint).predictor.predict_proba(claims)
+    second = load_checkpoint(trained_checkpoint).predictor.predict_proba(claims)
+    assert first.keys() == {"claim_type", "severity", "siu_referral"}
+    for task in first:
+        np.testing.assert_array_equal(first[task], second[task])
+        np.testing.assert_allclose(first[task].sum(axis=1), 1.0, rtol=1e-5)
+
+
+def test_the_manifest_describes_the_model_and_its_data(trained_checkpoint: Path) -> None:
+    manifest = Manifest.model_validate_json((trained_checkpoint / MANIFEST).read_text())
+    files = {entry.path for entry in manifest.files}
+    assert {"heads.safetensors", "adapter/adapter_model.safetensors", "config.json"} <= files
+    assert {"specialist.json", "MODEL_CARD.md"} <= files
+    assert not any(path.endswith((".bin", ".pt", ".pkl")) for path in files)
+    assert manifest.strategy is Strategy.lora
+    assert manifest.base_model.name == "sentence-transformers/all-MiniLM-L6-v2"
+    assert 0 < manifest.trainable_parameters < manifest.total_parameters / 5
+    assert set(manifest.metrics) == {"validation", "test"}
+    assert 0.0 <= manifest.metrics["test"]["siu_referral"]["auc"] <= 1.0
+    card = (trained_checkpoint / "MODEL_CARD.md").read_text()
+    assert manifest.model_version in card and "siu_referral" in card
+
+
+def test_lora_tuning_changes_the_encoder(trained_checkpoint: Path, claims_csv: Path) -> None:
+    """The adapter is not a no-op: merged weights differ from the base model's."""
+    tuned = load_checkpoint(trained_checkpoint).predictor.model.encoder
+    base = BertModel.from_pretrained(str(resolve_base_model("default")))
+    tuned_query = tuned.state_dict()["encoder.layer.0.attention.self.query.weight"]
+    assert not np.allclose(tuned_query.numpy(), base.state_dict()[
+        "encoder.layer.0.attention.self.query.weight"
+    ].numpy())  # fmt: skip
+
+
+def test_same_seed_same_model(claims_csv: Path, tmp_path: Path) -> None:
+    config = quick_config(max_steps=2, strategy=Strategy.head)
+    first = SpecialistTrainer(config, show_progress=False).fit(claims_csv, tmp_path / "a")
+    second = SpecialistTrainer(config, show_progress=False).fit(claims_csv, tmp_path / "b")
+    assert first.manifest.model_version == second.manifest.model_version
+
+    def weights(outcome) -> list:  # the card differs: it states how long training took
+        return [f for f in outcome.manifest.files if f.path != "MODEL_CARD.md"]
+
+    assert weights(first) == weights(second)
+
+
+@pytest.mark.parametrize("strategy", [Strategy.last_layers, Strategy.full])
+def test_other_strategies_save_only_what_they_tuned(
+    strategy: Strategy, claims_csv: Path, tmp_path: Path
+) -> None:
+    config = quick_config(max_steps=2, strategy=strategy, last_layers=1)
+    outcome = SpecialistTrainer(config, show_progress=False).fit(claims_csv, tmp_path / "m")
+    from safetensors.torch import load_file
+
+    tuned = load_file(tmp_path / "m" / "encoder.safetensors")
+    if strategy is Strategy.last_layers:
+        assert all(name.startswith("encoder.layer.5.") for name in tuned)
+    else:
+        assert "embeddings.word_embeddings.weight" in tuned
+    loaded = load_checkpoint(tmp_path / "m")
+    assert loaded.manifest.model_version == outcome.manifest.model_version
+
+
+def test_any_hugging_face_encoder_folder_can_be_the_base(claims_csv: Path, tmp_path: Path) -> None:
+    """A small BERT of our own, saved as a Hugging Face folder, stands in for any encoder."""
+    base = tmp_path / "tiny-bert"
+    packaged = resolve_base_model("default")
+    BertModel(
+        BertConfig(
+            vocab_size=30522, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+            intermediate_size=64,
+        )
+    ).save_pretrained(base)  # fmt: skip
+    for name in ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "special_tokens_map.json"):
+        (base / name).write_bytes((packaged / name).read_bytes())
+    config = quick_config(max_steps=2, strategy=Strategy.last_layers, last_layers=1)
+    config.base_model = str(base)
+    SpecialistTrainer(config, show_progress=False).fit(claims_csv, tmp_path / "m")
+    manifest = json.loads((tmp_path / "m" / MANIFEST).read_text())
+    assert manifest["base_model"]["name"] == "tiny-bert"
+    loaded = load_checkpoint(tmp_path / "m")
+    claims = load_claims(claims_csv, config).claims[:5]
+    assert loaded.predictor.predict_proba(claims)["severity"].shape == (5, 4)

@@ -1,0 +1,86 @@
+"""`claims train` and `claims evaluate`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from claims.cli import user_errors
+from schemas.config import Strategy
+from schemas.report import EvaluationReport
+
+console = Console()
+
+
+def train(
+    data: Path = typer.Option(..., help="Labelled claims: .csv, .jsonl or .parquet."),
+    out: Path = typer.Option(..., help="Checkpoint folder to write."),
+    config: Path | None = typer.Option(None, help="TOML config; default: the synthetic claims."),
+    strategy: Strategy | None = typer.Option(None, help="What fine-tuning changes."),
+    epochs: int | None = typer.Option(None, min=1),
+    max_steps: int | None = typer.Option(None, min=1, help="Stop after this many steps."),
+    seed: int | None = typer.Option(None, help="Same seed, same model."),
+) -> None:
+    """Fine-tune the base model on labelled claims and write a verified checkpoint."""
+    from claims.config import load_config
+    from training.trainer import SpecialistTrainer
+
+    with user_errors():
+        settings = load_config(config)
+        overrides = {"strategy": strategy, "epochs": epochs, "max_steps": max_steps, "seed": seed}
+        settings.training = settings.training.model_copy(
+            update={name: value for name, value in overrides.items() if value is not None}
+        )
+        outcome = SpecialistTrainer(settings).fit(data, out)
+    manifest = outcome.manifest
+    console.print(
+        f"[green]trained {manifest.model_version}[/] ({manifest.strategy}, "
+        f"{manifest.trainable_parameters:,} trainable parameters, "
+        f"{manifest.training_seconds:.0f} s) -> {outcome.checkpoint}"
+    )
+    for split, metrics in manifest.metrics.items():
+        table = Table(title=f"{split} split")
+        for column in ("task", "macro_f1", "accuracy", "auc", "ece"):
+            table.add_column(column)
+        for task, values in metrics.items():
+            cells = [f"{values[c]:.3f}" if c in values else "" for c in table.columns[1:]]
+            table.add_row(task, *cells)
+        console.print(table)
+
+
+def evaluate(
+    model: Path = typer.Option(..., help="Checkpoint folder."),
+    data: Path = typer.Option(..., help="The labelled file; its held-out rows are scored."),
+    out: Path = typer.Option(Path("reports"), help="Folder for the JSON and Markdown report."),
+) -> None:
+    """Score the specialist beside the base model zero-shot and TF-IDF + logistic regression."""
+    from training.evaluate import evaluate as run_evaluation
+    from training.evaluate import write_report
+
+    with user_errors():
+        report = run_evaluation(model, data)
+        json_path, markdown_path = write_report(report, out)
+    console.print(comparison_table(report))
+    console.print(f"report: {markdown_path} and {json_path}")
+
+
+def comparison_table(report: EvaluationReport) -> Table:
+    """One row per task and metric, one column per system: fits a terminal."""
+    table = Table(title=f"{report.test_rows:,} held-out claims of {report.data_file}")
+    table.add_column("task")
+    table.add_column("metric")
+    for name in report.systems:
+        table.add_column(name, justify="right")
+    for task, primary in report.primary_metrics.items():
+        for metric in (primary, "ece"):
+            values = [system.metrics[task][metric] for system in report.systems.values()]
+            table.add_row(task, metric, *(f"{value:.3f}" for value in values))
+    return table
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(train)
+    app.command()(evaluate)

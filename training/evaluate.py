@@ -1,0 +1,108 @@
+"""Scoring the tuned specialist beside the base model zero-shot and a classical baseline."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+from claims.checkpoint import load_checkpoint
+from claims.dataset import DataError, load_claims
+from claims.encoder import (
+    base_model_info,
+    file_sha256,
+    load_encoder,
+    load_tokenizer,
+)
+from claims.predictor import ZeroShotPredictor
+from schemas.report import EvaluationReport, SystemResult
+from training.baselines import TfidfLogisticBaseline
+from training.metrics import primary_metric
+from training.model_card import metrics_table
+from training.trainer import label_indices, score_predictions
+
+
+def evaluate(model_dir: str | Path, data_path: str | Path) -> EvaluationReport:
+    """Scores on the rows the checkpoint's config holds out; baselines learn from the rest."""
+    data_path = Path(data_path)
+    checkpoint = load_checkpoint(model_dir)
+    config, predictor = checkpoint.config, checkpoint.predictor
+    development, test = load_claims(data_path, config).split()
+    if not len(test):
+        raise DataError(f"{data_path.name}: no held-out rows to evaluate on")
+    labels = predictor.labels
+    base_path = checkpoint.base_path
+    zero_shot = ZeroShotPredictor(
+        load_encoder(base_path),
+        load_tokenizer(base_path),
+        base_model_info(base_path),
+        config.tasks,
+        labels,
+        config.training.max_length,
+    )
+    ids = [claim.claim_id for claim in development.claims]
+    baseline = TfidfLogisticBaseline().fit(
+        [claim.description for claim in development.claims],
+        {t: label_indices(t, development.labels[t], labels[t], ids) for t in labels},
+        {task: len(names) for task, names in labels.items()},
+    )
+    texts = [claim.description for claim in test.claims]
+    systems = {
+        "specialist": (
+            f"{checkpoint.manifest.model_version}: fine-tuned ({checkpoint.manifest.strategy})",
+            predictor.predict_proba(test.claims),
+        ),
+        "base_zero_shot": (
+            "the base model untuned: claim and label descriptions compared",
+            zero_shot.predict_proba(test.claims),
+        ),
+        "tfidf_logreg": (
+            "TF-IDF on the narrative + logistic regression",
+            baseline.predict_proba(texts),
+        ),
+    }
+    return EvaluationReport(
+        model_version=checkpoint.manifest.model_version,
+        created_at=datetime.now(UTC),
+        data_file=data_path.name,
+        data_sha256=file_sha256(data_path),
+        test_rows=len(test),
+        primary_metrics={task.name: primary_metric(task.kind) for task in config.tasks},
+        systems={
+            name: SystemResult(
+                description=description,
+                metrics=score_predictions(config, probabilities, test, labels),
+            )
+            for name, (description, probabilities) in systems.items()
+        },
+    )
+
+
+def render_report(report: EvaluationReport) -> str:
+    tasks = list(report.primary_metrics)
+    header = (
+        f"# Evaluation of {report.model_version}\n\n"
+        f"{report.test_rows:,} held-out claims of `{report.data_file}` "
+        f"(sha256 `{report.data_sha256[:16]}…`), {report.created_at:%Y-%m-%d %H:%M} UTC.\n"
+    )
+    summary = [
+        "| system | " + " | ".join(f"{t} ({report.primary_metrics[t]})" for t in tasks) + " |",
+        "| --- | " + " | ".join("---" for _ in tasks) + " |",
+    ]
+    for name, system in report.systems.items():
+        cells = [f"{system.metrics[t][report.primary_metrics[t]]:.3f}" for t in tasks]
+        summary.append(f"| {name} | " + " | ".join(cells) + " |")
+    details = "\n\n".join(
+        f"## {name}\n\n{system.description}\n\n{metrics_table(system.metrics)}"
+        for name, system in report.systems.items()
+    )
+    return f"{header}\n" + "\n".join(summary) + f"\n\n{details}\n"
+
+
+def write_report(report: EvaluationReport, out_dir: str | Path) -> tuple[Path, Path]:
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    stem = f"evaluation-{report.model_version}"
+    json_path, markdown_path = out_dir / f"{stem}.json", out_dir / f"{stem}.md"
+    json_path.write_text(report.model_dump_json(indent=2) + "\n", encoding="utf-8")
+    markdown_path.write_text(render_report(report), encoding="utf-8")
+    return json_path, markdown_path
