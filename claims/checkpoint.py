@@ -22,7 +22,14 @@ from pydantic import ValidationError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from claims.encoder import base_model_info, file_sha256, load_encoder, load_tokenizer
+from claims.encoder import (
+    BaseModelError,
+    base_model_info,
+    file_sha256,
+    load_encoder,
+    load_tokenizer,
+    resolve_base_model,
+)
 from claims.features import StructuredFeatures
 from claims.model import Calibration, SpecialistModel
 from claims.predictor import TunedPredictor
@@ -182,22 +189,21 @@ def verify_checkpoint(folder: str | Path) -> Manifest:
 class LoadedCheckpoint:
     manifest: Manifest
     config: SpecialistConfig
+    base_path: Path
     predictor: TunedPredictor
 
 
 def load_checkpoint(
-    folder: str | Path, base_path: Path, expected_config: SpecialistConfig | None = None
+    folder: str | Path,
+    base_path: Path | None = None,
+    expected_config: SpecialistConfig | None = None,
 ) -> LoadedCheckpoint:
-    """Verify, then load; every failure is a CheckpointError with its fallback code."""
+    """Verify, then load; every failure is a CheckpointError with its fallback code.
+
+    The base model is the one the checkpoint's config names, unless `base_path` overrides it.
+    """
     folder = Path(folder)
     manifest = verify_checkpoint(folder)
-    actual_base = base_model_info(base_path)
-    if manifest.base_model.sha256 != actual_base.sha256:
-        raise CheckpointError(
-            FallbackCode.base_model_mismatch,
-            f"tuned from {manifest.base_model.name} ({manifest.base_model.sha256[:12]}), "
-            f"but the base model here is {actual_base.name} ({actual_base.sha256[:12]})",
-        )
     try:
         config = SpecialistConfig.model_validate_json((folder / CONFIG).read_bytes())
         state = json.loads((folder / SPECIALIST).read_text(encoding="utf-8"))
@@ -206,6 +212,17 @@ def load_checkpoint(
         raise CheckpointError(
             FallbackCode.load_failed, f"{CONFIG}/{SPECIALIST}: {error}"
         ) from error
+    try:
+        base_path = base_path or resolve_base_model(config.base_model)
+    except BaseModelError as error:
+        raise CheckpointError(FallbackCode.base_model_mismatch, str(error)) from error
+    actual_base = base_model_info(base_path)
+    if manifest.base_model.sha256 != actual_base.sha256:
+        raise CheckpointError(
+            FallbackCode.base_model_mismatch,
+            f"tuned from {manifest.base_model.name} ({manifest.base_model.sha256[:12]}), "
+            f"but the base model here is {actual_base.name} ({actual_base.sha256[:12]})",
+        )
     if expected_config is not None:
         _check_same_tasks(expected_config, config, labels)
     try:
@@ -214,7 +231,7 @@ def load_checkpoint(
         raise CheckpointError(
             FallbackCode.load_failed, f"{type(error).__name__}: {error}"
         ) from error
-    return LoadedCheckpoint(manifest=manifest, config=config, predictor=predictor)
+    return LoadedCheckpoint(manifest, config, base_path, predictor)
 
 
 def _check_same_tasks(

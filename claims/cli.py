@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from importlib.metadata import entry_points
@@ -62,6 +63,8 @@ def generate(
 
 
 def main() -> None:
+    # peft still calls a transformers 5 alias that warns on every load; nothing for a user to do
+    warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing", category=FutureWarning)
     for entry_point in entry_points(group="claims.commands"):
         entry_point.load()(app)
     app()

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import torch
 from transformers import AutoModel, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
+from transformers.utils import logging as transformers_logging
 
 from schemas.checkpoint import BaseModelInfo
 
@@ -66,6 +67,7 @@ def load_tokenizer(path: Path) -> PreTrainedTokenizerBase:
 
 
 def load_encoder(path: Path) -> PreTrainedModel:
+    transformers_logging.disable_progress_bar()  # a bar per load would bury the service's logs
     return AutoModel.from_pretrained(str(path), local_files_only=True, use_safetensors=True)
 
 

@@ -35,6 +35,21 @@ def test_generate_writes_other_formats(tmp_path: Path, suffix: str) -> None:
     assert len(frame) == 20
 
 
+@pytest.mark.slow
+def test_train_writes_a_checkpoint_and_prints_its_metrics(tmp_path: Path, claims_csv: Path) -> None:
+    out = tmp_path / "m"
+    result = runner.invoke(
+        app,
+        ["train", "--data", str(claims_csv), "--out", str(out), "--strategy", "head",
+         "--max-steps", "2", "--seed", "5"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "trained sp-" in result.output and "test split" in result.output
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["strategy"] == "head"
+    assert json.loads((out / "config.json").read_text())["training"]["seed"] == 5
+
+
 def test_train_stops_on_a_bad_config_with_the_key(tmp_path: Path, claims_csv: Path) -> None:
     config = tmp_path / "bad.toml"
     config.write_text('[[tasks]]\nname = "severity"\ncolumn = "severity"\nkind = "ordinal"\n')

@@ -42,12 +42,10 @@ def train(
         f"{manifest.training_seconds:.0f} s) -> {outcome.checkpoint}"
     )
     for split, metrics in manifest.metrics.items():
-        table = Table(title=f"{split} split")
-        for column in ("task", "macro_f1", "accuracy", "auc", "ece"):
-            table.add_column(column)
+        shown = ("macro_f1", "accuracy", "auc", "ece")
+        table = Table("task", *shown, title=f"{split} split")
         for task, values in metrics.items():
-            cells = [f"{values[c]:.3f}" if c in values else "" for c in table.columns[1:]]
-            table.add_row(task, *cells)
+            table.add_row(task, *(f"{values[m]:.3f}" if m in values else "" for m in shown))
         console.print(table)
 
 
