@@ -10,6 +10,7 @@ import hashlib
 import json
 import shutil
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -97,7 +98,7 @@ def _encoder_state(specialist: TrainedSpecialist) -> dict[str, Any]:
 
 
 def write_checkpoint(
-    specialist: TrainedSpecialist, out_dir: str | Path, model_card: Any
+    specialist: TrainedSpecialist, out_dir: str | Path, model_card: Callable[[str], str]
 ) -> Manifest:
     """Write to a temporary folder and rename it into place: never a half-written checkpoint.
 

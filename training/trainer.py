@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from torch import nn
-from transformers import get_linear_schedule_with_warmup, set_seed
+from transformers import PreTrainedTokenizerBase, get_linear_schedule_with_warmup, set_seed
 
 from claims.batching import pad, shuffled_length_batches, tokenize
 from claims.checkpoint import TrainedSpecialist, write_checkpoint
@@ -52,7 +52,9 @@ def resolve_labels(task: TaskConfig, observed: Sequence[str | None]) -> list[str
     return labels
 
 
-def label_indices(task: str, values: Sequence[str | None], labels: list[str], ids: Sequence[str]):
+def label_indices(
+    task: str, values: Sequence[str | None], labels: list[str], ids: Sequence[str]
+) -> np.ndarray:
     index = {label: i for i, label in enumerate(labels)}
     targets = np.full(len(values), IGNORE, dtype=np.int64)
     for row, value in enumerate(values):
@@ -74,6 +76,9 @@ def class_weights(targets: np.ndarray, count: int) -> list[float]:
     return [float(w) for w in np.clip(np.sqrt(balanced), 1 / MAX_CLASS_WEIGHT, MAX_CLASS_WEIGHT)]
 
 
+Batch = tuple[torch.Tensor, torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]
+
+
 @dataclass
 class EncodedClaims:
     """A split tokenised once, with its structured features and label indices."""
@@ -83,7 +88,7 @@ class EncodedClaims:
     structured: torch.Tensor
     targets: dict[str, torch.Tensor]
 
-    def batch(self, rows: np.ndarray, pad_id: int, device: torch.device):
+    def batch(self, rows: np.ndarray, pad_id: int, device: torch.device) -> Batch:
         input_ids, mask = pad([self.token_ids[i] for i in rows], pad_id)
         index = torch.from_numpy(rows)
         return (
@@ -146,7 +151,7 @@ class SpecialistTrainer:
             features.dimension,
             {task: len(names) for task, names in labels.items()},
         ).to(self.device)
-        self._train(model, train_set, validation_set, weights, tokenizer.pad_token_id)
+        kept = self._train(model, train_set, validation_set, weights, tokenizer.pad_token_id)
 
         calibration = Calibration(weights)
         predictor = TunedPredictor(
@@ -184,7 +189,7 @@ class SpecialistTrainer:
             total_parameters=total,
             training_seconds=time.perf_counter() - started,
             selection={
-                "epoch_and_step": self.best_description,
+                "epoch_and_step": kept,
                 "calibration": "per task temperature fitted on the validation split",
             },
         )
@@ -194,7 +199,10 @@ class SpecialistTrainer:
         return TrainingOutcome(manifest=manifest, checkpoint=Path(out_dir))
 
     def _encoder_for(
-        self, tokenizer, features: StructuredFeatures, labels: dict[str, list[str]]
+        self,
+        tokenizer: PreTrainedTokenizerBase,
+        features: StructuredFeatures,
+        labels: dict[str, list[str]],
     ) -> Callable[[LabelledClaims], EncodedClaims]:
         def encode(split: LabelledClaims) -> EncodedClaims:
             ids = [claim.claim_id for claim in split.claims]
@@ -215,7 +223,7 @@ class SpecialistTrainer:
     def _loss(
         self,
         model: SpecialistModel,
-        batch,
+        batch: Batch,
         loss_functions: dict[str, nn.CrossEntropyLoss],
     ) -> torch.Tensor:
         input_ids, mask, structured, targets = batch
@@ -237,7 +245,8 @@ class SpecialistTrainer:
         validation_set: EncodedClaims,
         weights: dict[str, list[float]],
         pad_id: int,
-    ) -> None:
+    ) -> str:
+        """Trains in place and restores the best step; says which step it kept and why."""
         settings = self.settings
         loss_functions = {
             task: nn.CrossEntropyLoss(
@@ -265,7 +274,7 @@ class SpecialistTrainer:
         rng = np.random.default_rng(settings.seed)
 
         best_loss, best_state, waited, step = math.inf, None, 0, 0
-        self.best_description = "no evaluation ran"
+        kept = "no evaluation ran"
         with self._progress() as progress:
             bar = progress.add_task("fine-tuning", total=total_steps, loss=float("nan"))
             for epoch in range(settings.epochs):
@@ -294,7 +303,7 @@ class SpecialistTrainer:
                             for n, p in model.named_parameters()
                             if p.requires_grad
                         }
-                        self.best_description = (
+                        kept = (
                             f"step {step} (epoch {epoch + 1}): lowest validation loss "
                             f"{validation_loss:.4f}"
                         )
@@ -308,8 +317,15 @@ class SpecialistTrainer:
         if best_state is not None:
             model.load_state_dict(best_state, strict=False)
         model.eval()
+        return kept
 
-    def _validation_loss(self, model, validation_set, loss_functions, pad_id) -> float:
+    def _validation_loss(
+        self,
+        model: SpecialistModel,
+        validation_set: EncodedClaims,
+        loss_functions: dict[str, nn.CrossEntropyLoss],
+        pad_id: int,
+    ) -> float:
         model.eval()
         total, count = 0.0, 0
         order = np.arange(len(validation_set.token_ids))
@@ -331,7 +347,9 @@ class SpecialistTrainer:
             disable=not self.show_progress,
         )
 
-    def _score(self, predictor, split: LabelledClaims, labels) -> dict[str, dict[str, float]]:
+    def _score(
+        self, predictor: TunedPredictor, split: LabelledClaims, labels: dict[str, list[str]]
+    ) -> dict[str, dict[str, float]]:
         return score_predictions(self.config, predictor.predict_proba(split.claims), split, labels)
 
 
