@@ -132,7 +132,8 @@ def frame_to_claims(
         missing = sorted(label_columns - set(frame.columns))
         if missing:
             raise DataError(f"{source}: no column {missing} for the tasks that read it")
-    skip = label_columns | ({config.split.column} if config.split.column else set())
+    skip = label_columns | set(config.input.exclude)
+    skip |= {config.split.column} if config.split.column else set()
     claims: list[Claim] = []
     for number, row in enumerate(frame.to_dict(orient="records"), start=1):
         try:

@@ -66,6 +66,10 @@ class InputConfig(_Strict):
     )
     numeric: list[str] = Field(default_factory=list)
     categorical: list[str] = Field(default_factory=list)
+    exclude: list[str] = Field(
+        default_factory=list,
+        description="Columns never read, e.g. outcomes known only later: not even as attributes.",
+    )
 
     @model_validator(mode="after")
     def _columns_name_claim_fields(self) -> InputConfig:

@@ -90,7 +90,10 @@ def test_evaluate_compares_the_specialist_with_both_baselines(
     )
     assert result.exit_code == 0, result.output
     report = json.loads(next(tmp_path.glob("evaluation-*.json")).read_text())
-    assert set(report["systems"]) == {"specialist", "base_zero_shot", "tfidf_logreg"}
+    assert set(report["systems"]) == {
+        "specialist", "base_zero_shot", "base_retrieval",
+        "tfidf_logreg", "gbm_structured", "gbm_stacked",
+    }  # fmt: skip
     assert report["primary_metrics"] == {
         "claim_type": "macro_f1", "severity": "macro_f1", "siu_referral": "auc"
     }  # fmt: skip

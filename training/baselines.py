@@ -1,18 +1,38 @@
-"""What a data team would build without the specialist: TF-IDF and logistic regression."""
+"""What an insurer's data team would build without the specialist, scored on the same rows.
+
+Each baseline is fitted on the development rows and answers, like the specialist, with a
+probability per task and label.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
+import torch
+from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import StratifiedKFold
+
+from claims.features import StructuredFeatures
+from schemas.claim import Claim
 
 IGNORE = -100
+Targets = dict[str, np.ndarray]  # task -> label index per row, IGNORE where unlabelled
+Probabilities = dict[str, np.ndarray]  # task -> (rows, labels)
+STACKING_FOLDS = 5
+
+
+def _full_width(model: object, probabilities: np.ndarray, rows: int, labels: int) -> np.ndarray:
+    """Columns for every label, zero for labels the model never saw in training."""
+    full = np.zeros((rows, labels))
+    full[:, model.classes_] = probabilities
+    return full
 
 
 class TfidfLogisticBaseline:
-    """One word and word-pair TF-IDF, one logistic regression per task (scikit-learn defaults)."""
+    """Word and word-pair TF-IDF of the narrative, one logistic regression per task."""
 
     def __init__(self) -> None:
         self.vectorizer = TfidfVectorizer(ngram_range=(1, 2), min_df=2, sublinear_tf=True)
@@ -20,20 +40,121 @@ class TfidfLogisticBaseline:
         self.label_counts: dict[str, int] = {}
 
     def fit(
-        self, texts: Sequence[str], targets: dict[str, np.ndarray], label_counts: dict[str, int]
+        self, claims: Sequence[Claim], targets: Targets, label_counts: dict[str, int]
     ) -> TfidfLogisticBaseline:
-        matrix = self.vectorizer.fit_transform(texts)
+        matrix = self.vectorizer.fit_transform([claim.description for claim in claims])
         self.label_counts = label_counts
         for task, values in targets.items():
             known = values != IGNORE
             self.models[task] = LogisticRegression(max_iter=2000).fit(matrix[known], values[known])
         return self
 
-    def predict_proba(self, texts: Sequence[str]) -> dict[str, np.ndarray]:
-        matrix = self.vectorizer.transform(texts)
-        probabilities = {}
-        for task, model in self.models.items():
-            full = np.zeros((len(texts), self.label_counts[task]))
-            full[:, model.classes_] = model.predict_proba(matrix)  # labels unseen in training: 0
-            probabilities[task] = full
-        return probabilities
+    def predict_proba(self, claims: Sequence[Claim]) -> Probabilities:
+        matrix = self.vectorizer.transform([claim.description for claim in claims])
+        return {
+            task: _full_width(
+                model, model.predict_proba(matrix), len(claims), self.label_counts[task]
+            )
+            for task, model in self.models.items()
+        }
+
+
+def out_of_fold_text_scores(
+    claims: Sequence[Claim], targets: Targets, label_counts: dict[str, int], seed: int
+) -> np.ndarray:
+    """TF-IDF scores for the rows it was fitted on, each from a model that never saw that row."""
+    folds = StratifiedKFold(STACKING_FOLDS, shuffle=True, random_state=seed)
+    stratify = next(iter(targets.values()))
+    scores = np.zeros((len(claims), sum(label_counts.values())))
+    for fitted_rows, scored_rows in folds.split(np.zeros(len(claims)), stratify):
+        model = TfidfLogisticBaseline().fit(
+            [claims[i] for i in fitted_rows],
+            {task: values[fitted_rows] for task, values in targets.items()},
+            label_counts,
+        )
+        scores[scored_rows] = _stack(model.predict_proba([claims[i] for i in scored_rows]))
+    return scores
+
+
+def _stack(probabilities: Probabilities) -> np.ndarray:
+    return np.concatenate(list(probabilities.values()), axis=1)
+
+
+class StructuredBoostingBaseline:
+    """Gradient boosting on the structured fields; `with_text` adds out-of-fold TF-IDF scores
+    of every task, the classical way to let a tree model read the narrative."""
+
+    def __init__(self, features: StructuredFeatures, with_text: bool, seed: int = 0) -> None:
+        self.features = features
+        self.with_text = with_text
+        self.seed = seed
+        self.models: dict[str, HistGradientBoostingClassifier] = {}
+        self.text_model: TfidfLogisticBaseline | None = None
+        self.label_counts: dict[str, int] = {}
+
+    def _matrix(self, claims: Sequence[Claim], text_scores: np.ndarray | None) -> np.ndarray:
+        structured = self.features.transform(claims)
+        return structured if text_scores is None else np.hstack([structured, text_scores])
+
+    def fit(
+        self, claims: Sequence[Claim], targets: Targets, label_counts: dict[str, int]
+    ) -> StructuredBoostingBaseline:
+        self.label_counts = label_counts
+        text_scores = None
+        if self.with_text:
+            text_scores = out_of_fold_text_scores(claims, targets, label_counts, self.seed)
+            self.text_model = TfidfLogisticBaseline().fit(claims, targets, label_counts)
+        matrix = self._matrix(claims, text_scores)
+        for task, values in targets.items():
+            known = values != IGNORE
+            self.models[task] = HistGradientBoostingClassifier(
+                max_iter=600,
+                learning_rate=0.04,
+                min_samples_leaf=40,
+                l2_regularization=1.0,
+                early_stopping=True,
+                random_state=self.seed,
+            ).fit(matrix[known], values[known])
+        return self
+
+    def predict_proba(self, claims: Sequence[Claim]) -> Probabilities:
+        text_scores = _stack(self.text_model.predict_proba(claims)) if self.text_model else None
+        matrix = self._matrix(claims, text_scores)
+        return {
+            task: _full_width(
+                model, model.predict_proba(matrix), len(claims), self.label_counts[task]
+            )
+            for task, model in self.models.items()
+        }
+
+
+class RetrievalBaseline:
+    """Nearest historical claims by base-model embedding, their labels voted by similarity."""
+
+    def __init__(self, embed: Callable[[Sequence[str]], torch.Tensor], neighbours: int = 25):
+        self.embed = embed
+        self.neighbours = neighbours
+
+    def fit(
+        self, claims: Sequence[Claim], targets: Targets, label_counts: dict[str, int]
+    ) -> RetrievalBaseline:
+        self.memory = self.embed([claim.description for claim in claims])
+        self.targets = targets
+        self.label_counts = label_counts
+        return self
+
+    def predict_proba(self, claims: Sequence[Claim], chunk: int = 1024) -> Probabilities:
+        queries = self.embed([claim.description for claim in claims])
+        votes = {task: np.zeros((len(claims), n)) for task, n in self.label_counts.items()}
+        k = min(self.neighbours, len(self.memory))
+        for start in range(0, len(claims), chunk):
+            similarity = queries[start : start + chunk] @ self.memory.T
+            weights, rows = similarity.topk(k, dim=1)
+            weights, rows = weights.clamp(min=0).numpy(), rows.numpy()
+            for task, values in self.targets.items():
+                labels = values[rows]
+                for label in range(self.label_counts[task]):
+                    votes[task][start : start + chunk, label] = (weights * (labels == label)).sum(1)
+        return {  # add-one smoothing: a label no neighbour has is unlikely, not impossible
+            task: (v + 1 / v.shape[1]) / (v.sum(1, keepdims=True) + 1) for task, v in votes.items()
+        }

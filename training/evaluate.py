@@ -13,9 +13,14 @@ from claims.encoder import (
     load_encoder,
     load_tokenizer,
 )
+from claims.features import StructuredFeatures
 from claims.predictor import ZeroShotPredictor
 from schemas.report import EvaluationReport, SystemResult
-from training.baselines import TfidfLogisticBaseline
+from training.baselines import (
+    RetrievalBaseline,
+    StructuredBoostingBaseline,
+    TfidfLogisticBaseline,
+)
 from training.metrics import primary_metric
 from training.model_card import metrics_table
 from training.trainer import label_indices, score_predictions
@@ -30,38 +35,55 @@ def evaluate(model_dir: str | Path, data_path: str | Path) -> EvaluationReport:
     if not len(test):
         raise DataError(f"{data_path.name}: no held-out rows to evaluate on")
     labels = predictor.labels
-    base_path = checkpoint.base_path
     zero_shot = ZeroShotPredictor(
-        load_encoder(base_path),
-        load_tokenizer(base_path),
-        base_model_info(base_path),
+        load_encoder(checkpoint.base_path),
+        load_tokenizer(checkpoint.base_path),
+        base_model_info(checkpoint.base_path),
         config.tasks,
         labels,
         config.training.max_length,
     )
     ids = [claim.claim_id for claim in development.claims]
-    baseline = TfidfLogisticBaseline().fit(
-        [claim.description for claim in development.claims],
-        {t: label_indices(t, development.labels[t], labels[t], ids) for t in labels},
-        {task: len(names) for task, names in labels.items()},
+    targets = {t: label_indices(t, development.labels[t], labels[t], ids) for t in labels}
+    counts = {task: len(names) for task, names in labels.items()}
+    features = StructuredFeatures.fit(
+        development.claims, config.input.numeric, config.input.categorical
     )
-    texts = [claim.description for claim in test.claims]
+    seed = config.training.seed
+    baselines = {
+        "base_retrieval": (
+            "the base model untuned: nearest historical claims, voted by similarity",
+            RetrievalBaseline(zero_shot.embed),
+        ),
+        "tfidf_logreg": (
+            "TF-IDF on the narrative + logistic regression",
+            TfidfLogisticBaseline(),
+        ),
+        "gbm_structured": (
+            "gradient boosting on the structured fields",
+            StructuredBoostingBaseline(features, with_text=False, seed=seed),
+        ),
+        "gbm_stacked": (
+            "gradient boosting on the structured fields + out-of-fold TF-IDF scores",
+            StructuredBoostingBaseline(features, with_text=True, seed=seed),
+        ),
+    }
+    manifest = checkpoint.manifest
     systems = {
         "specialist": (
-            f"{checkpoint.manifest.model_version}: fine-tuned ({checkpoint.manifest.strategy})",
+            f"{manifest.model_version}: fine-tuned ({manifest.strategy})",
             predictor.predict_proba(test.claims),
         ),
         "base_zero_shot": (
             "the base model untuned: claim and label descriptions compared",
             zero_shot.predict_proba(test.claims),
         ),
-        "tfidf_logreg": (
-            "TF-IDF on the narrative + logistic regression",
-            baseline.predict_proba(texts),
-        ),
     }
+    for name, (description, baseline) in baselines.items():
+        fitted = baseline.fit(development.claims, targets, counts)
+        systems[name] = (description, fitted.predict_proba(test.claims))
     return EvaluationReport(
-        model_version=checkpoint.manifest.model_version,
+        model_version=manifest.model_version,
         created_at=datetime.now(UTC),
         data_file=data_path.name,
         data_sha256=file_sha256(data_path),
