@@ -12,11 +12,12 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from schemas.claim import Claim
 
 MAX_CATEGORIES = 50
+QUANTILES = np.linspace(0.05, 0.95, 15)
 MIN_CATEGORY_COUNT = 3
 
 
@@ -67,6 +68,11 @@ class NumericScaling(BaseModel):
     name: str
     center: float
     scale: float
+    edges: list[float] = Field(
+        default_factory=list,
+        description="Quantile edges; one 'above this edge' flag each lets a small head learn "
+        "thresholds and bumps as a tree model would.",
+    )
 
 
 class CategoryVocabulary(BaseModel):
@@ -82,8 +88,10 @@ class StructuredFeatures(BaseModel):
 
     @property
     def dimension(self) -> int:
-        # each numeric field: its value and a missing flag; each category: its values + "other"
-        return 2 * len(self.numeric) + sum(len(v.values) + 1 for v in self.categorical)
+        # a numeric field: its value, a missing flag and its edge flags; a category: its values
+        # and "other"
+        numeric = sum(2 + len(scaling.edges) for scaling in self.numeric)
+        return numeric + sum(len(v.values) + 1 for v in self.categorical)
 
     @classmethod
     def fit(
@@ -95,7 +103,12 @@ class StructuredFeatures(BaseModel):
             present = values[~np.isnan(values)]
             center = float(np.median(present)) if present.size else 0.0
             scale = float(np.std(present)) if present.size else 1.0
-            scalings.append(NumericScaling(name=name, center=center, scale=scale or 1.0))
+            edges = np.unique(np.quantile(present, QUANTILES)) if present.size else []
+            scalings.append(
+                NumericScaling(
+                    name=name, center=center, scale=scale or 1.0, edges=[float(e) for e in edges]
+                )
+            )
         vocabularies = []
         for name in categorical:
             counts = Counter(_category(claim, name) for claim in claims)
@@ -107,10 +120,11 @@ class StructuredFeatures(BaseModel):
     def transform(self, claims: Sequence[Claim]) -> np.ndarray:
         columns: list[np.ndarray] = []
         for scaling in self.numeric:
-            values = _signed_log(_numeric_column(claims, scaling.name)) - scaling.center
-            values = values / scaling.scale
+            logged = _signed_log(_numeric_column(claims, scaling.name))
+            values = (logged - scaling.center) / scaling.scale
             missing = np.isnan(values)
             columns += [np.where(missing, 0.0, np.clip(values, -6, 6)), missing.astype(float)]
+            columns += [(logged > edge).astype(float) for edge in scaling.edges]  # NaN: all 0
         for vocabulary in self.categorical:
             index = {value: i for i, value in enumerate(vocabulary.values)}
             one_hot = np.zeros((len(claims), len(vocabulary.values) + 1))

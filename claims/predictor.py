@@ -15,7 +15,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 from claims.batching import length_sorted_batches, pad, tokenize
 from claims.encoder import mean_pool
 from claims.features import StructuredFeatures
-from claims.model import Calibration, SpecialistModel
+from claims.model import Calibration, SpecialistModel, decide_labels
 from schemas.checkpoint import BaseModelInfo
 from schemas.claim import Claim
 from schemas.config import TaskConfig, TaskKind
@@ -31,6 +31,10 @@ class Predictor(Protocol):
 
     def predict_proba(self, claims: Sequence[Claim]) -> dict[str, np.ndarray]:
         """Per task, an array of shape (claims, labels) whose rows sum to one."""
+        ...
+
+    def decide(self, task: str, probabilities: np.ndarray) -> np.ndarray:
+        """The label index chosen for each row of a task's probabilities."""
         ...
 
 
@@ -80,6 +84,9 @@ class TunedPredictor:
             task: self.calibration.probabilities(task, values).numpy()
             for task, values in self.logits(claims).items()
         }
+
+    def decide(self, task: str, probabilities: np.ndarray) -> np.ndarray:
+        return self.calibration.decide(task, probabilities)
 
 
 def label_descriptions(task: TaskConfig, labels: Sequence[str]) -> list[str]:
@@ -138,3 +145,6 @@ class ZeroShotPredictor:
             task: torch.softmax(ZERO_SHOT_SCALE * claim_vectors @ vectors.T, dim=-1).numpy()
             for task, vectors in self.label_vectors.items()
         }
+
+    def decide(self, task: str, probabilities: np.ndarray) -> np.ndarray:
+        return decide_labels(probabilities)

@@ -15,14 +15,20 @@ from schemas.triage import LabelProbability, ServedBy, TaskPrediction, TriageRes
 ALTERNATIVES = 3
 
 
-def task_prediction(labels: Sequence[str], probabilities: np.ndarray) -> TaskPrediction:
-    order = np.argsort(-probabilities, kind="stable")
-    ranked = [LabelProbability(label=labels[i], probability=float(probabilities[i])) for i in order]
+def task_prediction(
+    labels: Sequence[str], probabilities: np.ndarray, chosen: int | None = None
+) -> TaskPrediction:
+    """`chosen` is the predictor's decision; the alternatives follow, likeliest first."""
+    chosen = int(probabilities.argmax()) if chosen is None else int(chosen)
+    order = [i for i in np.argsort(-probabilities, kind="stable") if i != chosen]
     return TaskPrediction(
-        label=ranked[0].label,
-        probability=ranked[0].probability,
+        label=labels[chosen],
+        probability=float(probabilities[chosen]),
         probabilities={labels[i]: float(p) for i, p in enumerate(probabilities)},
-        alternatives=ranked[1 : 1 + ALTERNATIVES],
+        alternatives=[
+            LabelProbability(label=labels[i], probability=float(probabilities[i]))
+            for i in order[:ALTERNATIVES]
+        ],
     )
 
 
@@ -38,10 +44,11 @@ def triage(
         model_version=predictor.model_version,
         fallback_reason=fallback_reason,
     )
+    chosen = {task: predictor.decide(task, values) for task, values in probabilities.items()}
     results = []
     for row, claim in enumerate(claims):
         predictions = {
-            task: task_prediction(predictor.labels[task], values[row])
+            task: task_prediction(predictor.labels[task], values[row], chosen[task][row])
             for task, values in probabilities.items()
         }
         results.append(

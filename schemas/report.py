@@ -10,6 +10,9 @@ from pydantic import BaseModel, Field
 class SystemResult(BaseModel):
     description: str
     metrics: dict[str, dict[str, float]] = Field(description="task -> metric -> value")
+    fit_seconds: float | None = Field(
+        default=None, description="Time to fit on the development rows, where measured here."
+    )
 
 
 class EvaluationReport(BaseModel):

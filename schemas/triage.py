@@ -17,7 +17,10 @@ class LabelProbability(BaseModel):
 
 
 class TaskPrediction(BaseModel):
-    label: str = Field(description="The most probable label.")
+    label: str = Field(
+        description="The predicted label: the most probable, after per-label offsets tuned "
+        "for macro-F1 on validation claims (a threshold, for a binary task)."
+    )
     probability: float = Field(description="Its calibrated probability.")
     probabilities: dict[str, float] = Field(description="Every label's calibrated probability.")
     alternatives: list[LabelProbability] = Field(description="The next most probable labels.")

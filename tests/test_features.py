@@ -27,9 +27,13 @@ def test_fit_transform_scales_numbers_and_one_hot_encodes_categories() -> None:
         claims, ["initial_estimate", "report_lag_days", "policy_tenure_days"], ["line_of_business"]
     )
     matrix = features.transform(claims)
-    assert matrix.shape == (10, features.dimension) == (10, 2 * 3 + 3)
-    assert np.all(matrix[:, 3] == 0) and np.all(matrix[:, 1] == 0)  # nothing missing
-    assert matrix[:, 6:].sum(axis=1).tolist() == [1.0] * 10
+    edges = [len(scaling.edges) for scaling in features.numeric]
+    assert matrix.shape == (10, features.dimension) == (10, 2 * 3 + sum(edges) + 3)
+    assert edges[0] > 5 and edges[1] == 1  # estimates vary; every lag is two days
+    assert np.all(matrix[:, 1] == 0)  # nothing missing
+    estimate_flags = matrix[:, 2 : 2 + edges[0]]
+    assert np.all(np.diff(estimate_flags.sum(axis=1)) >= 0)  # larger estimates pass more edges
+    assert matrix[:, -3:].sum(axis=1).tolist() == [1.0] * 10
 
 
 def test_missing_values_and_unseen_categories_are_encoded_not_guessed() -> None:
@@ -38,6 +42,7 @@ def test_missing_values_and_unseen_categories_are_encoded_not_guessed() -> None:
     )
     row = features.transform([claim(99, initial_estimate=None, line_of_business="marine")])[0]
     assert row[0] == 0.0 and row[1] == 1.0  # value neutral, missing flag set
+    assert not row[2 : 2 + len(features.numeric[0].edges)].any()  # above no edge
     assert row[-1] == 1.0  # the "other" slot
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -79,8 +80,11 @@ def evaluate(model_dir: str | Path, data_path: str | Path) -> EvaluationReport:
             zero_shot.predict_proba(test.claims),
         ),
     }
+    fit_seconds = {"specialist": manifest.training_seconds}
     for name, (description, baseline) in baselines.items():
+        started = time.perf_counter()
         fitted = baseline.fit(development.claims, targets, counts)
+        fit_seconds[name] = round(time.perf_counter() - started, 2)
         systems[name] = (description, fitted.predict_proba(test.claims))
     return EvaluationReport(
         model_version=manifest.model_version,
@@ -92,7 +96,14 @@ def evaluate(model_dir: str | Path, data_path: str | Path) -> EvaluationReport:
         systems={
             name: SystemResult(
                 description=description,
-                metrics=score_predictions(config, probabilities, test, labels),
+                metrics=score_predictions(
+                    config,
+                    probabilities,
+                    test,
+                    labels,
+                    predictor.decide if name == "specialist" else None,
+                ),
+                fit_seconds=fit_seconds.get(name),
             )
             for name, (description, probabilities) in systems.items()
         },

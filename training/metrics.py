@@ -27,10 +27,15 @@ def primary_metric(kind: TaskKind) -> str:
 
 
 def task_metrics(
-    kind: TaskKind, targets: np.ndarray, probabilities: np.ndarray, positive: int = 1
+    kind: TaskKind,
+    targets: np.ndarray,
+    probabilities: np.ndarray,
+    positive: int = 1,
+    predicted: np.ndarray | None = None,
 ) -> dict[str, float]:
-    """targets: label indices (rows without a label already removed); probabilities: (n, k)."""
-    predicted = probabilities.argmax(axis=1)
+    """targets: label indices (rows without a label already removed); probabilities: (n, k);
+    predicted: the labels chosen, where the system chooses other than the most probable."""
+    predicted = probabilities.argmax(axis=1) if predicted is None else predicted
     labels = list(range(probabilities.shape[1]))
     metrics = {
         "macro_f1": float(

@@ -164,6 +164,18 @@ class SpecialistTrainer:
                 calibration.fit_temperature(
                     task, validation_logits[task][known], validation_set.targets[task][known]
                 )
+        decisions = {}
+        validation_probabilities = predictor.predict_proba(validation.claims)
+        for task in labels:
+            known = (validation_set.targets[task] != IGNORE).numpy()
+            if known.any():
+                targets = validation_set.targets[task].numpy()[known]
+                probabilities = validation_probabilities[task][known]
+                before = task_metrics(self.config.task(task).kind, targets, probabilities)
+                after = calibration.fit_decision_offsets(task, probabilities, targets)
+                decisions[f"decision_offsets.{task}"] = (
+                    f"validation macro-F1 {before['macro_f1']:.3f} -> {after:.3f}"
+                )
         metrics = {"validation": self._score(predictor, validation, labels)}
         if len(test):
             metrics["test"] = self._score(predictor, test, labels)
@@ -191,6 +203,7 @@ class SpecialistTrainer:
             selection={
                 "epoch_and_step": kept,
                 "calibration": "per task temperature fitted on the validation split",
+                **decisions,
             },
         )
         manifest = write_checkpoint(
@@ -350,7 +363,9 @@ class SpecialistTrainer:
     def _score(
         self, predictor: TunedPredictor, split: LabelledClaims, labels: dict[str, list[str]]
     ) -> dict[str, dict[str, float]]:
-        return score_predictions(self.config, predictor.predict_proba(split.claims), split, labels)
+        return score_predictions(
+            self.config, predictor.predict_proba(split.claims), split, labels, predictor.decide
+        )
 
 
 def score_predictions(
@@ -358,8 +373,9 @@ def score_predictions(
     probabilities: dict[str, np.ndarray],
     split: LabelledClaims,
     labels: dict[str, list[str]],
+    decide: Callable[[str, np.ndarray], np.ndarray] | None = None,
 ) -> dict[str, dict[str, float]]:
-    """Metrics per task over the rows that have a label for it."""
+    """Metrics per task over the rows that have a label for it; `decide` picks each label."""
     ids = [claim.claim_id for claim in split.claims]
     scores = {}
     for task in config.tasks:
@@ -370,7 +386,12 @@ def score_predictions(
         positive = (
             labels[task.name].index(task.positive_label) if task.kind is TaskKind.binary else 1
         )
+        chosen = probabilities[task.name][known]
         scores[task.name] = task_metrics(
-            task.kind, targets[known], probabilities[task.name][known], positive
+            task.kind,
+            targets[known],
+            chosen,
+            positive,
+            decide(task.name, chosen) if decide else None,
         )
     return scores
