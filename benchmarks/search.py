@@ -1,0 +1,80 @@
+"""The search that sets the training defaults: each candidate trained and scored on validation.
+
+    python benchmarks/search.py --data data/claims.csv
+    python benchmarks/search.py --data ../shared/datasets/workers_comp/claims.csv.gz \
+        --config benchmarks/configs/workers_comp.toml --name workers_comp --budget 6
+
+Candidates change one setting at a time from the config's own training section (a coordinate
+search: affordable on two cores, and each row says what one change did). Scores are the mean
+validation primary metric over tasks, never the test split. Results go to
+benchmarks/results/search-<name>.json, best first.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from pathlib import Path
+
+from claims.config import load_config
+from training.metrics import primary_metric
+from training.trainer import SpecialistTrainer
+
+ROOT = Path(__file__).resolve().parents[1]
+CANDIDATES: list[dict[str, object]] = [
+    {},
+    {"learning_rate": 2e-4},
+    {"learning_rate": 1e-3},
+    {"epochs": 2},
+    {"epochs": 4},
+    {"lora_rank": 8},
+    {"lora_rank": 32, "lora_alpha": 64},
+    {"lora_targets": ["query", "value"]},
+    {"max_length": 64},
+    {"strategy": "last-layers", "last_layers": 2, "learning_rate": 1e-4},
+    {"strategy": "full", "learning_rate": 5e-5},
+    {"head_learning_rate": 1e-3},
+]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, required=True)
+    parser.add_argument("--config", type=Path)
+    parser.add_argument("--name", default="synthetic")
+    parser.add_argument("--budget", type=int, default=len(CANDIDATES), help="candidates to try")
+    arguments = parser.parse_args()
+    base = load_config(arguments.config)
+    rows = []
+    for change in CANDIDATES[: arguments.budget]:
+        config = base.model_copy(deep=True)
+        config.training = config.training.model_validate({**config.training.model_dump(), **change})
+        started = time.perf_counter()
+        with tempfile.TemporaryDirectory() as folder:
+            outcome = SpecialistTrainer(config, show_progress=False).fit(arguments.data, folder)
+        validation = outcome.manifest.metrics["validation"]
+        score = sum(
+            validation[task.name][primary_metric(task.kind)] for task in config.tasks
+        ) / len(config.tasks)
+        rows.append(
+            {
+                "change": change or "config defaults",
+                "validation_score": round(score, 4),
+                "validation": validation,
+                "seconds": round(time.perf_counter() - started, 1),
+            }
+        )
+        print(
+            f"{json.dumps(change) or '{}'}: {score:.4f} in {rows[-1]['seconds']:.0f} s", flush=True
+        )
+    rows.sort(key=lambda row: -row["validation_score"])
+    out = ROOT / "benchmarks" / "results" / f"search-{arguments.name}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"data": arguments.data.name, "rows": rows}, indent=2) + "\n")
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()
