@@ -157,25 +157,7 @@ class SpecialistTrainer:
         predictor = TunedPredictor(
             model, tokenizer, features, calibration, labels, self.settings.max_length, "candidate"
         )
-        validation_logits = predictor.logits(validation.claims)
-        for task in labels:
-            known = validation_set.targets[task] != IGNORE
-            if known.any():
-                calibration.fit_temperature(
-                    task, validation_logits[task][known], validation_set.targets[task][known]
-                )
-        decisions = {}
-        validation_probabilities = predictor.predict_proba(validation.claims)
-        for task in labels:
-            known = (validation_set.targets[task] != IGNORE).numpy()
-            if known.any():
-                targets = validation_set.targets[task].numpy()[known]
-                probabilities = validation_probabilities[task][known]
-                before = task_metrics(self.config.task(task).kind, targets, probabilities)
-                after = calibration.fit_decision_offsets(task, probabilities, targets)
-                decisions[f"decision_offsets.{task}"] = (
-                    f"validation macro-F1 {before['macro_f1']:.3f} -> {after:.3f}"
-                )
+        calibrated = self._calibrate(predictor, validation, validation_set.targets)
         metrics = {"validation": self._score(predictor, validation, labels)}
         if len(test):
             metrics["test"] = self._score(predictor, test, labels)
@@ -200,16 +182,36 @@ class SpecialistTrainer:
             trainable_parameters=trainable,
             total_parameters=total,
             training_seconds=time.perf_counter() - started,
-            selection={
-                "epoch_and_step": kept,
-                "calibration": "per task temperature fitted on the validation split",
-                **decisions,
-            },
+            selection={"epoch_and_step": kept, **calibrated},
         )
         manifest = write_checkpoint(
             specialist, out_dir, lambda version: render_model_card(specialist, version)
         )
         return TrainingOutcome(manifest=manifest, checkpoint=Path(out_dir))
+
+    def _calibrate(
+        self,
+        predictor: TunedPredictor,
+        validation: LabelledClaims,
+        targets: dict[str, torch.Tensor],
+    ) -> dict[str, str]:
+        """Temperatures, then decision offsets, both fitted on the validation split; returns
+        what each did, for the manifest."""
+        calibration = predictor.calibration
+        notes = {"calibration": "per task temperature fitted on the validation split"}
+        for task, logits in predictor.logits(validation.claims).items():
+            known = targets[task] != IGNORE
+            if not known.any():
+                continue
+            calibration.fit_temperature(task, logits[known], targets[task][known])
+            probabilities = calibration.probabilities(task, logits[known]).numpy()
+            labelled = targets[task][known].numpy()
+            before = task_metrics(self.config.task(task).kind, labelled, probabilities)
+            after = calibration.fit_decision_offsets(task, probabilities, labelled)
+            notes[f"decision_offsets.{task}"] = (
+                f"validation macro-F1 {before['macro_f1']:.3f} -> {after:.3f}"
+            )
+        return notes
 
     def _encoder_for(
         self,
