@@ -206,13 +206,13 @@ def main() -> None:
         return
     if not arguments.data:
         parser.error("--data is required")
-    work = arguments.work / (arguments.name or Path(arguments.data).name.split(".")[0])
+    name = arguments.name or Path(arguments.data).name.split(".")[0]
+    work = arguments.work / name
     if arguments.data == "synthetic":
         data = work / "claims.csv"
         run("generate", "--n", "4000", "--seed", "7", "--out", str(data))
     else:
         data = Path(arguments.data).resolve()
-    name = arguments.name or data.name.split(".")[0]
     specialist = train_and_evaluate(data, arguments.config, work, None)
     ablation = train_and_evaluate(data, arguments.config, work, "head")
     result = collect(specialist, ablation)
