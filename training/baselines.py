@@ -17,8 +17,8 @@ from sklearn.model_selection import StratifiedKFold
 
 from claims.features import StructuredFeatures
 from schemas.claim import Claim
+from training.trainer import IGNORE
 
-IGNORE = -100
 Targets = dict[str, np.ndarray]  # task -> label index per row, IGNORE where unlabelled
 Probabilities = dict[str, np.ndarray]  # task -> (rows, labels)
 STACKING_FOLDS = 5
