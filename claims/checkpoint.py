@@ -109,7 +109,14 @@ def write_checkpoint(
     staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}-", dir=out_dir.parent))
     try:
         if specialist.strategy is Strategy.lora:
-            specialist.model.encoder.save_pretrained(staging / ADAPTER)
+            # Same model, same files wherever it was trained: no install path, a stable order.
+            adapter = specialist.model.encoder.peft_config["default"]
+            adapter.base_model_name_or_path = specialist.base_model.name
+            if isinstance(adapter.target_modules, set):
+                adapter.target_modules = sorted(adapter.target_modules)
+            # The vocabulary never changes here, so peft need not look the base model up.
+            specialist.model.encoder.save_pretrained(staging / ADAPTER, save_embedding_layers=False)
+            (staging / ADAPTER / "README.md").unlink()  # peft's stub card; MODEL_CARD.md is ours
         elif specialist.strategy is not Strategy.head:
             save_file(_encoder_state(specialist), staging / ENCODER)
         save_file(specialist.model.head_state(), staging / HEADS)
