@@ -32,6 +32,15 @@ def length_sorted_batches(token_ids: Sequence[Sequence[int]], batch_size: int) -
     return [order[start : start + batch_size] for start in range(0, len(order), batch_size)]
 
 
+def padded_batches(
+    token_ids: Sequence[Sequence[int]], batch_size: int, pad_id: int
+) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+    """(row indices, input ids, attention mask) per batch, for inference in any order."""
+    for rows in length_sorted_batches(token_ids, batch_size):
+        input_ids, attention_mask = pad([token_ids[i] for i in rows], pad_id)
+        yield torch.from_numpy(rows), input_ids, attention_mask
+
+
 def shuffled_length_batches(
     token_ids: Sequence[Sequence[int]], batch_size: int, rng: np.random.Generator, pool: int = 50
 ) -> Iterator[np.ndarray]:

@@ -6,14 +6,15 @@ Both answer the same question the same way, so serving can put one in place of t
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Literal, Protocol
 
 import numpy as np
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from claims.batching import length_sorted_batches, pad, tokenize
-from claims.encoder import mean_pool
+from claims.batching import padded_batches, tokenize
+from claims.encoder import base_model_info, load_encoder, load_tokenizer, mean_pool
 from claims.features import StructuredFeatures
 from claims.model import Calibration, SpecialistModel, decide_labels
 from schemas.checkpoint import BaseModelInfo
@@ -69,14 +70,14 @@ class TunedPredictor:
         outputs: dict[str, torch.Tensor] = {
             task: torch.empty(len(claims), len(names)) for task, names in self.labels.items()
         }
+        batches = padded_batches(token_ids, self.batch_size, self.tokenizer.pad_token_id)
         with torch.inference_mode():
-            for batch in length_sorted_batches(token_ids, self.batch_size):
-                input_ids, mask = pad([token_ids[i] for i in batch], self.tokenizer.pad_token_id)
+            for rows, input_ids, mask in batches:
                 logits = self.model(
-                    input_ids.to(device), mask.to(device), structured[batch].to(device)
+                    input_ids.to(device), mask.to(device), structured[rows].to(device)
                 )
                 for task, values in logits.items():
-                    outputs[task][torch.from_numpy(batch)] = values.cpu()
+                    outputs[task][rows] = values.cpu()
         return outputs
 
     def predict_proba(self, claims: Sequence[Claim]) -> dict[str, np.ndarray]:
@@ -129,14 +130,32 @@ class ZeroShotPredictor:
             task.name: self.embed(label_descriptions(task, labels[task.name])) for task in tasks
         }
 
+    @classmethod
+    def from_base(
+        cls,
+        base_path: Path,
+        tasks: Sequence[TaskConfig],
+        labels: dict[str, list[str]],
+        max_length: int,
+    ) -> ZeroShotPredictor:
+        """The base model as it lies on disk, ready to answer the given tasks."""
+        return cls(
+            load_encoder(base_path),
+            load_tokenizer(base_path),
+            base_model_info(base_path),
+            tasks,
+            labels,
+            max_length,
+        )
+
     def embed(self, texts: Sequence[str]) -> torch.Tensor:
         token_ids = tokenize(self.tokenizer, texts, self.max_length)
         vectors = torch.empty(len(texts), self.encoder.config.hidden_size)
+        batches = padded_batches(token_ids, self.batch_size, self.tokenizer.pad_token_id)
         with torch.inference_mode():
-            for batch in length_sorted_batches(token_ids, self.batch_size):
-                input_ids, mask = pad([token_ids[i] for i in batch], self.tokenizer.pad_token_id)
+            for rows, input_ids, mask in batches:
                 hidden = self.encoder(input_ids=input_ids, attention_mask=mask).last_hidden_state
-                vectors[torch.from_numpy(batch)] = mean_pool(hidden, mask).float()
+                vectors[rows] = mean_pool(hidden, mask).float()
         return torch.nn.functional.normalize(vectors, dim=-1)
 
     def predict_proba(self, claims: Sequence[Claim]) -> dict[str, np.ndarray]:

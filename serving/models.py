@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from claims.checkpoint import CheckpointError, FallbackCode, LoadedCheckpoint, load_checkpoint
 from claims.config import load_config
-from claims.encoder import base_model_info, load_encoder, load_tokenizer, resolve_base_model
+from claims.encoder import base_model_info, resolve_base_model
 from claims.features import FeatureError
 from claims.predictor import ZeroShotPredictor
 from claims.triage import triage
@@ -58,18 +58,12 @@ class ModelService:
                 f"tasks {unlabeled} list no labels in the config, so the base model cannot "
                 "answer them; list them under [tasks.labels]"
             )
-        base_info = base_model_info(base_path)
-        base = ZeroShotPredictor(
-            load_encoder(base_path),
-            load_tokenizer(base_path),
-            base_info,
-            config.tasks,
-            labels,
-            config.training.max_length,
+        base = ZeroShotPredictor.from_base(
+            base_path, config.tasks, labels, config.training.max_length
         )
         return cls(
             config=config,
-            base_info=base_info,
+            base_info=base_model_info(base_path),
             base=base,
             tuned=tuned,
             fallback_reason=reason,

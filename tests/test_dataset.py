@@ -81,6 +81,14 @@ def test_labels_have_one_spelling_whatever_the_file_type() -> None:
     ]  # fmt: skip
 
 
+def test_rows_without_a_label_are_kept_and_add_nothing_to_that_tasks_loss() -> None:
+    from training.trainer import IGNORE, class_weights, label_indices
+
+    targets = label_indices("severity", ["low", None, "high"], ["low", "high"], ["a", "b", "c"])
+    assert targets.tolist() == [0, IGNORE, 1]
+    assert class_weights(targets, 2) == [1.0, 1.0]  # the unlabelled row counts for neither
+
+
 def test_the_held_out_split_is_stable_and_near_its_fraction() -> None:
     ids = [f"CLM-{i}" for i in range(5000)]
     first = [hash_fraction(i) < 0.2 for i in ids]

@@ -48,6 +48,7 @@ def test_the_manifest_describes_the_model_and_its_data(trained_checkpoint: Path)
     assert adapter["target_modules"] == sorted(adapter["target_modules"])
     card = (trained_checkpoint / "MODEL_CARD.md").read_text()
     assert manifest.model_version in card and "siu_referral" in card
+    assert "decision_offsets.severity: validation macro-F1" in card  # the card says what it chose
 
 
 def test_lora_tuning_changes_the_encoder(trained_checkpoint: Path, claims_csv: Path) -> None:

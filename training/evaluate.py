@@ -9,10 +9,7 @@ from pathlib import Path
 from claims.checkpoint import load_checkpoint
 from claims.dataset import DataError, load_claims
 from claims.encoder import (
-    base_model_info,
     file_sha256,
-    load_encoder,
-    load_tokenizer,
 )
 from claims.features import StructuredFeatures
 from claims.predictor import ZeroShotPredictor
@@ -36,13 +33,8 @@ def evaluate(model_dir: str | Path, data_path: str | Path) -> EvaluationReport:
     if not len(test):
         raise DataError(f"{data_path.name}: no held-out rows to evaluate on")
     labels = predictor.labels
-    zero_shot = ZeroShotPredictor(
-        load_encoder(checkpoint.base_path),
-        load_tokenizer(checkpoint.base_path),
-        base_model_info(checkpoint.base_path),
-        config.tasks,
-        labels,
-        config.training.max_length,
+    zero_shot = ZeroShotPredictor.from_base(
+        checkpoint.base_path, config.tasks, labels, config.training.max_length
     )
     ids = [claim.claim_id for claim in development.claims]
     targets = {t: label_indices(t, development.labels[t], labels[t], ids) for t in labels}

@@ -35,6 +35,7 @@ def render_model_card(specialist: TrainedSpecialist, model_version: str) -> str:
         + ", ".join(f"`{label}`" for label in specialist.labels[task.name])
         for task in config.tasks
     )
+    choices = "\n".join(f"- {name}: {why}" for name, why in specialist.selection.items())
     sections = "\n\n".join(
         f"### {split.capitalize()} split\n\n{metrics_table(values)}"
         for split, values in specialist.metrics.items()
@@ -51,7 +52,9 @@ A fine-tuned copy of `{specialist.base_model.name}` that triages first notices o
   held-out test.
 - Structured fields: numeric {config.input.numeric or "none"}, categorical
   {config.input.categorical or "none"}.
-- Kept: {specialist.selection.get("epoch_and_step", "")}.
+
+## What training chose, and why
+{choices}
 
 ## Tasks
 {tasks}
