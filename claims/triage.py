@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Sequence
 
 import numpy as np
@@ -53,6 +54,7 @@ def triage(
         }
         results.append(
             TriageResult(
+                prediction_id=f"pr-{uuid.uuid4().hex}",
                 claim_id=claim.claim_id,
                 predictions=predictions,
                 decision=decide(claim, predictions, policy, fallback_reason),

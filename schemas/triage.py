@@ -48,6 +48,7 @@ class ServedBy(BaseModel):
 
 
 class TriageResult(BaseModel):
+    prediction_id: str = Field(description="Names this answer in feedback: `POST /v1/feedback`.")
     claim_id: str
     predictions: dict[str, TaskPrediction]
     decision: Decision
