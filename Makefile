@@ -27,7 +27,8 @@ demo: install
 	$(BIN)/claims generate --n 4000 --seed 7 --out $(DATA)
 	$(BIN)/claims train --data $(DATA) --out $(MODEL)
 	$(BIN)/claims evaluate --model $(MODEL) --data $(DATA) --out reports
-	$(BIN)/claims serve --model $(MODEL) --host $(HOST) --port $(PORT)
+	$(BIN)/claims models register $(MODEL) --promote --reason "make demo"
+	$(BIN)/claims serve --training-data $(DATA) --host $(HOST) --port $(PORT)
 
 lint: install
 	$(BIN)/ruff check .

@@ -17,6 +17,7 @@ from claims.config import ConfigError
 from claims.dataset import DataError
 from claims.encoder import BaseModelError
 from claims.features import FeatureError
+from claims.registry import RegistryError
 from claims.tables import TableFormatError, write_table
 
 console = Console(stderr=True)
@@ -34,6 +35,7 @@ USER_ERRORS = (
     FeatureError,
     CheckpointError,
     BaseModelError,
+    RegistryError,
     FileNotFoundError,
 )
 

@@ -24,6 +24,10 @@ class DataSettings(BaseSettings):
         description="SQLAlchemy URL of the store, e.g. postgresql+psycopg://user@host/db. "
         "Default: SQLite in the data directory.",
     )
+    training_data: Path | None = Field(
+        default=None,
+        description="The historical labelled claims that retraining starts from.",
+    )
 
     @property
     def store_url(self) -> str:

@@ -112,6 +112,26 @@ class TrainingConfig(_Strict):
     seed: int = 0
 
 
+class RetrainingConfig(_Strict):
+    """The gate between a challenger trained on feedback and the champion that serves."""
+
+    tolerance: float = Field(
+        default=0.01, ge=0, description="How far any task's primary metric may fall on any slice."
+    )
+    min_improvement: float = Field(
+        default=0.001, ge=0, description="How far one metric must rise for a promotion."
+    )
+    feedback_holdout_fraction: float = Field(
+        default=0.2,
+        ge=0,
+        lt=1,
+        description="Share of corrected claims kept out of training to score the challenger.",
+    )
+    min_rows: int = Field(
+        default=30, ge=1, description="A slice with fewer labelled rows for a task is not gated."
+    )
+
+
 class SpecialistConfig(_Strict):
     base_model: str = Field(
         default="default",
@@ -122,6 +142,7 @@ class SpecialistConfig(_Strict):
     tasks: list[TaskConfig] = Field(min_length=1)
     training: TrainingConfig = Field(default_factory=TrainingConfig)
     policy: DecisionPolicy = Field(default_factory=DecisionPolicy)
+    retraining: RetrainingConfig = Field(default_factory=RetrainingConfig)
 
     def task(self, name: str) -> TaskConfig:
         for task in self.tasks:

@@ -37,3 +37,11 @@ class ActiveModel(BaseModel):
     tuned: TunedModelInfo | None
     tasks: dict[str, list[str]]
     policy_version: str
+    registry_version: str | None = Field(description="The registry's champion that serves, if any.")
+    follows_registry: bool = Field(
+        description="False when a checkpoint folder is pinned: promotions are not followed."
+    )
+    serving_since: datetime = Field(description="When this model started answering.")
+    reload_error: str | None = Field(
+        default=None, description="Why the newest champion could not replace this model."
+    )

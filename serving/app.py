@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -9,11 +12,25 @@ from fastapi import FastAPI, Request, status
 from fastapi.responses import JSONResponse
 
 from claims.features import FeatureError
+from claims.store import Store
+from serving.jobs import RetrainLauncher
 from serving.limits import BodySizeLimit
 from serving.models import ModelService
+from serving.routes import feedback, registry, retraining, triage
 from serving.routes import status as status_routes
-from serving.routes import triage as triage_routes
 from serving.settings import ServiceSettings
+
+log = logging.getLogger("claims.serving")
+
+
+async def follow_champion(models: ModelService, interval: float) -> None:
+    """Looks at the registry's champion every `interval` seconds and switches when it changes."""
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            await asyncio.to_thread(models.reload)
+        except Exception:  # the loop must outlive any one bad look
+            log.exception("reloading the champion failed")
 
 
 def create_app(settings: ServiceSettings | None = None) -> FastAPI:
@@ -21,8 +38,22 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app.state.models = ModelService.start(settings)
-        yield
+        app.state.store = store = Store.from_settings(settings)
+        app.state.models = models = ModelService.start(settings)
+        app.state.launcher = RetrainLauncher(settings, store)
+        follower = (
+            None
+            if models.pinned
+            else asyncio.create_task(follow_champion(models, settings.reload_interval))
+        )
+        try:
+            yield
+        finally:
+            if follower is not None:
+                follower.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await follower
+            store.close()
 
     app = FastAPI(
         title="Claims Specialist",
@@ -32,7 +63,8 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
     )
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.include_router(status_routes.router)
-    app.include_router(triage_routes.router)
+    for routes in (triage, feedback, retraining, registry):
+        app.include_router(routes.router)
 
     @app.exception_handler(FeatureError)
     async def unreadable_field(request: Request, error: FeatureError) -> JSONResponse:

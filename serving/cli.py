@@ -8,8 +8,16 @@ import typer
 
 
 def serve(
-    model: Path | None = typer.Option(None, help="Tuned checkpoint folder; none serves the base."),
+    model: Path | None = typer.Option(
+        None, help="Pin a checkpoint folder; default: the registry's champion, followed live."
+    ),
     config: Path | None = typer.Option(None, help="Config whose tasks the service must answer."),
+    data_dir: Path | None = typer.Option(
+        None, help="Store, registry and jobs; default: CLAIMS_DATA_DIR, else ./data."
+    ),
+    training_data: Path | None = typer.Option(
+        None, help="Historical labelled claims for POST /v1/retrain; default: CLAIMS_TRAINING_DATA."
+    ),
     host: str = typer.Option("127.0.0.1"),
     port: int = typer.Option(8000),
 ) -> None:
@@ -22,6 +30,8 @@ def serve(
     given = {
         "model_dir": model,
         "config": config,
+        "data_dir": data_dir,
+        "training_data": training_data,
     }  # unset options leave CLAIMS_* variables in force
     settings = ServiceSettings(
         **{name: value for name, value in given.items() if value is not None}

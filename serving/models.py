@@ -1,19 +1,26 @@
 """Which model answers: the tuned specialist when its checkpoint is sound, else the base model.
 
 The base model is always loaded, so a request on which the specialist fails is still answered.
+The specialist is the registry's champion unless a checkpoint folder is pinned; when the
+champion changes, the new one is loaded beside the old and swapped in whole, so requests in
+flight finish on the model they started with and none is dropped.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
 
 from claims.checkpoint import CheckpointError, FallbackCode, LoadedCheckpoint, load_checkpoint
 from claims.config import load_config
 from claims.encoder import base_model_info, resolve_base_model
 from claims.features import FeatureError
-from claims.predictor import ZeroShotPredictor
+from claims.predictor import Predictor, ZeroShotPredictor
+from claims.registry import Registry
 from claims.triage import triage
 from schemas.checkpoint import BaseModelInfo
 from schemas.claim import Claim
@@ -25,86 +32,176 @@ from serving.settings import ServiceSettings
 log = logging.getLogger("claims.serving")
 
 
-@dataclass
-class ModelService:
+@dataclass(frozen=True)
+class Serving:
+    """Everything one request needs, replaced whole on a switch."""
+
     config: SpecialistConfig
-    base_info: BaseModelInfo
     base: ZeroShotPredictor
+    base_path: Path
+    base_info: BaseModelInfo
     tuned: LoadedCheckpoint | None
     fallback_reason: str | None
     checkpoint_path: str | None
+    registry_version: str | None
+    since: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+    @property
+    def predictor(self) -> Predictor:
+        return self.tuned.predictor if self.tuned else self.base
+
+
+def load_serving(
+    settings: ServiceSettings,
+    registry: Registry,
+    version: str | None,
+    previous: Serving | None = None,
+) -> Serving:
+    """The pinned checkpoint, else the given registry version; the base model when neither can
+    serve. `previous` lends its base model when the tasks are the same."""
+    expected = load_config(settings.config) if settings.config else None
+    override = resolve_base_model(settings.base_model) if settings.base_model else None
+    checkpoint = settings.model_dir or (registry.checkpoint(version) if version else None)
+    tuned, reason = None, None
+    if checkpoint is None:
+        reason = (
+            f"{FallbackCode.checkpoint_missing}: no checkpoint was given and the registry "
+            f"at {registry.root} has no champion"
+        )
+    else:
+        try:
+            tuned = load_checkpoint(checkpoint, override, expected)
+        except CheckpointError as error:
+            reason = str(error)
+    if reason:
+        log.warning("serving from the base model: %s", reason)
+    config = tuned.config if tuned else (expected or load_config())
+    base_path = tuned.base_path if tuned else (override or resolve_base_model(config.base_model))
+    labels = tuned.predictor.labels if tuned else {t.name: list(t.labels) for t in config.tasks}
+    unlabeled = [task for task, names in labels.items() if not names]
+    if unlabeled:
+        raise ValueError(
+            f"tasks {unlabeled} list no labels in the config, so the base model cannot "
+            "answer them; list them under [tasks.labels]"
+        )
+    reusable = previous is not None and (
+        previous.base_path == base_path and previous.base.labels == labels
+    )
+    base = (
+        previous.base
+        if reusable
+        else ZeroShotPredictor.from_base(
+            base_path, config.tasks, labels, config.training.max_length
+        )
+    )
+    return Serving(
+        config=config,
+        base=base,
+        base_path=base_path,
+        base_info=previous.base_info if reusable else base_model_info(base_path),
+        tuned=tuned,
+        fallback_reason=reason,
+        checkpoint_path=str(checkpoint) if checkpoint else None,
+        registry_version=version if tuned else None,
+    )
+
+
+class ModelService:
+    def __init__(self, settings: ServiceSettings, registry: Registry, serving: Serving) -> None:
+        self.settings = settings
+        self.registry = registry
+        self.serving = serving
+        self.reload_error: str | None = None
+        self._failed_version: str | None = None
+        self._switching = threading.Lock()
 
     @classmethod
     def start(cls, settings: ServiceSettings) -> ModelService:
-        expected = load_config(settings.config) if settings.config else None
-        config = expected or load_config()
-        override = resolve_base_model(settings.base_model) if settings.base_model else None
-        base_path = override or resolve_base_model(config.base_model)
-        tuned, reason = None, None
-        if settings.model_dir is None:
-            reason = f"{FallbackCode.checkpoint_missing}: no checkpoint was given"
-        else:
+        registry = Registry(settings.registry_dir)
+        version = None if settings.model_dir else registry.champion()
+        return cls(settings, registry, load_serving(settings, registry, version))
+
+    @property
+    def pinned(self) -> bool:
+        """A checkpoint given by path serves until restart; the registry is not followed."""
+        return self.settings.model_dir is not None
+
+    def reload(self) -> bool:
+        """Follow the registry's champion; True when the service switched.
+
+        A champion that cannot serve is reported in `/v1/models/active` and tried once; the
+        model that serves now goes on serving.
+        """
+        if self.pinned:
+            return False
+        with self._switching:
             try:
-                tuned = load_checkpoint(settings.model_dir, override, expected)
-                config, base_path = tuned.config, tuned.base_path
-            except CheckpointError as error:
-                reason = str(error)
-        if reason:
-            log.warning("serving from the base model: %s", reason)
-        labels = tuned.predictor.labels if tuned else {t.name: list(t.labels) for t in config.tasks}
-        unlabeled = [task for task, names in labels.items() if not names]
-        if unlabeled:
-            raise ValueError(
-                f"tasks {unlabeled} list no labels in the config, so the base model cannot "
-                "answer them; list them under [tasks.labels]"
-            )
-        base = ZeroShotPredictor.from_base(
-            base_path, config.tasks, labels, config.training.max_length
-        )
-        return cls(
-            config=config,
-            base_info=base_model_info(base_path),
-            base=base,
-            tuned=tuned,
-            fallback_reason=reason,
-            checkpoint_path=str(settings.model_dir) if settings.model_dir else None,
-        )
+                version = self.registry.champion()
+                current = self.serving
+                if version is None or version in (current.registry_version, self._failed_version):
+                    return False
+                candidate = load_serving(self.settings, self.registry, version, current)
+            except Exception as error:
+                self.reload_error = f"{type(error).__name__}: {error}"
+                log.exception("could not read the registry's champion")
+                return False
+            if candidate.tuned is None:
+                self._failed_version = version
+                self.reload_error = f"champion {version} cannot serve: {candidate.fallback_reason}"
+                log.error(
+                    "%s; %s keeps serving", self.reload_error, current.predictor.model_version
+                )
+                return False
+            self.serving, self.reload_error, self._failed_version = candidate, None, None
+            log.info("switched to champion %s", version)
+            return True
 
     def triage(self, claims: Sequence[Claim]) -> list[TriageResult]:
-        if self.tuned is not None:
+        serving = self.serving  # one model for the whole request, even across a switch
+        policy = serving.config.policy
+        if serving.tuned is not None:
             try:
-                return triage(claims, self.tuned.predictor, self.config.policy)
+                return triage(claims, serving.tuned.predictor, policy)
             except FeatureError:
                 raise  # the request's fault, answered with 422
             except Exception as error:  # the specialist failed: the base model still answers
                 log.exception("tuned model failed; answering from the base model")
                 reason = f"{FallbackCode.inference_error}: {type(error).__name__}"
-                return triage(claims, self.base, self.config.policy, reason)
-        return triage(claims, self.base, self.config.policy, self.fallback_reason)
+                return triage(claims, serving.base, policy, reason)
+        return triage(claims, serving.base, policy, serving.fallback_reason)
+
+    @property
+    def labels(self) -> dict[str, list[str]]:
+        return self.serving.predictor.labels
 
     def readiness(self) -> Readiness:
-        if self.tuned is not None:
+        serving = self.serving
+        if serving.tuned is not None:
             return Readiness(status="ready", source="tuned")
-        return Readiness(status="degraded", source="base", reason=self.fallback_reason)
+        return Readiness(status="degraded", source="base", reason=serving.fallback_reason)
 
     def active(self) -> ActiveModel:
-        serving = self.tuned.predictor if self.tuned else self.base
+        serving = self.serving
         tuned_info = None
-        if self.tuned is not None:
-            manifest = self.tuned.manifest
+        if serving.tuned is not None:
+            manifest = serving.tuned.manifest
             tuned_info = TunedModelInfo(
                 model_version=manifest.model_version,
                 strategy=manifest.strategy,
                 created_at=manifest.created_at,
-                checkpoint=self.checkpoint_path or "",
+                checkpoint=serving.checkpoint_path or "",
                 metrics=manifest.metrics,
             )
         return ActiveModel(
-            source=serving.source,
-            model_version=serving.model_version,
-            fallback_reason=self.fallback_reason,
-            base_model=self.base_info,
+            source=serving.predictor.source,
+            model_version=serving.predictor.model_version,
+            fallback_reason=serving.fallback_reason,
+            base_model=serving.base_info,
             tuned=tuned_info,
-            tasks=serving.labels,
-            policy_version=self.config.policy.version,
+            tasks=serving.predictor.labels,
+            policy_version=serving.config.policy.version,
+            registry_version=serving.registry_version,
+            follows_registry=not self.pinned,
+            serving_since=serving.since,
+            reload_error=self.reload_error,
         )

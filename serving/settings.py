@@ -5,13 +5,15 @@ from __future__ import annotations
 from pathlib import Path
 
 from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from claims.settings import DataSettings
 
 
-class ServiceSettings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="CLAIMS_")
-
-    model_dir: Path | None = Field(default=None, description="The tuned checkpoint to serve.")
+class ServiceSettings(DataSettings):
+    model_dir: Path | None = Field(
+        default=None,
+        description="A checkpoint to serve, pinned: the registry's champion is not followed.",
+    )
     config: Path | None = Field(
         default=None,
         description="The config whose tasks the service must answer; a checkpoint for other "
@@ -21,3 +23,6 @@ class ServiceSettings(BaseSettings):
         default=None, description="Overrides the config's base model ('default' or a folder)."
     )
     max_body_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
+    reload_interval: float = Field(
+        default=5.0, gt=0, description="Seconds between looks at the registry's champion."
+    )

@@ -108,22 +108,39 @@ class TrainingOutcome:
 class SpecialistTrainer:
     """Fits one config on one labelled file; `fit` writes a verified checkpoint."""
 
-    def __init__(self, config: SpecialistConfig, *, show_progress: bool = True) -> None:
+    def __init__(
+        self,
+        config: SpecialistConfig,
+        *,
+        show_progress: bool = True,
+        on_step: Callable[[int, int], None] | None = None,
+    ) -> None:
+        """`on_step(step, total_steps)` reports progress to a caller without a terminal."""
         self.config = config
         self.settings = config.training
         self.show_progress = show_progress
+        self.on_step = on_step
         self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
     def fit(self, data_path: str | Path, out_dir: str | Path) -> TrainingOutcome:
+        data_path = Path(data_path)
+        return self.fit_claims(
+            load_claims(data_path, self.config),
+            out_dir,
+            data_name=data_path.name,
+            data_sha256=file_sha256(data_path),
+        )
+
+    def fit_claims(
+        self, everything: LabelledClaims, out_dir: str | Path, *, data_name: str, data_sha256: str
+    ) -> TrainingOutcome:
+        """Trains on claims already in memory (retraining merges feedback into them); the
+        config's split still holds out the test rows."""
         started = time.perf_counter()
         set_seed(self.settings.seed)
-        data_path = Path(data_path)
-        everything = load_claims(data_path, self.config)
         development, test = everything.split()
         if len(development) < 10:
-            raise DataError(
-                f"{data_path.name}: only {len(development)} rows outside the test split"
-            )
+            raise DataError(f"{data_name}: only {len(development)} rows outside the test split")
         in_validation = [
             hash_fraction(c.claim_id, VALIDATION_SALT) < self.settings.validation_fraction
             for c in development.claims
@@ -171,8 +188,8 @@ class SpecialistTrainer:
             calibration=calibration,
             base_model=base_model_info(base_path),
             training_data=DataInfo(
-                file_name=data_path.name,
-                sha256=file_sha256(data_path),
+                file_name=data_name,
+                sha256=data_sha256,
                 rows=len(everything),
                 train_rows=len(train),
                 validation_rows=len(validation),
@@ -305,6 +322,8 @@ class SpecialistTrainer:
                     optimiser.zero_grad(set_to_none=True)
                     step += 1
                     progress.update(bar, advance=1, loss=loss.item())
+                    if self.on_step is not None:
+                        self.on_step(step, total_steps)
                     last_step = step >= total_steps
                     if step % evaluate_every and not last_step:
                         continue

@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 
 from schemas.service import ActiveModel, Liveness, Readiness
-from serving.models import ModelService
+from serving.dependencies import Models
 
 router = APIRouter()
-
-
-def model_service(request: Request) -> ModelService:
-    return request.app.state.models
 
 
 @router.get("/healthz", response_model=Liveness, tags=["status"])
@@ -20,11 +16,11 @@ def healthz() -> Liveness:
 
 
 @router.get("/readyz", response_model=Readiness, tags=["status"])
-def readyz(request: Request) -> Readiness:
+def readyz(models: Models) -> Readiness:
     """`degraded` still serves (from the base model), so it answers 200 with the reason."""
-    return model_service(request).readiness()
+    return models.readiness()
 
 
 @router.get("/v1/models/active", response_model=ActiveModel, tags=["models"])
-def active_model(request: Request) -> ActiveModel:
-    return model_service(request).active()
+def active_model(models: Models) -> ActiveModel:
+    return models.active()

@@ -1,0 +1,395 @@
+"""The durable store: predictions, adjusters' feedback and background jobs, in SQLite or PostgreSQL.
+
+One `Store` is shared by the service's threads, and a retrain subprocess may open the same
+database at once. SQLite copes through WAL (readers never wait), a busy timeout, and write
+transactions that take the write lock when they begin (`BEGIN IMMEDIATE`), so a transaction
+that has read never fails on upgrading its lock; PostgreSQL copes on its own.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Collection, Iterable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Engine,
+    create_engine,
+    event,
+    func,
+    make_url,
+    select,
+)
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from claims.settings import DataSettings
+from claims.store.tables import Feedback, FeedbackLabel, Job, Prediction
+from schemas.claim import Claim
+from schemas.feedback import FeedbackItem, FeedbackRecord, PredictionRecord
+from schemas.jobs import JobState, JobStatus
+from schemas.triage import TriageResult
+
+MIGRATIONS = Path(__file__).with_name("migrations")
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+# Bound parameters per IN clause: far below SQLite's and PostgreSQL's limits.
+IN_CHUNK = 500
+# Any constant: PostgreSQL sessions that migrate take this advisory lock in turn.
+MIGRATION_LOCK_KEY = 0x636C61696D73
+# Execution option that makes a SQLite transaction take the write lock as it begins.
+_IMMEDIATE = "claims_sqlite_immediate"
+
+
+class FeedbackConflict(ValueError):
+    """The feedback_id is already stored with different content."""
+
+
+class UnknownPrediction(LookupError):
+    """The feedback names a prediction_id that the store does not hold."""
+
+
+def alembic_config(url: str | None = None) -> Config:
+    """Alembic's settings without an alembic.ini: the migrations ship inside the package."""
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    if url is not None:
+        config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    return config
+
+
+class Store:
+    """Every read and write of the product's durable state; the schema is migrated on opening."""
+
+    def __init__(self, url: str) -> None:
+        self._engine = _create_engine(url)
+        writer = self._engine.execution_options(**{_IMMEDIATE: True})
+        self._reading = sessionmaker(self._engine, expire_on_commit=False)
+        self._writing = sessionmaker(writer, expire_on_commit=False)
+        try:
+            with writer.begin() as connection:
+                _migrate(connection)
+        except BaseException:
+            self._engine.dispose()
+            raise
+
+    @classmethod
+    def from_settings(cls, settings: DataSettings) -> Store:
+        return cls(settings.store_url)
+
+    def close(self) -> None:
+        self._engine.dispose()
+
+    # Predictions
+
+    def record_predictions(self, records: Sequence[PredictionRecord]) -> None:
+        rows = [
+            Prediction(
+                prediction_id=record.prediction_id,
+                claim_id=record.claim.claim_id,
+                claim=record.claim.model_dump_json(),
+                result=record.result.model_dump_json(),
+                model_version=record.model_version,
+                source=record.source,
+                created_at=_aware(record.created_at, "created_at"),
+            )
+            for record in records
+        ]
+        with self._writing.begin() as session:
+            session.add_all(rows)
+
+    def prediction(self, prediction_id: str) -> PredictionRecord | None:
+        with self._reading() as session:
+            row = session.get(Prediction, prediction_id)
+            return None if row is None else _prediction_record(row)
+
+    def latest_claims(self, claim_ids: Iterable[str]) -> dict[str, Claim]:
+        """The claim as last predicted, for the ids that were: what a retrain learns from."""
+        ids = list(dict.fromkeys(claim_ids))
+        newest_first = func.row_number().over(
+            partition_by=Prediction.claim_id,
+            order_by=(Prediction.created_at.desc(), Prediction.prediction_id.desc()),
+        )
+        claims: dict[str, Claim] = {}
+        with self._reading() as session:
+            for start in range(0, len(ids), IN_CHUNK):
+                ranked = (
+                    select(Prediction.claim_id, Prediction.claim, newest_first.label("recency"))
+                    .where(Prediction.claim_id.in_(ids[start : start + IN_CHUNK]))
+                    .subquery()
+                )
+                rows = session.execute(
+                    select(ranked.c.claim_id, ranked.c.claim).where(ranked.c.recency == 1)
+                )
+                for claim_id, claim in rows:
+                    claims[claim_id] = Claim.model_validate_json(claim)
+        return claims
+
+    # Feedback
+
+    def add_feedback(self, item: FeedbackItem) -> tuple[FeedbackRecord, bool]:
+        """Store a correction once, durably: `(record, created)`; a resend is answered as stored.
+
+        Raises UnknownPrediction, FeedbackConflict (the id is stored with other content), or
+        ValueError (the prediction is for another claim than the one named).
+        """
+        try:
+            with self._writing.begin() as session:
+                stored = _feedback_by_id(session, item.feedback_id)
+                if stored is not None:
+                    return _same_or_conflict(item, stored), False
+                row = _new_feedback(session, item)
+                session.add(row)
+                session.flush()
+                record = _feedback_record(row)
+        except IntegrityError:
+            # Another writer stored this feedback_id between our read and our insert.
+            with self._reading() as session:
+                stored = _feedback_by_id(session, item.feedback_id)
+            if stored is None:
+                raise
+            return _same_or_conflict(item, stored), False
+        return record, True
+
+    def list_feedback(
+        self,
+        *,
+        claim_id: str | None = None,
+        task: str | None = None,
+        adjuster_id: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        confirmed: bool | None = None,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> list[FeedbackRecord]:
+        """Oldest first; `since` is inclusive and `until` exclusive, so windows tile."""
+        if limit < 0 or offset < 0:
+            raise ValueError(f"limit ({limit}) and offset ({offset}) must not be negative")
+        conditions: list[ColumnElement[bool]] = []
+        if claim_id is not None:
+            conditions.append(Feedback.claim_id == claim_id)
+        if task is not None:
+            conditions.append(Feedback.labels.any(FeedbackLabel.task == task))
+        if adjuster_id is not None:
+            conditions.append(Feedback.adjuster_id == adjuster_id)
+        if since is not None:
+            conditions.append(Feedback.received_at >= _aware(since, "since"))
+        if until is not None:
+            conditions.append(Feedback.received_at < _aware(until, "until"))
+        if confirmed is not None:
+            conditions.append(Feedback.confirmed == confirmed)
+        return self._feedback(conditions, limit=limit, offset=offset)
+
+    def confirmed_corrections(self) -> list[FeedbackRecord]:
+        """Every confirmed item, oldest first, so that a replay lets the newest win."""
+        return self._feedback([Feedback.confirmed.is_(True)])
+
+    # Jobs
+
+    def create_job(self, kind: str, message: str = "") -> JobStatus:
+        now = datetime.now(UTC)
+        row = Job(
+            job_id=f"job-{uuid.uuid4().hex}",
+            kind=kind,
+            state=JobState.queued.value,
+            progress=0.0,
+            message=message,
+            created_at=now,
+            updated_at=now,
+        )
+        with self._writing.begin() as session:
+            session.add(row)
+        return _job_status(row)
+
+    def update_job(
+        self,
+        job_id: str,
+        *,
+        state: JobState | None = None,
+        progress: float | None = None,
+        message: str | None = None,
+        result: dict[str, Any] | None = None,
+        error: str | None = None,
+    ) -> JobStatus:
+        """Change the fields given (None leaves one as it is); LookupError for an unknown job."""
+        with self._writing.begin() as session:
+            row = session.get(Job, job_id, with_for_update=True)
+            if row is None:
+                raise LookupError(f"no job {job_id!r}")
+            if state is not None:
+                row.state = JobState(state).value
+            if progress is not None:
+                row.progress = progress
+            if message is not None:
+                row.message = message
+            if result is not None:
+                row.result = json.dumps(result)
+            if error is not None:
+                row.error = error
+            row.updated_at = datetime.now(UTC)
+            return _job_status(row)  # validates (progress in [0, 1]) before the commit
+
+    def job(self, job_id: str) -> JobStatus | None:
+        with self._reading() as session:
+            row = session.get(Job, job_id)
+            return None if row is None else _job_status(row)
+
+    def jobs(
+        self, kind: str | None = None, states: Collection[JobState] | None = None
+    ) -> list[JobStatus]:
+        """Newest first."""
+        query = select(Job).order_by(Job.created_at.desc(), Job.job_id.desc())
+        if kind is not None:
+            query = query.where(Job.kind == kind)
+        if states is not None:
+            query = query.where(Job.state.in_([JobState(state).value for state in states]))
+        with self._reading() as session:
+            return [_job_status(row) for row in session.scalars(query)]
+
+    def _feedback(
+        self, conditions: list[ColumnElement[bool]], limit: int | None = None, offset: int = 0
+    ) -> list[FeedbackRecord]:
+        query = (
+            select(Feedback)
+            .where(*conditions)
+            .order_by(Feedback.received_at, Feedback.seq)
+            .limit(limit)
+            .offset(offset)
+        )
+        with self._reading() as session:
+            return [_feedback_record(row) for row in session.scalars(query)]
+
+
+def _create_engine(url: str) -> Engine:
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite":
+        return create_engine(parsed, pool_pre_ping=True)
+    if parsed.database not in (None, "", ":memory:"):
+        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(parsed)
+    event.listen(engine, "connect", _configure_sqlite)
+    event.listen(engine, "begin", _begin_sqlite)
+    return engine
+
+
+def _configure_sqlite(dbapi_connection: Any, _record: Any) -> None:
+    # The driver would emit BEGIN only before DML; SQLAlchemy emits it instead (_begin_sqlite),
+    # so reads are repeatable and DDL is transactional.
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
+    cursor.execute("PRAGMA journal_mode = WAL")
+    cursor.execute("PRAGMA synchronous = FULL")
+    cursor.execute("PRAGMA foreign_keys = ON")
+    cursor.close()
+
+
+def _begin_sqlite(connection: Connection) -> None:
+    immediate = connection.get_execution_options().get(_IMMEDIATE, False)
+    connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+def _migrate(connection: Connection) -> None:
+    """`alembic upgrade head`, one process at a time: the first creates, the others find head."""
+    if connection.dialect.name == "postgresql":
+        connection.execute(select(func.pg_advisory_xact_lock(MIGRATION_LOCK_KEY)))
+    # On SQLite the transaction began IMMEDIATE: it already holds the database's write lock.
+    config = alembic_config()
+    config.attributes["connection"] = connection
+    command.upgrade(config, "head")
+
+
+def _aware(value: datetime, name: str) -> datetime:
+    if value.utcoffset() is None:
+        raise ValueError(f"{name} must be timezone-aware, got {value.isoformat()}")
+    return value
+
+
+def _prediction_record(row: Prediction) -> PredictionRecord:
+    return PredictionRecord(
+        prediction_id=row.prediction_id,
+        claim=Claim.model_validate_json(row.claim),
+        result=TriageResult.model_validate_json(row.result),
+        model_version=row.model_version,
+        source=row.source,
+        created_at=row.created_at,
+    )
+
+
+def _feedback_by_id(session: Session, feedback_id: str) -> FeedbackRecord | None:
+    row = session.scalar(select(Feedback).where(Feedback.feedback_id == feedback_id))
+    return None if row is None else _feedback_record(row)
+
+
+def _new_feedback(session: Session, item: FeedbackItem) -> Feedback:
+    """The row for a new item, its claim and model version taken from the prediction it names."""
+    claim_id, model_version = item.claim_id, None
+    if item.prediction_id is not None:
+        prediction = session.get(Prediction, item.prediction_id)
+        if prediction is None:
+            raise UnknownPrediction(f"no prediction {item.prediction_id!r}")
+        if claim_id is not None and claim_id != prediction.claim_id:
+            raise ValueError(
+                f"prediction {item.prediction_id!r} is for claim {prediction.claim_id!r}, "
+                f"not claim {claim_id!r}"
+            )
+        claim_id, model_version = prediction.claim_id, prediction.model_version
+    return Feedback(
+        feedback_id=item.feedback_id,
+        prediction_id=item.prediction_id,
+        claim_id=claim_id,
+        reason_code=item.reason_code,
+        adjuster_id=item.adjuster_id,
+        note=item.note,
+        confirmed=item.confirmed,
+        model_version=model_version,
+        received_at=datetime.now(UTC),
+        labels=[FeedbackLabel(task=task, label=label) for task, label in item.labels.items()],
+    )
+
+
+def _same_or_conflict(item: FeedbackItem, stored: FeedbackRecord) -> FeedbackRecord:
+    """The stored record if `item` is a resend of it (claim_id may be left to the prediction)."""
+    fields = set(FeedbackItem.model_fields) - {"claim_id"}
+    same = item.model_dump(include=fields) == stored.model_dump(include=fields)
+    if not same or item.claim_id not in (None, stored.claim_id):
+        raise FeedbackConflict(
+            f"feedback {item.feedback_id!r} is already stored with different content"
+        )
+    return stored
+
+
+def _feedback_record(row: Feedback) -> FeedbackRecord:
+    return FeedbackRecord(
+        feedback_id=row.feedback_id,
+        prediction_id=row.prediction_id,
+        claim_id=row.claim_id,
+        labels={label.task: label.label for label in row.labels},
+        reason_code=row.reason_code,
+        adjuster_id=row.adjuster_id,
+        note=row.note,
+        confirmed=row.confirmed,
+        model_version=row.model_version,
+        received_at=row.received_at,
+    )
+
+
+def _job_status(row: Job) -> JobStatus:
+    return JobStatus(
+        job_id=row.job_id,
+        kind=row.kind,
+        state=JobState(row.state),
+        progress=row.progress,
+        message=row.message,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+        result=None if row.result is None else json.loads(row.result),
+        error=row.error,
+    )

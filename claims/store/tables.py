@@ -1,0 +1,115 @@
+"""The store's tables, as the ORM maps them and as the migrations must create them."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import (
+    Boolean,
+    DateTime,
+    Dialect,
+    Float,
+    ForeignKey,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+# Stable constraint names, the same on every backend, so later migrations can name what they alter.
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+ID_CHARS = 128  # schemas.feedback.Identifier and Claim.claim_id allow no more
+REASON_CODE_CHARS = 64
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """An aware UTC datetime on every backend: SQLite keeps no zone, so UTC is put back on read."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.utcoffset() is None:
+            raise ValueError(f"{value.isoformat()} has no timezone")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class Prediction(Base):
+    """One triage answer; the claim and the result are their Pydantic models' JSON."""
+
+    __tablename__ = "predictions"
+
+    prediction_id: Mapped[str] = mapped_column(String(ID_CHARS), primary_key=True)
+    claim_id: Mapped[str] = mapped_column(String(ID_CHARS), index=True)
+    claim: Mapped[str] = mapped_column(Text)
+    result: Mapped[str] = mapped_column(Text)
+    model_version: Mapped[str] = mapped_column(String)
+    source: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+
+
+class FeedbackLabel(Base):
+    """One corrected task of a feedback item: a row each, so filtering by task needs no JSON."""
+
+    __tablename__ = "feedback_labels"
+
+    feedback_id: Mapped[str] = mapped_column(ForeignKey("feedback.feedback_id"), primary_key=True)
+    task: Mapped[str] = mapped_column(String(ID_CHARS), primary_key=True, index=True)
+    label: Mapped[str] = mapped_column(String(ID_CHARS))
+
+
+class Feedback(Base):
+    """An adjuster's correction; `seq` orders items that arrive in the same microsecond."""
+
+    __tablename__ = "feedback"
+
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    feedback_id: Mapped[str] = mapped_column(String(ID_CHARS), unique=True)
+    prediction_id: Mapped[str | None] = mapped_column(ForeignKey("predictions.prediction_id"))
+    claim_id: Mapped[str] = mapped_column(String(ID_CHARS), index=True)
+    reason_code: Mapped[str] = mapped_column(String(REASON_CODE_CHARS))
+    adjuster_id: Mapped[str] = mapped_column(String(ID_CHARS), index=True)
+    note: Mapped[str | None] = mapped_column(Text)
+    confirmed: Mapped[bool] = mapped_column(Boolean)
+    model_version: Mapped[str | None] = mapped_column(String)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+
+    labels: Mapped[list[FeedbackLabel]] = relationship(
+        cascade="all, delete-orphan", lazy="selectin", order_by=FeedbackLabel.task
+    )
+
+
+class Job(Base):
+    """A background job's last known state; `result` is JSON."""
+
+    __tablename__ = "jobs"
+
+    job_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    kind: Mapped[str] = mapped_column(String, index=True)
+    state: Mapped[str] = mapped_column(String(16))
+    progress: Mapped[float] = mapped_column(Float)
+    message: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    result: Mapped[str | None] = mapped_column(Text)
+    error: Mapped[str | None] = mapped_column(Text)
