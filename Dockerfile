@@ -7,7 +7,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_NO_CACHE_DIR=1 \
     HF_HUB_OFFLINE=1 \
     TRANSFORMERS_OFFLINE=1 \
-    CLAIMS_MODEL_DIR=/models/specialist
+    CLAIMS_DATA_DIR=/data
 
 WORKDIR /app
 # The CPU wheel of torch first, pinned, so nothing pulls a CUDA build.
@@ -17,14 +17,15 @@ COPY claims ./claims
 COPY schemas ./schemas
 COPY training ./training
 COPY serving ./serving
-RUN pip install . \
+RUN pip install ".[postgres]" \
     && useradd --create-home --uid 10001 claims \
-    && mkdir -p /models && chown claims /models
+    && mkdir -p /data && chown claims /data
 
 USER claims
 EXPOSE 8000
-# Mount or copy a checkpoint at /models/specialist; without one the service answers from the
-# base model and /readyz says "degraded".
+# Mount the data directory (store, registry, job logs) at /data, or point CLAIMS_DATABASE_URL
+# at PostgreSQL. The registry's champion serves; without one the service answers from the base
+# model and /readyz says "degraded". CLAIMS_MODEL_DIR pins a checkpoint instead.
 HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 \
     CMD python -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=4)"
 CMD ["claims", "serve", "--host", "0.0.0.0", "--port", "8000"]

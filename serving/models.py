@@ -138,7 +138,10 @@ class ModelService:
             try:
                 version = self.registry.champion()
                 current = self.serving
-                if version is None or version in (current.registry_version, self._failed_version):
+                if version == current.registry_version:
+                    self.reload_error = self._failed_version = None  # e.g. a rollback
+                    return False
+                if version is None or version == self._failed_version:
                     return False
                 candidate = load_serving(self.settings, self.registry, version, current)
             except Exception as error:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
@@ -41,6 +42,15 @@ def claim_type_config(**training: object) -> SpecialistConfig:
     # so the gate tolerates more here than the 0.01 it defaults to for real claim volumes
     data["retraining"].update({"tolerance": 0.1, "min_rows": 10, "feedback_holdout_fraction": 0.5})
     return SpecialistConfig.model_validate(data)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def session_data_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """For module- and session-wide services, which start before any per-test fixture."""
+    folder = tmp_path_factory.mktemp("claims-data")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("CLAIMS_DATA_DIR", str(folder))
+        yield folder
 
 
 @pytest.fixture(autouse=True)

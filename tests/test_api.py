@@ -81,7 +81,7 @@ def test_a_structured_field_of_the_wrong_kind_gets_422(
     """A config that reads the `wages` attribute as a number refuses words there."""
     from claims.features import NumericScaling
 
-    predictor = client.app.state.models.tuned.predictor
+    predictor = client.app.state.models.serving.tuned.predictor
     wages = NumericScaling(name="wages", center=0.0, scale=1.0)
     features = predictor.features.model_copy(
         update={"numeric": [*predictor.features.numeric, wages]}
@@ -123,7 +123,7 @@ def test_health_readiness_and_the_active_model(client: TestClient, trained_check
 def test_a_failing_specialist_is_answered_by_the_base_model(
     client: TestClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    predictor = client.app.state.models.tuned.predictor
+    predictor = client.app.state.models.serving.tuned.predictor
 
     def broken(claims):
         raise RuntimeError("out of memory")

@@ -69,7 +69,7 @@ def test_a_checkpoint_for_other_tasks_does_not_match_the_config(checkpoint_copy:
 def test_the_service_starts_on_the_base_model_and_says_why(checkpoint_copy: Path, damage, reason):
     damage(checkpoint_copy)
     service = ModelService.start(ServiceSettings(model_dir=checkpoint_copy))
-    assert service.tuned is None
+    assert service.serving.tuned is None
     assert service.readiness().status == "degraded"
     assert service.readiness().reason.startswith(reason)
     from schemas.claim import Claim
@@ -79,3 +79,31 @@ def test_the_service_starts_on_the_base_model_and_says_why(checkpoint_copy: Path
     assert result.served_by.fallback_reason.startswith(reason)
     assert result.decision.needs_review
     assert "fallback_model" in [r.code for r in result.decision.review_reasons]
+
+
+def test_a_new_champion_that_cannot_serve_leaves_the_current_one_serving(
+    trained_checkpoint: Path, checkpoint_copy: Path, data_dir: Path
+) -> None:
+    from claims.registry import Registry
+    from schemas.registry import Lineage
+
+    registry = Registry(data_dir / "registry")
+    lineage = Lineage(
+        origin="registered", training_data_file="c.csv", training_data_sha256="0", training_rows=1
+    )
+    good = registry.register(trained_checkpoint, lineage).version
+    registry.promote(good, "first")
+    service = ModelService.start(ServiceSettings())
+    manifest = json.loads((checkpoint_copy / MANIFEST).read_text())
+    manifest["model_version"] = "sp-broken"
+    (checkpoint_copy / MANIFEST).write_text(json.dumps(manifest))
+    broken = registry.register(checkpoint_copy, lineage).version
+    flip_a_byte(registry.checkpoint(broken) / "heads.safetensors")  # damaged after registration
+    registry.promote(broken, "a bad promotion")
+    assert service.reload() is False
+    active = service.active()
+    assert (active.source, active.registry_version) == ("tuned", good)
+    assert active.reload_error.startswith("champion sp-broken cannot serve: hash_mismatch")
+    registry.rollback("back to the good one")
+    assert service.reload() is False  # already serving it
+    assert (service.active().registry_version, service.active().reload_error) == (good, None)
