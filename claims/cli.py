@@ -41,11 +41,12 @@ USER_ERRORS = (
 
 
 @contextmanager
-def user_errors() -> Iterator[None]:
-    """A bad file, config or checkpoint ends the command with its reason, not a traceback."""
+def user_errors(*more: type[Exception]) -> Iterator[None]:
+    """A bad file, config or checkpoint (or one of `more`) ends the command with its reason,
+    not a traceback."""
     try:
         yield
-    except USER_ERRORS as error:
+    except (*USER_ERRORS, *more) as error:
         console.print(f"[bold red]error:[/] {error}")
         raise typer.Exit(code=2) from error
 

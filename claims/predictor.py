@@ -6,6 +6,7 @@ Both answer the same question the same way, so serving can put one in place of t
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, Protocol
 
@@ -39,6 +40,14 @@ class Predictor(Protocol):
         ...
 
 
+@dataclass
+class PreparedClaims:
+    """Claims as model inputs: token ids and structured features, in input order."""
+
+    token_ids: list[list[int]]
+    structured: torch.Tensor
+
+
 class TunedPredictor:
     source: Source = "tuned"
 
@@ -62,25 +71,37 @@ class TunedPredictor:
         self.model_version = model_version
         self.batch_size = batch_size
 
-    def logits(self, claims: Sequence[Claim]) -> dict[str, torch.Tensor]:
+    def prepare(self, claims: Sequence[Claim]) -> PreparedClaims:
+        """The CPU work before the model: batch scoring runs it beside the model's forward pass."""
+        return PreparedClaims(
+            token_ids=tokenize(self.tokenizer, [c.description for c in claims], self.max_length),
+            structured=torch.from_numpy(self.features.transform(claims)),
+        )
+
+    def logits(self, claims: Sequence[Claim] | PreparedClaims) -> dict[str, torch.Tensor]:
         """Uncalibrated logits in input order; training uses them to fit the calibration."""
-        token_ids = tokenize(self.tokenizer, [c.description for c in claims], self.max_length)
-        structured = torch.from_numpy(self.features.transform(claims))
+        prepared = claims if isinstance(claims, PreparedClaims) else self.prepare(claims)
+        count = len(prepared.token_ids)
         device = next(self.model.parameters()).device
+        on_gpu = device.type == "cuda"
         outputs: dict[str, torch.Tensor] = {
-            task: torch.empty(len(claims), len(names)) for task, names in self.labels.items()
+            task: torch.empty(count, len(names)) for task, names in self.labels.items()
         }
-        batches = padded_batches(token_ids, self.batch_size, self.tokenizer.pad_token_id)
-        with torch.inference_mode():
+        batches = padded_batches(prepared.token_ids, self.batch_size, self.tokenizer.pad_token_id)
+        with (
+            torch.inference_mode(),
+            torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=on_gpu),
+        ):
             for rows, input_ids, mask in batches:
-                logits = self.model(
-                    input_ids.to(device), mask.to(device), structured[rows].to(device)
-                )
+                inputs = [input_ids, mask, prepared.structured[rows]]
+                if on_gpu:  # page-locked copies overlap the transfer with compute
+                    inputs = [t.pin_memory().to(device, non_blocking=True) for t in inputs]
+                logits = self.model(*inputs)
                 for task, values in logits.items():
-                    outputs[task][rows] = values.cpu()
+                    outputs[task][rows] = values.float().cpu()
         return outputs
 
-    def predict_proba(self, claims: Sequence[Claim]) -> dict[str, np.ndarray]:
+    def predict_proba(self, claims: Sequence[Claim] | PreparedClaims) -> dict[str, np.ndarray]:
         return {
             task: self.calibration.probabilities(task, values).numpy()
             for task, values in self.logits(claims).items()

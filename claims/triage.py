@@ -38,8 +38,11 @@ def triage(
     predictor: Predictor,
     policy: DecisionPolicy,
     fallback_reason: str | None = None,
+    probabilities: dict[str, np.ndarray] | None = None,
 ) -> list[TriageResult]:
-    probabilities = predictor.predict_proba(claims)
+    """`probabilities`, when the caller has them already (batch scoring computes them ahead)."""
+    if probabilities is None:
+        probabilities = predictor.predict_proba(claims)
     served_by = ServedBy(
         source=predictor.source,
         model_version=predictor.model_version,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import typer
@@ -39,5 +40,68 @@ def serve(
     uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
 
 
+def score(
+    source: Path = typer.Argument(..., help="Claims: .csv, .jsonl (gzip too) or .parquet."),
+    out: Path = typer.Option(..., help="Output file; its format follows its extension."),
+    model: Path | None = typer.Option(
+        None, help="Checkpoint folder; default: the registry's champion."
+    ),
+    rejects: Path | None = typer.Option(
+        None, help="Rows that cannot be scored, with the reason; default: OUT with .rejects."
+    ),
+    chunk_rows: int = typer.Option(16_384, min=1, help="Rows per chunk: the unit of resumption."),
+    batch_size: int | None = typer.Option(
+        None, min=1, help="Claims per forward pass; default 64 on the CPU, 1024 on a GPU."
+    ),
+    device: str = typer.Option("auto", help="auto, cpu or cuda."),
+    int8: bool = typer.Option(False, "--int8", help="int8 dynamic quantisation (CPU only)."),
+    restart: bool = typer.Option(False, help="Discard what an interrupted run left."),
+) -> None:
+    """Score a backlog file in chunks; an interrupted run resumes where it stopped."""
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    from claims.cli import user_errors
+    from claims.streams import count_rows
+    from serving.scoring import BacklogScorer, ScoringError, load_scoring_model
+
+    console = Console(stderr=True)
+    with user_errors(ScoringError):
+        checkpoint = load_scoring_model(model, device=device, batch_size=batch_size, int8=int8)
+        with Progress(
+            TextColumn("[bold]scoring"),
+            BarColumn(),
+            TextColumn("{task.completed:,}/{task.total:,} rows"),
+            TextColumn("{task.fields[rate]:,.0f} rows/s"),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            console=console,
+        ) as progress:
+            bar = progress.add_task("score", total=count_rows(source), rate=0.0)
+            started = time.perf_counter()
+
+            def advance(rows: int) -> None:
+                progress.advance(bar, rows)
+                done = progress.tasks[0].completed
+                progress.update(bar, rate=done / max(time.perf_counter() - started, 1e-9))
+
+            scorer = BacklogScorer(
+                checkpoint.predictor, checkpoint.config, chunk_rows=chunk_rows, progress=advance
+            )
+            summary = scorer.score(source, out, rejects, restart=restart)
+    console.print(
+        f"{summary.rows:,} rows in: {summary.scored:,} scored -> {summary.output}, "
+        f"{summary.rejected:,} rejected -> {summary.rejects} "
+        f"({summary.claims_per_second:,.0f} claims/s, model {summary.model_version})"
+    )
+
+
 def register(app: typer.Typer) -> None:
     app.command()(serve)
+    app.command()(score)

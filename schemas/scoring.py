@@ -1,0 +1,17 @@
+"""What a backlog scoring run reports: every input row is either scored or rejected."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field
+
+
+class ScoreSummary(BaseModel):
+    rows: int = Field(description="Rows read from the input, unreadable ones included.")
+    scored: int
+    rejected: int
+    resumed_chunks: int = Field(description="Chunks a previous, interrupted run had scored.")
+    output: str
+    rejects: str
+    model_version: str
+    seconds: float
+    claims_per_second: float
