@@ -21,15 +21,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "benchmarks" / "results"
-DOCS = ROOT / "docs"
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from benchmark_docs import ABLATION, DOCS, RESULTS, plot_accuracy, render  # noqa: E402
+
 CLAIMS = [sys.executable, "-m", "claims"]
-ABLATION = "specialist_frozen_encoder"
-# Targets the project set itself (issue "A specialist that beats every baseline"), by dataset.
-GOALS = {
-    "workers_comp": {"large_loss": 0.920, "deteriorating": 0.875, "severity_band": 0.735},
-}
-MAX_BINARY_ECE = 0.03
 
 
 def run(*arguments: str) -> None:
@@ -77,117 +73,6 @@ def _cpu_count() -> int:
     return len(os.sched_getaffinity(0))
 
 
-def plot(result: dict, name: str) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    tasks = list(result["primary_metrics"])
-    systems = list(result["systems"])
-    figure, axes = plt.subplots(1, len(tasks), figsize=(5.6 * len(tasks), 3.8), sharey=False)
-    for axis, task in zip(list(axes) if len(tasks) > 1 else [axes], tasks, strict=True):
-        metric = result["primary_metrics"][task]
-        values = [result["systems"][s]["metrics"][task][metric] for s in systems]
-        colours = ["tab:green" if s == "specialist" else "tab:grey" for s in systems]
-        axis.barh(systems, values, color=colours)
-        for row, value in enumerate(values):
-            axis.text(value, row, f" {value:.3f}", va="center", fontsize=8)
-        axis.set_title(f"{task} ({metric})")
-        axis.set_xlim(0.0, 1.12)  # from zero, so bar lengths compare honestly
-        axis.invert_yaxis()
-    figure.tight_layout()
-    path = DOCS / "img" / f"accuracy-{name}.png"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=110)
-    return path
-
-
-def table(result: dict) -> str:
-    tasks = result["primary_metrics"]
-    columns = [f"{t} {m}" for t, m in tasks.items()] + [f"{t} ECE" for t in tasks]
-    columns += ["fit s", "trainable params"]
-    lines = ["| system | " + " | ".join(columns) + " |", "|" + " --- |" * (len(columns) + 1)]
-    for system, values in result["systems"].items():
-        metrics = values["metrics"]
-        cells = [f"{metrics[t][m]:.3f}" for t, m in tasks.items()]
-        cells += [f"{metrics[t]['ece']:.3f}" for t in tasks]
-        seconds, parameters = values.get("fit_seconds"), values.get("trainable_parameters")
-        cells += [
-            "" if seconds is None else f"{seconds:.0f}",
-            f"{parameters:,}" if parameters else "",
-        ]
-        lines.append(f"| {system} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
-
-
-def goals(result: dict, name: str) -> str:
-    """Each goal beside the specialist's figure and the best baseline's: met or not, plainly."""
-    if name not in GOALS:
-        return ""
-    systems = result["systems"]
-    lines = [
-        "| task | metric | goal | specialist | best baseline | met |",
-        "| --- | --- | --- | --- | --- | --- |",
-    ]
-    for task, goal in GOALS[name].items():
-        metric = result["primary_metrics"][task]
-        ours = systems["specialist"]["metrics"][task][metric]
-        baselines = {
-            s: v["metrics"][task][metric]
-            for s, v in systems.items()
-            if s not in ("specialist", ABLATION)
-        }
-        best = max(baselines, key=baselines.get)
-        met = ours >= goal and ours > baselines[best]
-        lines.append(
-            f"| {task} | {metric} | >= {goal:.3f} | {ours:.3f} | {baselines[best]:.3f} ({best}) "
-            f"| {'yes' if met else 'no'} |"
-        )
-    return (
-        "Goals (the specialist must reach the goal and beat every baseline):\n\n"
-        + "\n".join(lines)
-        + "\n\n"
-    )
-
-
-def render_docs() -> None:
-    sections = []
-    for path in sorted(RESULTS.glob("accuracy-*.json")):
-        result = json.loads(path.read_text())
-        name = path.stem.removeprefix("accuracy-")
-        binary = [t for t, m in result["primary_metrics"].items() if m == "auc"]
-        extra = ""
-        if binary:
-            rows = [
-                f"| {s} | "
-                + " | ".join(f"{v['metrics'][t]['average_precision']:.3f}" for t in binary)
-                + " |"
-                for s, v in result["systems"].items()
-            ]
-            extra = (
-                "\n\nAverage precision (binary tasks):\n\n| system | "
-                + " | ".join(binary)
-                + " |\n|"
-                + " --- |" * (len(binary) + 1)
-                + "\n"
-                + "\n".join(rows)
-            )
-        sections.append(
-            f"### {name}\n\n{goals(result, name)}"
-            f"`{result['dataset']}`, {result['test_rows']:,} held-out claims; "
-            f"{result['machine']}; {result['created_at']}. Specialist "
-            f"{result['model_version']} ({result['systems']['specialist']['strategy']}).\n\n"
-            f"{table(result)}{extra}\n\n![{name}](img/accuracy-{name}.png)\n"
-        )
-    (DOCS / "benchmarks.md").write_text(
-        "# Benchmarks\n\n## Accuracy\n\nMade by `benchmarks/accuracy.py`; raw figures in "
-        "`benchmarks/results/accuracy-*.json`. Every system is scored on the same held-out "
-        "claims; baselines are fitted on the same development rows the specialist trained "
-        "on. Fit seconds on the machine named.\n\n" + "\n".join(sections)
-    )
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", help="a labelled claims file, or 'synthetic'")
@@ -200,8 +85,8 @@ def main() -> None:
     arguments = parser.parse_args()
     if arguments.render_only:
         for path in RESULTS.glob("accuracy-*.json"):
-            plot(json.loads(path.read_text()), path.stem.removeprefix("accuracy-"))
-        render_docs()
+            plot_accuracy(json.loads(path.read_text()), path.stem.removeprefix("accuracy-"))
+        render()
         return
     if not arguments.data:
         parser.error("--data is required")
@@ -217,8 +102,8 @@ def main() -> None:
     result = collect(specialist, ablation)
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / f"accuracy-{name}.json").write_text(json.dumps(result, indent=2) + "\n")
-    plot(result, name)
-    render_docs()
+    plot_accuracy(result, name)
+    render()
     print(f"wrote {RESULTS / f'accuracy-{name}.json'} and {DOCS / 'benchmarks.md'}")
 
 

@@ -13,10 +13,10 @@ from fastapi.responses import JSONResponse
 
 from claims.features import FeatureError
 from claims.store import Store
-from serving.jobs import RetrainLauncher
+from serving.jobs import JobLauncher
 from serving.limits import BodySizeLimit
 from serving.models import ModelService
-from serving.routes import feedback, registry, retraining, triage
+from serving.routes import batch_jobs, feedback, registry, retraining, triage
 from serving.routes import status as status_routes
 from serving.settings import ServiceSettings
 
@@ -40,7 +40,9 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.store = store = Store.from_settings(settings)
         app.state.models = models = ModelService.start(settings)
-        app.state.launcher = RetrainLauncher(settings, store)
+        app.state.launcher = launcher = JobLauncher(settings, store)
+        for job_id in launcher.resume_scoring():
+            log.warning("resumed batch job %s, interrupted by a restart", job_id)
         follower = (
             None
             if models.pinned
@@ -61,9 +63,13 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
         summary="Triage of first notices of loss by an insurer's own fine-tuned model.",
         lifespan=lifespan,
     )
-    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        BodySizeLimit,
+        max_bytes=settings.max_body_bytes,
+        larger={batch_jobs.router.prefix: settings.max_upload_bytes},
+    )
     app.include_router(status_routes.router)
-    for routes in (triage, feedback, retraining, registry):
+    for routes in (triage, batch_jobs, feedback, retraining, registry):
         app.include_router(routes.router)
 
     @app.exception_handler(FeatureError)

@@ -56,6 +56,7 @@ def score(
     device: str = typer.Option("auto", help="auto, cpu or cuda."),
     int8: bool = typer.Option(False, "--int8", help="int8 dynamic quantisation (CPU only)."),
     restart: bool = typer.Option(False, help="Discard what an interrupted run left."),
+    job: str | None = typer.Option(None, help="The job to report to (the service creates it)."),
 ) -> None:
     """Score a backlog file in chunks; an interrupted run resumes where it stopped."""
     from rich.console import Console
@@ -68,11 +69,15 @@ def score(
     )
 
     from claims.cli import user_errors
+    from claims.jobs import reporting
+    from claims.settings import DataSettings
+    from claims.store import Store
     from claims.streams import count_rows
     from serving.scoring import BacklogScorer, ScoringError, load_scoring_model
 
     console = Console(stderr=True)
-    with user_errors(ScoringError):
+    store = Store.from_settings(DataSettings())
+    with reporting(store, "score", job) as report, user_errors(ScoringError):
         checkpoint = load_scoring_model(model, device=device, batch_size=batch_size, int8=int8)
         with Progress(
             TextColumn("[bold]scoring"),
@@ -83,18 +88,23 @@ def score(
             TimeRemainingColumn(),
             console=console,
         ) as progress:
-            bar = progress.add_task("score", total=count_rows(source), rate=0.0)
+            total = count_rows(source)
+            bar = progress.add_task("score", total=total, rate=0.0)
             started = time.perf_counter()
 
             def advance(rows: int) -> None:
                 progress.advance(bar, rows)
                 done = progress.tasks[0].completed
                 progress.update(bar, rate=done / max(time.perf_counter() - started, 1e-9))
+                report.progress(done / max(total or 1, done), f"{done:,} rows scored or rejected")
 
             scorer = BacklogScorer(
                 checkpoint.predictor, checkpoint.config, chunk_rows=chunk_rows, progress=advance
             )
             summary = scorer.score(source, out, rejects, restart=restart)
+        report.succeeded(
+            f"{summary.scored:,} scored, {summary.rejected:,} rejected", summary.model_dump()
+        )
     console.print(
         f"{summary.rows:,} rows in: {summary.scored:,} scored -> {summary.output}, "
         f"{summary.rejected:,} rejected -> {summary.rejects} "

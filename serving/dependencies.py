@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from claims.store import Store
-from serving.jobs import RetrainLauncher
+from serving.jobs import JobLauncher
 from serving.models import ModelService
 
 
@@ -19,10 +19,10 @@ def get_store(request: Request) -> Store:
     return request.app.state.store
 
 
-def get_launcher(request: Request) -> RetrainLauncher:
+def get_launcher(request: Request) -> JobLauncher:
     return request.app.state.launcher
 
 
 Models = Annotated[ModelService, Depends(get_models)]
 StoreDep = Annotated[Store, Depends(get_store)]
-Launcher = Annotated[RetrainLauncher, Depends(get_launcher)]
+Launcher = Annotated[JobLauncher, Depends(get_launcher)]

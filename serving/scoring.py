@@ -171,8 +171,8 @@ class BacklogScorer:
             "model_version": self.predictor.model_version,
             "chunk_rows": self.chunk_rows,
         }
-        if parts.exists() and restart:
-            shutil.rmtree(parts)
+        if parts.exists() and (restart or not (parts / STATE_FILE).exists()):
+            shutil.rmtree(parts)  # discarded, or killed before it had scored anything
         if parts.exists():
             earlier = json.loads((parts / STATE_FILE).read_text())
             if earlier != state:

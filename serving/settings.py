@@ -23,6 +23,11 @@ class ServiceSettings(DataSettings):
         default=None, description="Overrides the config's base model ('default' or a folder)."
     )
     max_body_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
+    max_upload_bytes: int = Field(
+        default=4 * 1024**3,
+        ge=1024,
+        description="Largest backlog file `POST /v1/batch-jobs` takes.",
+    )
     reload_interval: float = Field(
         default=5.0, gt=0, description="Seconds between looks at the registry's champion."
     )

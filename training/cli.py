@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
@@ -13,9 +11,6 @@ from rich.table import Table
 from claims.cli import user_errors
 from schemas.config import Strategy
 from schemas.report import EvaluationReport
-
-if TYPE_CHECKING:
-    from claims.store import Store
 
 console = Console()
 
@@ -79,47 +74,35 @@ def retrain(
     ),
 ) -> None:
     """Train a challenger on history plus confirmed feedback; promote it only if the gate passes."""
+    from claims.jobs import reporting
     from claims.registry import Registry
     from claims.settings import DataSettings
     from claims.store import Store
-    from schemas.jobs import JobState
     from training.retrain import retrain as run_retraining
 
     settings = DataSettings()
     store = Store.from_settings(settings)
-    job_id = job or store.create_job("retrain").job_id
-    store.update_job(job_id, state=JobState.running, message="starting")
-    try:
-        with user_errors():
-            data = data or settings.training_data
-            if data is None:
-                raise FileNotFoundError("no training data: pass --data or set CLAIMS_TRAINING_DATA")
-            outcome = run_retraining(
-                data,
-                Registry(settings.registry_dir),
-                store,
-                progress=ThrottledProgress(store, job_id),
-                show_progress=job is None,
-            )
-    except BaseException as error:
-        reason = (
-            "interrupted" if isinstance(error, KeyboardInterrupt) else str(error.__cause__ or error)
+    with reporting(store, "retrain", job) as report, user_errors():
+        data = data or settings.training_data
+        if data is None:
+            raise FileNotFoundError("no training data: pass --data or set CLAIMS_TRAINING_DATA")
+        outcome = run_retraining(
+            data,
+            Registry(settings.registry_dir),
+            store,
+            progress=report.progress,
+            show_progress=job is None,
         )
-        store.update_job(job_id, state=JobState.failed, error=reason)
-        raise
-    decision = outcome.decision
-    store.update_job(
-        job_id,
-        state=JobState.succeeded,
-        progress=1.0,
-        message=decision.reason,
-        result={
-            "challenger_version": outcome.challenger.version,
-            "promoted": decision.promoted,
-            "unusable_feedback": outcome.unusable_feedback,
-            "gate": decision.model_dump(mode="json"),
-        },
-    )
+        decision = outcome.decision
+        report.succeeded(
+            decision.reason,
+            {
+                "challenger_version": outcome.challenger.version,
+                "promoted": decision.promoted,
+                "unusable_feedback": outcome.unusable_feedback,
+                "gate": decision.model_dump(mode="json"),
+            },
+        )
     table = Table("slice", "task", "metric", "rows", "base", "champion", "challenger", "verdict")
     for check in decision.checks:
         table.add_row(
@@ -135,23 +118,7 @@ def retrain(
         )
     console.print(table)
     colour = "green" if decision.promoted else "yellow"
-    console.print(
-        f"[{colour}]{decision.reason}[/] (challenger {outcome.challenger.version}, job {job_id})"
-    )
-
-
-class ThrottledProgress:
-    """Writes a job's progress at most once a second: the store is shared with the service."""
-
-    def __init__(self, store: Store, job_id: str, interval: float = 1.0) -> None:
-        self.store, self.job_id, self.interval = store, job_id, interval
-        self.last = 0.0
-
-    def __call__(self, fraction: float, message: str) -> None:
-        now = time.monotonic()
-        if now - self.last >= self.interval or fraction >= 1.0:
-            self.last = now
-            self.store.update_job(self.job_id, progress=min(fraction, 1.0), message=message)
+    console.print(f"[{colour}]{decision.reason}[/] (challenger {outcome.challenger.version})")
 
 
 def comparison_table(report: EvaluationReport) -> Table:

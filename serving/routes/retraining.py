@@ -20,7 +20,7 @@ router = APIRouter(prefix="/v1/retrain", tags=["retraining"])
 def start_retraining(launcher: Launcher) -> JobStatus:
     """History plus confirmed feedback trains a challenger; the gate decides its promotion."""
     try:
-        return launcher.start()
+        return launcher.start_retraining()
     except (RetrainRunning, RetrainUnavailable) as error:
         raise HTTPException(status.HTTP_409_CONFLICT, detail=str(error)) from error
 

@@ -1,0 +1,228 @@
+"""Throughput benchmark: backlog scoring, file in to file out, beside a naive loop.
+
+    python benchmarks/throughput.py                  # 5,000 synthetic claims, a quick model
+    python benchmarks/throughput.py --model runs/specialist --rows 20000 --repeats 5
+
+Both paths score the same claims with the same checkpoint in one run, alternating, and the
+medians are compared. The naive loop reads the whole file, pads every batch of 64 to 128 tokens
+in file order and runs fp32 with no overlap; the product's path is `BacklogScorer` (length
+buckets, dynamic padding, the next chunk tokenised while the model runs, bf16 on a GPU), and
+on the CPU also with int8 dynamic quantisation, which is kept as an option only if it moves no
+metric by more than half a point on labelled claims. Writes benchmarks/results/throughput-
+<cpu|gpu name>.json and regenerates docs/benchmarks.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from benchmark_docs import RESULTS, render  # noqa: E402
+
+from claims.checkpoint import LoadedCheckpoint, load_checkpoint  # noqa: E402
+from claims.dataset import frame_to_claims, load_claims  # noqa: E402
+from claims.tables import read_table  # noqa: E402
+from claims.triage import triage  # noqa: E402
+from serving.scoring import BacklogScorer, load_scoring_model  # noqa: E402
+from training.trainer import score_predictions  # noqa: E402
+
+NAIVE_BATCH, NAIVE_WIDTH = 64, 128
+INT8_TOLERANCE = 0.005  # half a point of any metric
+CLAIMS = [sys.executable, "-m", "claims"]
+
+
+def naive_score(loaded: LoadedCheckpoint, source: Path, out: Path) -> int:
+    """What a first script does: whole file in memory, fixed padding, file order, fp32."""
+    predictor, config = loaded.predictor, loaded.config
+    frame = read_table(source)
+    claims = frame_to_claims(frame, config, source=source.name, require_labels=False).claims
+    device = next(predictor.model.parameters()).device
+    rows = []
+    with torch.no_grad():
+        for start in range(0, len(claims), NAIVE_BATCH):
+            batch = claims[start : start + NAIVE_BATCH]
+            encoded = predictor.tokenizer(
+                [c.description for c in batch],
+                padding="max_length",
+                truncation=True,
+                max_length=NAIVE_WIDTH,
+                return_tensors="pt",
+            )
+            structured = torch.from_numpy(predictor.features.transform(batch))
+            logits = predictor.model(
+                encoded["input_ids"].to(device),
+                encoded["attention_mask"].to(device),
+                structured.to(device),
+            )
+            probabilities = {
+                task: predictor.calibration.probabilities(task, values.float().cpu()).numpy()
+                for task, values in logits.items()
+            }
+            for result in triage(batch, predictor, config.policy, probabilities=probabilities):
+                row = {"claim_id": result.claim_id, "route": result.decision.route}
+                row |= {task: p.label for task, p in result.predictions.items()}
+                rows.append(row)
+    pd.DataFrame(rows).to_csv(out, index=False)
+    return len(rows)
+
+
+def timed(function, *arguments) -> tuple[float, int]:  # type: ignore[no-untyped-def]
+    started = time.perf_counter()
+    scored = function(*arguments)
+    return time.perf_counter() - started, scored
+
+
+def product_score(loaded: LoadedCheckpoint, source: Path, out: Path) -> int:
+    scorer = BacklogScorer(loaded.predictor, loaded.config)
+    return scorer.score(source, out, restart=True).scored
+
+
+def metric_change(fp32: LoadedCheckpoint, int8: LoadedCheckpoint, labelled: Path) -> dict:
+    """The largest change int8 makes to any metric of any task, on labelled claims."""
+    claims = load_claims(labelled, fp32.config)
+    changes = {}
+    scores = {}
+    for name, loaded in (("fp32", fp32), ("int8", int8)):
+        predictor = loaded.predictor
+        scores[name] = score_predictions(
+            loaded.config,
+            predictor.predict_proba(claims.claims),
+            claims,
+            predictor.labels,
+            predictor.decide,
+        )
+    for task, metrics in scores["fp32"].items():
+        for metric, value in metrics.items():
+            if metric != "rows":
+                changes[f"{task}.{metric}"] = round(abs(scores["int8"][task][metric] - value), 4)
+    return {"fp32": scores["fp32"], "int8": scores["int8"], "absolute_change": changes}
+
+
+def quick_model(work: Path) -> Path:
+    """A LoRA specialist trained for a few steps: its speed is the product's, whatever its skill."""
+    data, model = work / "train.csv", work / "model"
+    if not (model / "manifest.json").exists():
+        subprocess.run(
+            [*CLAIMS, "generate", "--n", "2000", "--seed", "5", "--out", str(data)], check=True
+        )
+        subprocess.run(
+            [*CLAIMS, "train", "--data", str(data), "--out", str(model), "--max-steps", "20"],
+            check=True,
+        )
+    return model
+
+
+def machine() -> tuple[str, str]:
+    if torch.cuda.is_available():
+        name = torch.cuda.get_device_name(0)
+        return name, "h100" if "H100" in name else "gpu"
+    cpu = platform.processor() or platform.machine()
+    return f"{os.cpu_count()}-core CPU ({cpu}), torch {torch.__version__}", "cpu"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", type=Path, help="checkpoint; default: a quick one")
+    parser.add_argument("--rows", type=int, default=5000)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--work", type=Path, default=ROOT / "runs" / "throughput")
+    parser.add_argument("--render-only", action="store_true")
+    arguments = parser.parse_args()
+    if arguments.render_only:
+        render()
+        return
+    work = arguments.work
+    work.mkdir(parents=True, exist_ok=True)
+    model = arguments.model or quick_model(work)
+    backlog, labelled = work / f"backlog-{arguments.rows}.csv", work / "labelled.csv"
+    if not backlog.exists():
+        subprocess.run(
+            [
+                *CLAIMS,
+                "generate",
+                "--n",
+                str(arguments.rows),
+                "--seed",
+                "77",
+                "--out",
+                str(backlog),
+            ],
+            check=True,
+        )
+    if not labelled.exists():
+        subprocess.run(
+            [*CLAIMS, "generate", "--n", "2000", "--seed", "78", "--out", str(labelled)],
+            check=True,
+        )
+    description, kind = machine()
+    paths = {"naive": (load_checkpoint(model), naive_score)}
+    if kind == "cpu":
+        paths["product"] = (load_scoring_model(model), product_score)
+        paths["product_int8"] = (load_scoring_model(model, int8=True), product_score)
+    else:
+        paths["naive"][0].predictor.model.to("cuda")
+        paths["product"] = (load_scoring_model(model, device="cuda"), product_score)
+
+    seconds: dict[str, list[float]] = {name: [] for name in paths}
+    for _ in range(arguments.repeats):
+        for name, (loaded, function) in paths.items():
+            elapsed, scored = timed(function, loaded, backlog, work / f"out-{name}.csv")
+            assert scored == arguments.rows, (name, scored)
+            seconds[name].append(elapsed)
+            print(f"{name}: {scored / elapsed:,.0f} claims/s", flush=True)
+
+    tokens = (
+        paths["product"][0]
+        .predictor.prepare(
+            frame_to_claims(
+                read_table(backlog), paths["product"][0].config, source="b", require_labels=False
+            ).claims
+        )
+        .token_ids
+    )
+    rates = {name: arguments.rows / statistics.median(values) for name, values in seconds.items()}
+    result = {
+        "machine": description,
+        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "rows": arguments.rows,
+        "repeats": arguments.repeats,
+        "mean_tokens": round(float(np.mean([len(ids) for ids in tokens])), 1),
+        "model_version": paths["product"][0].manifest.model_version,
+        "command": "python benchmarks/throughput.py " + " ".join(sys.argv[1:]),
+        "seconds": seconds,
+        "claims_per_second": {name: round(rate, 1) for name, rate in rates.items()},
+        "speedup_vs_naive": round(rates["product"] / rates["naive"], 2),
+    }
+    if "product_int8" in paths:
+        check = metric_change(paths["product"][0], paths["product_int8"][0], labelled)
+        largest = max(check["absolute_change"].values())
+        result["int8"] = {
+            "speedup_vs_naive": round(rates["product_int8"] / rates["naive"], 2),
+            "largest_metric_change": largest,
+            "kept_as_option": largest <= INT8_TOLERANCE,
+            **check,
+        }
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    path = RESULTS / f"throughput-{kind}.json"
+    path.write_text(json.dumps(result, indent=2) + "\n")
+    render()
+    print(f"wrote {path} and docs/benchmarks.md")
+
+
+if __name__ == "__main__":
+    main()
