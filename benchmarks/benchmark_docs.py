@@ -164,15 +164,16 @@ def throughput_section() -> str:
         for run, rate in result["claims_per_second"].items():
             runs = ", ".join(f"{s:.1f}" for s in result["seconds"][run])
             lines.append(f"| {run} | {rate:,.0f} | {runs} | {rate / naive:.2f}x |")
-        int8 = result.get("int8")
         note = ""
-        if int8:
-            verdict = "kept as the `--int8` option" if int8["kept_as_option"] else "not offered"
-            note = (
-                f"\n\nint8 dynamic quantisation changes no metric by more than "
-                f"{int8['largest_metric_change'] * 100:.2f} points on 2,000 labelled claims: "
-                f"{verdict} (the limit is 0.5 point).\n"
+        for path, check in result.get("precision_checks", {}).items():
+            verdict = "acceptable" if check["acceptable"] else "not acceptable"
+            note += (
+                f"\n- `{path}`: moves no metric by more than "
+                f"{check['largest_metric_change'] * 100:.2f} points on 2,000 labelled claims "
+                f"against fp32: {verdict} (the limit is 0.5 point)."
             )
+        if note:
+            note = f"\n\nThe product's path ran in {result['precision']}.{note}\n"
         sections.append(
             f"### {name}\n\n{result['machine']}; {result['created_at']}; `{result['command']}`; "
             f"{result['rows']:,} synthetic claims of {result['mean_tokens']} tokens on average, "

@@ -70,6 +70,7 @@ class TunedPredictor:
         self.max_length = max_length
         self.model_version = model_version
         self.batch_size = batch_size
+        self.bf16 = False  # on the CPU; a GPU always runs bf16
 
     def prepare(self, claims: Sequence[Claim]) -> PreparedClaims:
         """The CPU work before the model: batch scoring runs it beside the model's forward pass."""
@@ -90,7 +91,9 @@ class TunedPredictor:
         batches = padded_batches(prepared.token_ids, self.batch_size, self.tokenizer.pad_token_id)
         with (
             torch.inference_mode(),
-            torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=on_gpu),
+            torch.autocast(
+                device_type=device.type, dtype=torch.bfloat16, enabled=on_gpu or self.bf16
+            ),
         ):
             for rows, input_ids, mask in batches:
                 inputs = [input_ids, mask, prepared.structured[rows]]

@@ -70,9 +70,13 @@ def read_rows(path: str | Path) -> Iterator[Row]:
             yield from batch.to_pylist()
 
 
-def _csv_rows(path: Path) -> Iterator[Row]:
+def csv_column_names(path: Path) -> list[str]:
     with _open_text(path) as handle:
-        names = next(csv.reader(handle), None)
+        return next(csv.reader(handle), [])
+
+
+def _csv_rows(path: Path) -> Iterator[Row]:
+    names = csv_column_names(path)
     if not names:
         return
     unreadable: list[Unreadable] = []

@@ -13,5 +13,6 @@ class ScoreSummary(BaseModel):
     output: str
     rejects: str
     model_version: str
+    precision: str = Field(description="bf16 or fp32: what the model ran in.")
     seconds: float
     claims_per_second: float

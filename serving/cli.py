@@ -3,9 +3,16 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+if TYPE_CHECKING:
+    from schemas.scoring import ScoreSummary
 
 
 def serve(
@@ -54,54 +61,48 @@ def score(
         None, min=1, help="Claims per forward pass; default 64 on the CPU, 1024 on a GPU."
     ),
     device: str = typer.Option("auto", help="auto, cpu or cuda."),
-    int8: bool = typer.Option(False, "--int8", help="int8 dynamic quantisation (CPU only)."),
+    precision: str = typer.Option(
+        "auto", help="auto (bf16 on a GPU or a CPU with native bf16, else fp32), bf16 or fp32."
+    ),
     restart: bool = typer.Option(False, help="Discard what an interrupted run left."),
+    engine: str = typer.Option(
+        "local", help="local, or ray: Ray Data over RAY_ADDRESS or a local Ray (OUT: a folder)."
+    ),
+    actors: int | None = typer.Option(
+        None, min=1, help="Ray: model actors; default one per GPU, else one per two CPUs."
+    ),
     job: str | None = typer.Option(None, help="The job to report to (the service creates it)."),
 ) -> None:
     """Score a backlog file in chunks; an interrupted run resumes where it stopped."""
-    from rich.console import Console
-    from rich.progress import (
-        BarColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
-
     from claims.cli import user_errors
     from claims.jobs import reporting
     from claims.settings import DataSettings
     from claims.store import Store
-    from claims.streams import count_rows
-    from serving.scoring import BacklogScorer, ScoringError, load_scoring_model
+    from serving.scoring import ScoringError
 
     console = Console(stderr=True)
     store = Store.from_settings(DataSettings())
     with reporting(store, "score", job) as report, user_errors(ScoringError):
-        checkpoint = load_scoring_model(model, device=device, batch_size=batch_size, int8=int8)
-        with Progress(
-            TextColumn("[bold]scoring"),
-            BarColumn(),
-            TextColumn("{task.completed:,}/{task.total:,} rows"),
-            TextColumn("{task.fields[rate]:,.0f} rows/s"),
-            TimeElapsedColumn(),
-            TimeRemainingColumn(),
-            console=console,
-        ) as progress:
-            total = count_rows(source)
-            bar = progress.add_task("score", total=total, rate=0.0)
-            started = time.perf_counter()
+        if engine == "ray":
+            from serving.ray_scoring import score_with_ray
 
-            def advance(rows: int) -> None:
-                progress.advance(bar, rows)
-                done = progress.tasks[0].completed
-                progress.update(bar, rate=done / max(time.perf_counter() - started, 1e-9))
-                report.progress(done / max(total or 1, done), f"{done:,} rows scored or rejected")
-
-            scorer = BacklogScorer(
-                checkpoint.predictor, checkpoint.config, chunk_rows=chunk_rows, progress=advance
+            if model is None:
+                raise ScoringError("--engine ray needs --model: a folder every node can read")
+            summary = score_with_ray(model, source, out, rejects, actors=actors)
+        elif engine == "local":
+            summary = _score_locally(
+                source,
+                out,
+                rejects,
+                loading={"device": device, "batch_size": batch_size, "precision": precision},
+                model=model,
+                chunk_rows=chunk_rows,
+                restart=restart,
+                console=console,
+                report=report.progress,
             )
-            summary = scorer.score(source, out, rejects, restart=restart)
+        else:
+            raise ScoringError(f"--engine: {engine!r} is neither local nor ray")
         report.succeeded(
             f"{summary.scored:,} scored, {summary.rejected:,} rejected", summary.model_dump()
         )
@@ -110,6 +111,48 @@ def score(
         f"{summary.rejected:,} rejected -> {summary.rejects} "
         f"({summary.claims_per_second:,.0f} claims/s, model {summary.model_version})"
     )
+
+
+def _score_locally(
+    source: Path,
+    out: Path,
+    rejects: Path | None,
+    *,
+    loading: dict[str, Any],
+    model: Path | None,
+    chunk_rows: int,
+    restart: bool,
+    console: Console,
+    report: Callable[[float, str], None],
+) -> ScoreSummary:
+    """The local engine, behind a progress bar with rows, rate and time left."""
+    from claims.streams import count_rows
+    from serving.scoring import BacklogScorer, load_scoring_model
+
+    checkpoint = load_scoring_model(model, **loading)
+    total = count_rows(source)
+    with Progress(
+        TextColumn("[bold]scoring"),
+        BarColumn(),
+        TextColumn("{task.completed:,}/{task.total:,} rows"),
+        TextColumn("{task.fields[rate]:,.0f} rows/s"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=console,
+    ) as progress:
+        bar = progress.add_task("score", total=total, rate=0.0)
+        started = time.perf_counter()
+
+        def advance(rows: int) -> None:
+            progress.advance(bar, rows)
+            done = progress.tasks[0].completed
+            progress.update(bar, rate=done / max(time.perf_counter() - started, 1e-9))
+            report(done / max(total or 1, done), f"{done:,} rows scored or rejected")
+
+        scorer = BacklogScorer(
+            checkpoint.predictor, checkpoint.config, chunk_rows=chunk_rows, progress=advance
+        )
+        return scorer.score(source, out, rejects, restart=restart)
 
 
 def register(app: typer.Typer) -> None:
