@@ -193,7 +193,64 @@ def throughput_section() -> str:
     )
 
 
+def plot_serving(result: dict, name: str) -> Path:
+    plt = _pyplot()
+    figure, (left, right) = plt.subplots(1, 2, figsize=(10, 3.4))
+    for mode, rows in result["levels"].items():
+        clients = [row["clients"] for row in rows]
+        left.plot(clients, [row["claims_per_second"] for row in rows], marker="o", label=mode)
+        right.plot(clients, [row["p99_ms"] for row in rows], marker="o", label=mode)
+    for axis, label in ((left, "claims per second"), (right, "p99 latency (ms)")):
+        axis.set_xscale("log", base=2)
+        axis.set_xlabel("concurrent clients")
+        axis.set_ylabel(label)
+        axis.set_ylim(bottom=0)
+        axis.legend()
+    figure.tight_layout()
+    path = DOCS / "img" / f"serving-{name}.png"
+    figure.savefig(path, dpi=110)
+    return path
+
+
+def serving_section() -> str:
+    sections = []
+    for path in sorted(RESULTS.glob("serving-*.json")):
+        result = json.loads(path.read_text())
+        name = path.stem.removeprefix("serving-")
+        plot_serving(result, name)
+        lines = [
+            "| mode | clients | claims/s | p50 ms | p99 ms | errors |",
+            "| --- | --- | --- | --- | --- | --- |",
+        ]
+        for mode, rows in result["levels"].items():
+            lines += [
+                f"| {mode} | {r['clients']} | {r['claims_per_second']:,.0f} | {r['p50_ms']} "
+                f"| {r['p99_ms']} | {r['errors']} |"
+                for r in rows
+            ]
+        sections.append(
+            f"### {name}\n\n{result['machine']}; {result['created_at']}; `{result['command']}`; "
+            f"{result['seconds_per_level']:g} s per level.\n\nAt 32 clients micro-batching "
+            f"serves {result['speedup_at_32_clients']}x the claims per second of one-at-a-time "
+            f"inference, with p99 {result['p99_ms_at_32_clients']} ms (goal: 3x, p99 under "
+            f"250 ms).\n\n" + "\n".join(lines) + f"\n\n![serving {name}](img/serving-{name}.png)\n"
+        )
+    if not sections:
+        return ""
+    return (
+        "## Serving\n\nMade by `benchmarks/serving.py`: single-claim `POST /v1/triage` over "
+        "loopback from closed-loop clients, the service in its own process, with and without "
+        "micro-batching; raw figures in `benchmarks/results/serving-*.json`.\n\n"
+        + "\n".join(sections)
+    )
+
+
 def render() -> None:
     (DOCS / "benchmarks.md").write_text(
-        "# Benchmarks\n\n" + accuracy_section() + "\n" + throughput_section()
+        "# Benchmarks\n\n"
+        + "\n".join(
+            section
+            for section in (accuracy_section(), throughput_section(), serving_section())
+            if section
+        )
     )

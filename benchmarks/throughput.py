@@ -38,9 +38,10 @@ from torch import nn  # noqa: E402
 
 from claims.checkpoint import LoadedCheckpoint, load_checkpoint  # noqa: E402
 from claims.dataset import frame_to_claims, load_claims  # noqa: E402
+from claims.predictor import cpu_has_bf16  # noqa: E402
 from claims.tables import read_table  # noqa: E402
 from claims.triage import triage  # noqa: E402
-from serving.scoring import BacklogScorer, cpu_has_bf16, load_scoring_model  # noqa: E402
+from serving.scoring import BacklogScorer, load_scoring_model  # noqa: E402
 from training.trainer import score_predictions  # noqa: E402
 
 NAIVE_BATCH, NAIVE_WIDTH = 64, 128

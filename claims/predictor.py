@@ -40,6 +40,15 @@ class Predictor(Protocol):
         ...
 
 
+def cpu_has_bf16() -> bool:
+    """Whether this CPU multiplies bf16 natively (AVX-512 BF16 or AMX); elsewhere it is slower."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return " avx512_bf16" in flags or " amx_bf16" in flags
+
+
 @dataclass
 class PreparedClaims:
     """Claims as model inputs: token ids and structured features, in input order."""

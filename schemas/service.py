@@ -19,6 +19,10 @@ class Readiness(BaseModel):
     status: Literal["ready", "degraded"]
     source: Literal["tuned", "base"]
     reason: str | None = Field(default=None, description="Why the tuned specialist is not serving.")
+    auth: Literal["enabled", "disabled"] = Field(
+        default="enabled",
+        description="'disabled' only in development (`claims serve --no-auth`): anyone may call.",
+    )
 
 
 class TunedModelInfo(BaseModel):

@@ -7,20 +7,31 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from functools import partial
+from typing import Any
 
 from fastapi import FastAPI, Request, status
-from fastapi.responses import JSONResponse
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 
 from claims.features import FeatureError
 from claims.store import Store
+from serving.auth import Authenticator, Triage
+from serving.batching import InferenceTimeout, MicroBatcher, SerialRunner
 from serving.jobs import JobLauncher
 from serving.limits import BodySizeLimit
 from serving.models import ModelService
+from serving.observability import RequestObservability, ServiceMetrics, configure_logging
+from serving.predictions import triage_and_record
 from serving.routes import batch_jobs, feedback, registry, retraining, triage
 from serving.routes import status as status_routes
 from serving.settings import ServiceSettings
 
 log = logging.getLogger("claims.serving")
+NO_AUTH_WARNING = (
+    "\n" + "!" * 78 + "\n!! AUTHENTICATION IS OFF (--no-auth): anyone who can reach this port may "
+    "triage,\n!! read feedback, retrain and promote models. For development only.\n" + "!" * 78
+)
 
 
 async def follow_champion(models: ModelService, interval: float) -> None:
@@ -35,12 +46,29 @@ async def follow_champion(models: ModelService, interval: float) -> None:
 
 def create_app(settings: ServiceSettings | None = None) -> FastAPI:
     settings = settings or ServiceSettings()
+    metrics = ServiceMetrics()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        configure_logging()  # after uvicorn has set up its own
+        app.state.metrics = metrics
         app.state.store = store = Store.from_settings(settings)
+        app.state.auth = Authenticator(
+            store, enabled=settings.auth, per_minute=settings.rate_limit_per_minute
+        )
+        if not settings.auth:
+            log.warning(NO_AUTH_WARNING)
         app.state.models = models = ModelService.start(settings)
         app.state.launcher = launcher = JobLauncher(settings, store)
+        app.state.inference = SerialRunner(
+            partial(triage_and_record, models, store, metrics), settings.inference_timeout
+        )
+        app.state.batcher = None
+        if settings.micro_batching:
+            app.state.batcher = MicroBatcher(
+                app.state.inference, settings.micro_batch_max, settings.micro_batch_wait_ms / 1000
+            )
+            await app.state.batcher.start()
         for job_id in launcher.resume_scoring():
             log.warning("resumed batch job %s, interrupted by a restart", job_id)
         follower = (
@@ -51,6 +79,8 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
         try:
             yield
         finally:
+            if app.state.batcher is not None:
+                await app.state.batcher.stop()
             if follower is not None:
                 follower.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -62,21 +92,53 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
         version="0.1.0",
         summary="Triage of first notices of loss by an insurer's own fine-tuned model.",
         lifespan=lifespan,
+        openapi_url=None,  # served below, behind a key
+        docs_url=None,
+        redoc_url=None,
     )
     app.add_middleware(
         BodySizeLimit,
         max_bytes=settings.max_body_bytes,
         larger={batch_jobs.router.prefix: settings.max_upload_bytes},
     )
+    app.add_middleware(RequestObservability, metrics=metrics)  # outermost: sees 413s too
     app.include_router(status_routes.router)
     for routes in (triage, batch_jobs, feedback, retraining, registry):
         app.include_router(routes.router)
+
+    @app.get("/metrics", include_in_schema=False, dependencies=[Triage])
+    def prometheus_metrics(request: Request) -> Response:
+        """Prometheus text format; the active model is read at every scrape."""
+        predictor = request.app.state.models.serving.predictor
+        metrics.set_active_model(predictor.source, predictor.model_version)
+        payload, content_type = metrics.render()
+        return Response(payload, media_type=content_type)
+
+    @app.get("/openapi.json", include_in_schema=False, dependencies=[Triage])
+    def openapi() -> dict[str, Any]:
+        return app.openapi()
+
+    if not settings.auth:  # a browser cannot send the key, so the page is for development
+
+        @app.get("/docs", include_in_schema=False)
+        def docs() -> HTMLResponse:
+            return get_swagger_ui_html(openapi_url="/openapi.json", title=app.title)
+
+    @app.exception_handler(InferenceTimeout)
+    async def too_slow(request: Request, error: InferenceTimeout) -> JSONResponse:
+        return JSONResponse(
+            status_code=status.HTTP_504_GATEWAY_TIMEOUT, content={"detail": str(error)}
+        )
 
     @app.exception_handler(FeatureError)
     async def unreadable_field(request: Request, error: FeatureError) -> JSONResponse:
         return JSONResponse(
             status_code=status.HTTP_422_UNPROCESSABLE_CONTENT,
-            content={"detail": [{"loc": ["body", "attributes"], "msg": str(error)}]},
+            content={
+                "detail": [
+                    {"loc": ["body", "attributes"], "msg": str(error), "type": "value_error"}
+                ]
+            },
         )
 
     return app

@@ -28,6 +28,9 @@ def serve(
     ),
     host: str = typer.Option("127.0.0.1"),
     port: int = typer.Option(8000),
+    no_auth: bool = typer.Option(
+        False, "--no-auth", help="Development only: no API keys; said loudly at start-up."
+    ),
 ) -> None:
     """Start the triage API. Without a sound checkpoint it serves the base model, and says why."""
     import uvicorn
@@ -40,11 +43,18 @@ def serve(
         "config": config,
         "data_dir": data_dir,
         "training_data": training_data,
+        "auth": False if no_auth else None,
     }  # unset options leave CLAIMS_* variables in force
     settings = ServiceSettings(
         **{name: value for name, value in given.items() if value is not None}
     )
-    uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
+    uvicorn.run(
+        create_app(settings),
+        host=host,
+        port=port,
+        log_level="info",
+        timeout_graceful_shutdown=int(settings.shutdown_grace),
+    )
 
 
 def score(

@@ -19,10 +19,11 @@ import pyarrow as pa
 import pyarrow.csv as pa_csv
 
 from claims.checkpoint import verify_checkpoint
+from claims.predictor import cpu_has_bf16
 from claims.streams import csv_column_names
 from claims.tables import table_format
 from schemas.scoring import ScoreSummary
-from serving.scoring import BacklogScorer, cpu_has_bf16, load_scoring_model
+from serving.scoring import BacklogScorer, load_scoring_model
 
 REASON = "reject_reason"
 

@@ -27,7 +27,7 @@ from claims.checkpoint import LoadedCheckpoint, load_checkpoint
 from claims.config import describe_validation_error
 from claims.dataset import row_to_claim
 from claims.features import FeatureError
-from claims.predictor import PreparedClaims, TunedPredictor
+from claims.predictor import PreparedClaims, TunedPredictor, cpu_has_bf16
 from claims.registry import Registry
 from claims.settings import DataSettings
 from claims.streams import Row, TableWriter, Unreadable, batched, read_rows
@@ -64,15 +64,6 @@ def output_schema(labels: dict[str, list[str]]) -> pa.Schema:
         pa.field("model_version", pa.string()),
     ]
     return pa.schema(fields)
-
-
-def cpu_has_bf16() -> bool:
-    """Whether this CPU multiplies bf16 natively (AVX-512 BF16 or AMX); elsewhere it is slower."""
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return " avx512_bf16" in flags or " amx_bf16" in flags
 
 
 def load_scoring_model(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 
@@ -27,6 +28,28 @@ class ServiceSettings(DataSettings):
         default=4 * 1024**3,
         ge=1024,
         description="Largest backlog file `POST /v1/batch-jobs` takes.",
+    )
+    auth: bool = Field(
+        default=True, description="False only for development: `claims serve --no-auth`."
+    )
+    rate_limit_per_minute: int = Field(default=6000, ge=1, description="Requests per key.")
+    precision: Literal["fp32", "bf16", "auto"] = Field(
+        default="fp32",
+        description="On the CPU. bf16 (auto: where the CPU has it natively) is about 1.7 times "
+        "as fast and moves no metric by more than a tenth of a point, but a claim's "
+        "probabilities then depend on its batch neighbours in the fourth decimal; fp32 keeps "
+        "every answer the same whoever it is batched with. A GPU always runs bf16.",
+    )
+    micro_batching: bool = Field(
+        default=True, description="Gather concurrent single-claim requests into one pass."
+    )
+    micro_batch_max: int = Field(default=32, ge=1, le=256, description="Claims per pass at most.")
+    micro_batch_wait_ms: float = Field(
+        default=2.0, ge=0, description="How long an idle service waits for company."
+    )
+    inference_timeout: float = Field(default=30.0, gt=0, description="Seconds before a 504.")
+    shutdown_grace: float = Field(
+        default=30.0, ge=0, description="Seconds to finish requests in flight on SIGTERM."
     )
     reload_interval: float = Field(
         default=5.0, gt=0, description="Seconds between looks at the registry's champion."

@@ -61,6 +61,15 @@ def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return folder
 
 
+@pytest.fixture(scope="session", autouse=True)
+def development_mode() -> Iterator[None]:
+    """Tests of other concerns call the service without keys; test_auth turns keys on and
+    checks every role on every route."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("CLAIMS_AUTH", "false")
+        yield
+
+
 @pytest.fixture(scope="session")
 def claims_frame() -> pd.DataFrame:
     from claims.synthetic import generate_claims

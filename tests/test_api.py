@@ -113,7 +113,12 @@ def test_an_oversized_body_gets_413(client: TestClient) -> None:
 
 def test_health_readiness_and_the_active_model(client: TestClient, trained_checkpoint) -> None:
     assert client.get("/healthz").json() == {"status": "alive"}
-    assert client.get("/readyz").json() == {"status": "ready", "source": "tuned", "reason": None}
+    assert client.get("/readyz").json() == {
+        "status": "ready",
+        "source": "tuned",
+        "reason": None,
+        "auth": "disabled",  # the tests' development mode; test_auth turns keys on
+    }
     active = client.get("/v1/models/active").json()
     assert active["source"] == "tuned" and active["tuned"]["strategy"] == "lora"
     assert active["tuned"]["checkpoint"] == str(trained_checkpoint)

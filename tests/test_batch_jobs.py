@@ -89,3 +89,10 @@ def test_a_batch_job_survives_a_restart_of_the_service(champion: str, data_dir: 
         job = finished(client, job_id)
     assert job["state"] == "succeeded", job
     assert job["result"]["rows"] == job["result"]["scored"] + job["result"]["rejected"] == ROWS
+
+
+def test_an_upload_over_the_limit_gets_413(champion: str) -> None:
+    with TestClient(create_app(ServiceSettings(max_upload_bytes=2048))) as client:
+        upload = {"file": ("backlog.csv", backlog_csv(), "text/csv")}
+        assert client.post("/v1/batch-jobs", files=upload).status_code == 413
+        assert not client.app.state.store.jobs(kind="score")

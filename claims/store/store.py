@@ -8,7 +8,10 @@ that has read never fails on upgrading its lock; PostgreSQL copes on its own.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
+import secrets
 import uuid
 from collections.abc import Collection, Iterable, Sequence
 from datetime import UTC, datetime
@@ -31,7 +34,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from claims.settings import DataSettings
-from claims.store.tables import Feedback, FeedbackLabel, Job, Prediction
+from claims.store.tables import ApiKey, Feedback, FeedbackLabel, Job, Prediction
+from schemas.auth import ApiKeyInfo, Role
 from schemas.claim import Claim
 from schemas.feedback import FeedbackItem, FeedbackRecord, PredictionRecord
 from schemas.jobs import JobState, JobStatus
@@ -45,6 +49,9 @@ IN_CHUNK = 500
 MIGRATION_LOCK_KEY = 0x636C61696D73
 # Execution option that makes a SQLite transaction take the write lock as it begins.
 _IMMEDIATE = "claims_sqlite_immediate"
+
+
+KEY_PREFIX = "csk_"  # so a leaked key is recognisable in code and logs
 
 
 class FeedbackConflict(ValueError):
@@ -253,6 +260,47 @@ class Store:
         with self._reading() as session:
             return [_job_status(row) for row in session.scalars(query)]
 
+    # API keys
+
+    def create_key(self, name: str, role: Role) -> tuple[ApiKeyInfo, str]:
+        """(the key as listed, the key itself): the only time the key is seen."""
+        key_id = secrets.token_hex(6)
+        key = f"{KEY_PREFIX}{key_id}_{secrets.token_urlsafe(32)}"
+        row = ApiKey(
+            key_id=key_id,
+            name=name,
+            role=Role(role).value,
+            key_sha256=_digest(key),
+            created_at=datetime.now(UTC),
+        )
+        with self._writing.begin() as session:
+            session.add(row)
+        return _key_info(row), key
+
+    def api_keys(self) -> list[ApiKeyInfo]:
+        with self._reading() as session:
+            rows = session.scalars(select(ApiKey).order_by(ApiKey.created_at))
+            return [_key_info(row) for row in rows]
+
+    def revoke_key(self, key_id: str) -> ApiKeyInfo:
+        with self._writing.begin() as session:
+            row = session.get(ApiKey, key_id, with_for_update=True)
+            if row is None:
+                raise LookupError(f"no API key {key_id!r}")
+            row.revoked_at = row.revoked_at or datetime.now(UTC)
+            return _key_info(row)
+
+    def authenticate(self, key: str) -> ApiKeyInfo | None:
+        """The key's record if it is a live key, else None; compared in constant time."""
+        if not key.startswith(KEY_PREFIX) or key.count("_") < 2:
+            return None
+        key_id = key[len(KEY_PREFIX) :].split("_", 1)[0]
+        with self._reading() as session:
+            row = session.get(ApiKey, key_id)
+        if row is None or row.revoked_at is not None:
+            return None
+        return _key_info(row) if hmac.compare_digest(row.key_sha256, _digest(key)) else None
+
     def _feedback(
         self, conditions: list[ColumnElement[bool]], limit: int | None = None, offset: int = 0
     ) -> list[FeedbackRecord]:
@@ -265,6 +313,21 @@ class Store:
         )
         with self._reading() as session:
             return [_feedback_record(row) for row in session.scalars(query)]
+
+
+def _digest(key: str) -> str:
+    """Keys are 256 random bits: a plain sha256 cannot be reversed or guessed."""
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def _key_info(row: ApiKey) -> ApiKeyInfo:
+    return ApiKeyInfo(
+        key_id=row.key_id,
+        name=row.name,
+        role=Role(row.role),
+        created_at=row.created_at,
+        revoked_at=row.revoked_at,
+    )
 
 
 def _create_engine(url: str) -> Engine:

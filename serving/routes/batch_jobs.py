@@ -10,10 +10,17 @@ from fastapi.responses import FileResponse
 
 from claims.tables import TableFormatError, table_format
 from schemas.jobs import JobState, JobStatus
+from serving.auth import Triage
 from serving.dependencies import Launcher, Models, StoreDep
 from serving.jobs import SCORE
+from serving.responses import SECURED, documented
 
-router = APIRouter(prefix="/v1/batch-jobs", tags=["batch"])
+router = APIRouter(
+    prefix="/v1/batch-jobs",
+    tags=["batch"],
+    dependencies=[Triage],
+    responses=SECURED | documented(404, 409, 413),
+)
 UPLOAD_CHUNK_BYTES = 1 << 20
 
 

@@ -7,9 +7,16 @@ from pydantic import AwareDatetime
 
 from claims.store import FeedbackConflict, UnknownPrediction
 from schemas.feedback import FeedbackItem, FeedbackList, FeedbackRecord
+from serving.auth import Adjuster
 from serving.dependencies import Models, StoreDep
+from serving.responses import SECURED, Problem, documented
 
-router = APIRouter(prefix="/v1", tags=["feedback"])
+router = APIRouter(
+    prefix="/v1",
+    tags=["feedback"],
+    dependencies=[Adjuster],
+    responses=SECURED | documented(413),
+)
 
 
 def _unprocessable(field: list[str], message: str) -> HTTPException:
@@ -25,7 +32,7 @@ def _unprocessable(field: list[str], message: str) -> HTTPException:
     status_code=status.HTTP_201_CREATED,
     responses={
         200: {"model": FeedbackRecord, "description": "Already stored: the same item again."},
-        409: {"description": "The feedback_id is taken by a different item."},
+        409: {"model": Problem, "description": "The feedback_id is taken by another item."},
     },
 )
 def submit_feedback(
@@ -64,7 +71,7 @@ def list_feedback(
     until: AwareDatetime | None = Query(None, description="Received before, with a time zone."),
     confirmed: bool | None = None,
     limit: int = Query(100, ge=1, le=1000),
-    offset: int = Query(0, ge=0),
+    offset: int = Query(0, ge=0, le=2**31 - 1),
 ) -> FeedbackList:
     """Oldest first."""
     items = store.list_feedback(

@@ -8,9 +8,13 @@ from pydantic import BaseModel, Field
 from claims.registry import RegistryError
 from schemas.registry import ModelVersion
 from schemas.service import ActiveModel
+from serving.auth import Admin, Triage
 from serving.dependencies import Models
+from serving.responses import SECURED, documented
 
-router = APIRouter(prefix="/v1/models", tags=["models"])
+router = APIRouter(
+    prefix="/v1/models", tags=["models"], responses=SECURED | documented(404, 409, 413)
+)
 
 
 class Switch(BaseModel):
@@ -21,12 +25,12 @@ class VersionList(BaseModel):
     items: list[ModelVersion]
 
 
-@router.get("", response_model=VersionList)
+@router.get("", response_model=VersionList, dependencies=[Triage])
 def list_versions(models: Models) -> VersionList:
     return VersionList(items=models.registry.versions())
 
 
-@router.get("/{version}", response_model=ModelVersion)
+@router.get("/{version}", response_model=ModelVersion, dependencies=[Triage])
 def show_version(version: str, models: Models) -> ModelVersion:
     try:
         return models.registry.get(version)
@@ -34,7 +38,7 @@ def show_version(version: str, models: Models) -> ModelVersion:
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail=str(error)) from error
 
 
-@router.post("/{version}/promote", response_model=ActiveModel)
+@router.post("/{version}/promote", response_model=ActiveModel, dependencies=[Admin])
 def promote(version: str, switch: Switch, models: Models) -> ActiveModel:
     """Make a version the champion and switch to it before answering."""
     try:
@@ -45,7 +49,7 @@ def promote(version: str, switch: Switch, models: Models) -> ActiveModel:
     return models.active()
 
 
-@router.post("/rollback", response_model=ActiveModel)
+@router.post("/rollback", response_model=ActiveModel, dependencies=[Admin])
 def rollback(switch: Switch, models: Models) -> ActiveModel:
     try:
         models.registry.rollback(switch.reason)

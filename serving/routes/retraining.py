@@ -5,17 +5,23 @@ from __future__ import annotations
 from fastapi import APIRouter, HTTPException, status
 
 from schemas.jobs import JobStatus
+from serving.auth import Admin
 from serving.dependencies import Launcher
 from serving.jobs import RetrainRunning, RetrainUnavailable
+from serving.responses import SECURED, documented
 
-router = APIRouter(prefix="/v1/retrain", tags=["retraining"])
+router = APIRouter(
+    prefix="/v1/retrain",
+    tags=["retraining"],
+    dependencies=[Admin],
+    responses=SECURED | documented(404, 409),
+)
 
 
 @router.post(
     "",
     response_model=JobStatus,
     status_code=status.HTTP_202_ACCEPTED,
-    responses={409: {"description": "A retrain job is already running, or none can run here."}},
 )
 def start_retraining(launcher: Launcher) -> JobStatus:
     """History plus confirmed feedback trains a challenger; the gate decides its promotion."""

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 
 from schemas.service import ActiveModel, Liveness, Readiness
+from serving.auth import Triage
 from serving.dependencies import Models
+from serving.responses import SECURED
 
 router = APIRouter()
 
@@ -16,11 +18,19 @@ def healthz() -> Liveness:
 
 
 @router.get("/readyz", response_model=Readiness, tags=["status"])
-def readyz(models: Models) -> Readiness:
+def readyz(models: Models, request: Request) -> Readiness:
     """`degraded` still serves (from the base model), so it answers 200 with the reason."""
-    return models.readiness()
+    readiness = models.readiness()
+    readiness.auth = "enabled" if request.app.state.auth.enabled else "disabled"
+    return readiness
 
 
-@router.get("/v1/models/active", response_model=ActiveModel, tags=["models"])
+@router.get(
+    "/v1/models/active",
+    response_model=ActiveModel,
+    tags=["models"],
+    dependencies=[Triage],
+    responses=SECURED,
+)
 def active_model(models: Models) -> ActiveModel:
     return models.active()

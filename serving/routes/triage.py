@@ -3,46 +3,30 @@ so feedback can name it by its prediction_id."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from datetime import UTC, datetime
+from fastapi import APIRouter, Request
 
-from fastapi import APIRouter
-
-from claims.store import Store
 from schemas.claim import Claim
-from schemas.feedback import PredictionRecord
 from schemas.triage import BatchTriageRequest, BatchTriageResponse, TriageResult
-from serving.dependencies import Models, StoreDep
+from serving.auth import Triage
+from serving.responses import SECURED, documented
 
-router = APIRouter(prefix="/v1", tags=["triage"])
-
-
-def _record(store: Store, claims: Sequence[Claim], results: list[TriageResult]) -> None:
-    now = datetime.now(UTC)
-    store.record_predictions(
-        [
-            PredictionRecord(
-                prediction_id=result.prediction_id,
-                claim=claim,
-                result=result,
-                model_version=result.served_by.model_version,
-                source=result.served_by.source,
-                created_at=now,
-            )
-            for claim, result in zip(claims, results, strict=True)
-        ]
-    )
+router = APIRouter(
+    prefix="/v1",
+    tags=["triage"],
+    dependencies=[Triage],
+    responses=SECURED | documented(413, 504),
+)
 
 
 @router.post("/triage", response_model=TriageResult)
-def triage_claim(claim: Claim, models: Models, store: StoreDep) -> TriageResult:
-    results = models.triage([claim])
-    _record(store, [claim], results)
-    return results[0]
+async def triage_claim(claim: Claim, request: Request) -> TriageResult:
+    """Shares a forward pass with the claims that arrive with it, when micro-batching is on."""
+    batcher = request.app.state.batcher
+    if batcher is not None:
+        return await batcher.triage(claim)
+    return (await request.app.state.inference([claim]))[0]
 
 
 @router.post("/triage/batch", response_model=BatchTriageResponse)
-def triage_batch(batch: BatchTriageRequest, models: Models, store: StoreDep) -> BatchTriageResponse:
-    results = models.triage(batch.claims)
-    _record(store, batch.claims, results)
-    return BatchTriageResponse(results=results)
+async def triage_batch(batch: BatchTriageRequest, request: Request) -> BatchTriageResponse:
+    return BatchTriageResponse(results=await request.app.state.inference(batch.claims))
