@@ -28,7 +28,7 @@ demo: install
 	$(BIN)/claims train --data $(DATA) --out $(MODEL)
 	$(BIN)/claims evaluate --model $(MODEL) --data $(DATA) --out reports
 	$(BIN)/claims models register $(MODEL) --promote --reason "make demo"
-	$(BIN)/claims serve --training-data $(DATA) --host $(HOST) --port $(PORT)
+	$(BIN)/claims serve --training-data $(DATA) --host $(HOST) --port $(PORT) --no-auth
 
 lint: install
 	$(BIN)/ruff check .

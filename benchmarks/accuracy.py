@@ -21,7 +21,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "benchmarks"))
+sys.path[0] = str(ROOT)  # not this folder: benchmarks/serving.py would shadow `serving`
+sys.path.append(str(ROOT / "benchmarks"))
 
 from benchmark_docs import ABLATION, DOCS, RESULTS, plot_accuracy, render  # noqa: E402
 

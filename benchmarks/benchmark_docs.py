@@ -239,8 +239,55 @@ def serving_section() -> str:
         return ""
     return (
         "## Serving\n\nMade by `benchmarks/serving.py`: single-claim `POST /v1/triage` over "
-        "loopback from closed-loop clients, the service in its own process, with and without "
-        "micro-batching; raw figures in `benchmarks/results/serving-*.json`.\n\n"
+        "loopback from wrk's closed-loop connections, the service in its own process, with and "
+        "without micro-batching (one-at-a-time: one forward pass per request, one at a time); "
+        "raw figures in `benchmarks/results/serving-*.json`.\n\n" + "\n".join(sections)
+    )
+
+
+def plot_load(result: dict, name: str) -> Path:
+    plt = _pyplot()
+    windows = result["windows"]
+    minutes = [w["at_seconds"] / 60 for w in windows]
+    figure, (left, right) = plt.subplots(1, 2, figsize=(10, 3.2))
+    left.plot(minutes, [w["resident_mib"] for w in windows], marker=".")
+    left.set_ylabel("service resident memory (MiB)")
+    left.set_ylim(bottom=0)
+    right.plot(minutes, [w["p99_ms"] for w in windows], marker=".", label="p99")
+    right.plot(minutes, [w["p50_ms"] for w in windows], marker=".", label="p50")
+    right.set_ylabel("latency (ms)")
+    right.set_ylim(bottom=0)
+    right.legend()
+    for axis in (left, right):
+        axis.set_xlabel("minutes")
+    figure.tight_layout()
+    path = DOCS / "img" / f"load-{name}.png"
+    figure.savefig(path, dpi=110)
+    return path
+
+
+def load_section() -> str:
+    sections = []
+    for path in sorted(RESULTS.glob("load-*.json")):
+        result = json.loads(path.read_text())
+        name = path.stem.removeprefix("load-")
+        plot_load(result, name)
+        verdict = "passed" if result["passed"] else "failed"
+        sections.append(
+            f"### {name}\n\n{result['machine']}; {result['created_at']}; `{result['command']}`."
+            f"\n\n{result['rate_per_second']:g} requests a second for {result['minutes']:g} "
+            f"minutes: {result['requests']:,} requests, {result['errors']} errors; resident "
+            f"memory {result['resident_mib_second_minute']} MiB in the second minute and "
+            f"{result['resident_mib_last_minute']} MiB in the last "
+            f"({result['memory_growth'] * 100:+.1f}%): {verdict} (no error, memory within "
+            f"10%).\n\n![load {name}](img/load-{name}.png)\n"
+        )
+    if not sections:
+        return ""
+    return (
+        "## Steady load\n\nMade by `benchmarks/load.py`: an open loop of single-claim triages "
+        "and feedback items (nine to one) at a fixed rate against the service with keys on; "
+        "raw figures, ten seconds a window, in `benchmarks/results/load-*.json`.\n\n"
         + "\n".join(sections)
     )
 
@@ -250,7 +297,12 @@ def render() -> None:
         "# Benchmarks\n\n"
         + "\n".join(
             section
-            for section in (accuracy_section(), throughput_section(), serving_section())
+            for section in (
+                accuracy_section(),
+                throughput_section(),
+                serving_section(),
+                load_section(),
+            )
             if section
         )
     )

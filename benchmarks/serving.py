@@ -3,117 +3,80 @@
     python benchmarks/serving.py --model runs/specialist        # 1, 8, 32 and 128 clients
 
 The service runs as `claims serve` in its own process (development mode: no keys), pinned to
-the checkpoint; closed-loop clients post one claim at a time for `--seconds` per level after a
-warm-up, both modes on the same claims in one run. Reports throughput and p50/p99 latency,
-writes benchmarks/results/serving-<machine>.json and regenerates docs/benchmarks.md.
+the checkpoint; wrk (Debian's package: `apt-get install wrk`) keeps N connections each posting
+one claim at a time for `--seconds` per level after a warm-up, both modes on the same claims
+in one run. wrk is C: on 2 cores a Python load generator would take a core from the service.
+Reports throughput and p50/p99 latency, writes benchmarks/results/serving-<machine>.json and
+regenerates docs/benchmarks.md.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
-import os
-import socket
+import re
+import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-import httpx
-import numpy as np
-
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "benchmarks"))
+sys.path[0] = str(ROOT)  # not this folder: benchmarks/serving.py would shadow `serving`
+sys.path.append(str(ROOT / "benchmarks"))
 
 from benchmark_docs import RESULTS, render  # noqa: E402
-from throughput import machine, quick_model  # noqa: E402
-
-from claims.synthetic import generate_claims  # noqa: E402
+from common import claim_requests, machine, quick_model, start_service  # noqa: E402
 
 LEVELS = (1, 8, 32, 128)
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def start_service(
-    model: Path, micro_batching: bool, data_dir: Path
-) -> tuple[subprocess.Popen, str]:
-    port = free_port()
-    environment = {
-        **os.environ,
-        "CLAIMS_MICRO_BATCHING": str(micro_batching).lower(),
-        "CLAIMS_DATA_DIR": str(data_dir),
-        "CLAIMS_RATE_LIMIT_PER_MINUTE": "100000000",
-    }
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "claims",
-            "serve",
-            "--model",
-            str(model),
-            "--port",
-            str(port),
-            "--no-auth",
-        ],
-        env=environment,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+def lua_script(claims: list[dict], folder: Path) -> Path:
+    """wrk posts the claims in turn; wrk itself costs the 2 cores next to nothing."""
+    bodies = ",".join("[==[" + json.dumps(claim) + "]==]" for claim in claims)
+    script = folder / "triage.lua"
+    script.write_text(
+        f"bodies = {{{bodies}}}\ncounter = 0\nrequest = function()\n  counter = counter + 1\n"
+        "  return wrk.format('POST', '/v1/triage', {['Content-Type'] = 'application/json'}, "
+        "bodies[(counter % #bodies) + 1])\nend\n"
     )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 180
-    while True:
-        try:
-            if httpx.get(f"{url}/readyz").status_code == 200:
-                return process, url
-        except httpx.TransportError:
-            pass
-        if time.monotonic() > deadline or process.poll() is not None:
-            process.kill()
-            raise RuntimeError("the service did not start")
-        time.sleep(0.3)
+    return script
 
 
-async def drive(url: str, claims: list[dict], clients: int, seconds: float) -> dict:
-    """Closed loop: each client sends its next claim as soon as the last is answered."""
-    latencies: list[float] = []
-    errors = 0
-    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
-    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=60) as client:
-        stop = time.perf_counter() + seconds
-
-        async def one_client(offset: int) -> None:
-            nonlocal errors
-            index = offset
-            while time.perf_counter() < stop:
-                started = time.perf_counter()
-                response = await client.post("/v1/triage", json=claims[index % len(claims)])
-                if response.status_code == 200:
-                    latencies.append(time.perf_counter() - started)
-                else:
-                    errors += 1
-                index += clients
-
-        began = time.perf_counter()
-        await asyncio.gather(*(one_client(i) for i in range(clients)))
-        elapsed = time.perf_counter() - began
-    values = np.array(latencies) * 1000
+def drive(url: str, script: Path, clients: int, seconds: float) -> dict:
+    """Closed loop: each connection sends its next claim as soon as the last is answered."""
+    out = subprocess.run(
+        [
+            "wrk",
+            "-t1",
+            f"-c{clients}",
+            f"-d{seconds:g}s",
+            "--latency",
+            "--timeout",
+            "30s",
+            "-s",
+            str(script),
+            url,
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     return {
         "clients": clients,
-        "requests": len(latencies),
-        "errors": errors,
-        "claims_per_second": round(len(latencies) / elapsed, 1),
-        "p50_ms": round(float(np.percentile(values, 50)), 1) if len(values) else None,
-        "p99_ms": round(float(np.percentile(values, 99)), 1) if len(values) else None,
+        "claims_per_second": round(float(re.search(r"Requests/sec:\s+([\d.]+)", out)[1]), 1),
+        "p50_ms": _milliseconds(re.search(r"\s50%\s+(\S+)", out)[1]),
+        "p99_ms": _milliseconds(re.search(r"\s99%\s+(\S+)", out)[1]),
+        "errors": sum(
+            int(n) for n in re.findall(r"(?:Non-2xx or 3xx responses|errors: \D*)(\d+)", out)
+        ),
     }
+
+
+def _milliseconds(text: str) -> float:
+    value, unit = re.fullmatch(r"([\d.]+)(us|ms|s|m)", text).groups()
+    return round(float(value) * {"us": 0.001, "ms": 1, "s": 1000, "m": 60000}[unit], 1)
 
 
 def main() -> None:
@@ -123,19 +86,25 @@ def main() -> None:
     parser.add_argument("--work", type=Path, default=ROOT / "runs" / "throughput")
     arguments = parser.parse_args()
     model = arguments.model or quick_model(arguments.work)
-    frame = generate_claims(512, seed=91).drop(columns=["claim_type", "severity", "siu_referral"])
-    claims = json.loads(frame.to_json(orient="records"))
-    for claim in claims:  # the columns the claim schema does not name are attributes
-        claim["attributes"] = {"region": claim.pop("region")}
+    claims = claim_requests(512, seed=91)
+    if shutil.which("wrk") is None:
+        sys.exit("needs wrk, the HTTP load generator: apt-get install wrk")
     levels: dict[str, list[dict]] = {}
     for mode in ("one_at_a_time", "micro_batching"):
         with tempfile.TemporaryDirectory() as data_dir:
-            process, url = start_service(model, mode == "micro_batching", Path(data_dir))
+            script = lua_script(claims, Path(data_dir))
+            process, url = start_service(
+                model,
+                Path(data_dir),
+                auth="false",
+                micro_batching=str(mode == "micro_batching").lower(),
+                rate_limit_per_minute="100000000",
+            )
             try:
-                asyncio.run(drive(url, claims, 8, 3.0))  # warm-up
+                drive(url, script, 8, 3.0)  # warm-up
                 levels[mode] = []
                 for clients in LEVELS:
-                    result = asyncio.run(drive(url, claims, clients, arguments.seconds))
+                    result = drive(url, script, clients, arguments.seconds)
                     levels[mode].append(result)
                     print(mode, result, flush=True)
             finally:

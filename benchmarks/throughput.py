@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -31,14 +29,15 @@ import pandas as pd
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "benchmarks"))
+sys.path[0] = str(ROOT)  # not this folder: benchmarks/serving.py would shadow `serving`
+sys.path.append(str(ROOT / "benchmarks"))
 
 from benchmark_docs import RESULTS, render  # noqa: E402
+from common import CLAIMS, machine, quick_model  # noqa: E402
 from torch import nn  # noqa: E402
 
 from claims.checkpoint import LoadedCheckpoint, load_checkpoint  # noqa: E402
 from claims.dataset import frame_to_claims, load_claims  # noqa: E402
-from claims.predictor import cpu_has_bf16  # noqa: E402
 from claims.tables import read_table  # noqa: E402
 from claims.triage import triage  # noqa: E402
 from serving.scoring import BacklogScorer, load_scoring_model  # noqa: E402
@@ -46,7 +45,6 @@ from training.trainer import score_predictions  # noqa: E402
 
 NAIVE_BATCH, NAIVE_WIDTH = 64, 128
 PRECISION_TOLERANCE = 0.005  # half a point of any metric
-CLAIMS = [sys.executable, "-m", "claims"]
 
 
 def naive_score(loaded: LoadedCheckpoint, source: Path, out: Path) -> int:
@@ -115,39 +113,6 @@ def metric_change(fp32: LoadedCheckpoint, reduced: LoadedCheckpoint, labelled: P
         if metric != "rows"
     }
     return {**scores, "absolute_change": changes}
-
-
-def quick_model(work: Path) -> Path:
-    """A LoRA specialist trained for a few steps: its speed is the product's, whatever its skill."""
-    data, model = work / "train.csv", work / "model"
-    if not (model / "manifest.json").exists():
-        subprocess.run(
-            [*CLAIMS, "generate", "--n", "2000", "--seed", "5", "--out", str(data)], check=True
-        )
-        subprocess.run(
-            [*CLAIMS, "train", "--data", str(data), "--out", str(model), "--max-steps", "20"],
-            check=True,
-        )
-    return model
-
-
-def machine() -> tuple[str, str]:
-    if torch.cuda.is_available():
-        name = torch.cuda.get_device_name(0)
-        return name, "h100" if "H100" in name else "gpu"
-    model = next(
-        (
-            line.split(":", 1)[1].strip()
-            for line in Path("/proc/cpuinfo").read_text().splitlines()
-            if line.startswith("model name")
-        ),
-        platform.machine(),
-    )
-    bf16 = ", native bf16" if cpu_has_bf16() else ""
-    return (
-        f"{len(os.sched_getaffinity(0))} cores of {model}{bf16}, torch {torch.__version__}",
-        "cpu",
-    )
 
 
 def main() -> None:

@@ -13,7 +13,7 @@ from schemas.auth import Role
 keys = typer.Typer(
     name="keys", help="API keys for the service, each with a role.", no_args_is_help=True
 )
-console = Console()
+console = Console(stderr=True)  # stdout carries only the key, for scripts
 
 
 @keys.command()

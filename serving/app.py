@@ -22,7 +22,7 @@ from serving.jobs import JobLauncher
 from serving.limits import BodySizeLimit
 from serving.models import ModelService
 from serving.observability import RequestObservability, ServiceMetrics, configure_logging
-from serving.predictions import triage_and_record
+from serving.predictions import record
 from serving.routes import batch_jobs, feedback, registry, retraining, triage
 from serving.routes import status as status_routes
 from serving.settings import ServiceSettings
@@ -61,7 +61,7 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
         app.state.models = models = ModelService.start(settings)
         app.state.launcher = launcher = JobLauncher(settings, store)
         app.state.inference = SerialRunner(
-            partial(triage_and_record, models, store, metrics), settings.inference_timeout
+            models.triage, settings.inference_timeout, then=partial(record, store, metrics)
         )
         app.state.batcher = None
         if settings.micro_batching:

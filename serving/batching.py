@@ -17,6 +17,7 @@ from schemas.claim import Claim
 from schemas.triage import TriageResult
 
 Runner = Callable[[Sequence[Claim]], list[TriageResult]]
+Recorder = Callable[[Sequence[Claim], list[TriageResult]], None]
 
 
 class InferenceTimeout(RuntimeError):
@@ -24,16 +25,22 @@ class InferenceTimeout(RuntimeError):
 
 
 class SerialRunner:
-    """One forward pass at a time: on a few cores, parallel passes only fight for them."""
+    """One forward pass at a time: on a few cores, parallel passes only fight for them.
+    `then` (recording the answers) runs after the pass, outside the lock, so the next pass
+    need not wait for it."""
 
-    def __init__(self, run: Runner, timeout: float) -> None:
+    def __init__(self, run: Runner, timeout: float, then: Recorder | None = None) -> None:
         self.run = run
+        self.then = then
         self.timeout = timeout
         self._lock = threading.Lock()
 
     def _locked(self, claims: Sequence[Claim]) -> list[TriageResult]:
         with self._lock:
-            return self.run(claims)
+            results = self.run(claims)
+        if self.then is not None:
+            self.then(claims, results)
+        return results
 
     async def __call__(self, claims: Sequence[Claim]) -> list[TriageResult]:
         try:

@@ -73,6 +73,7 @@ def load_serving(
             tuned = load_checkpoint(checkpoint, override, expected)
             precision = settings.precision
             tuned.predictor.bf16 = precision == "bf16" or (precision == "auto" and cpu_has_bf16())
+            tuned.predictor.batch_size = settings.forward_batch_size
         except CheckpointError as error:
             reason = str(error)
     if reason:

@@ -1,5 +1,5 @@
-"""One forward pass, answered, counted and recorded: every triage answer is kept in the store
-so that feedback can name it by its prediction_id."""
+"""Every triage answer is counted and kept in the store, so that feedback can name it by its
+prediction_id."""
 
 from __future__ import annotations
 
@@ -10,14 +10,12 @@ from claims.store import Store
 from schemas.claim import Claim
 from schemas.feedback import PredictionRecord
 from schemas.triage import TriageResult
-from serving.models import ModelService
 from serving.observability import ServiceMetrics
 
 
-def triage_and_record(
-    models: ModelService, store: Store, metrics: ServiceMetrics, claims: Sequence[Claim]
-) -> list[TriageResult]:
-    results = models.triage(claims)
+def record(
+    store: Store, metrics: ServiceMetrics, claims: Sequence[Claim], results: list[TriageResult]
+) -> None:
     metrics.observe_results(results)
     now = datetime.now(UTC)
     store.record_predictions(  # one transaction for the whole batch
@@ -33,4 +31,3 @@ def triage_and_record(
             for claim, result in zip(claims, results, strict=True)
         ]
     )
-    return results

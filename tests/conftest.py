@@ -4,9 +4,15 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
+import httpx
 import pandas as pd
 import pytest
 
@@ -18,6 +24,48 @@ from claims.tables import write_table
 from schemas.config import SpecialistConfig
 
 TRAINING_ROWS = 480
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@contextmanager
+def running_service(
+    data_dir: Path, *options: str, auth: bool = False, port: int | None = None
+) -> Iterator[tuple[subprocess.Popen, str]]:
+    """`claims serve` in its own process, as an operator starts it; killed at the end."""
+    port = port or free_port()
+    environment = {
+        **os.environ,
+        "CLAIMS_DATA_DIR": str(data_dir),
+        "CLAIMS_AUTH": str(auth).lower(),
+        "OMP_NUM_THREADS": "1",
+    }
+    process = subprocess.Popen(
+        [sys.executable, "-m", "claims", "serve", "--port", str(port), *options],
+        env=environment,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            assert process.poll() is None, "the service exited during start-up"
+            assert time.monotonic() < deadline, "the service did not start"
+            try:
+                if httpx.get(f"{url}/readyz").status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.2)
+        yield process, url
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.wait()
 
 
 def quick_config(**training: object) -> SpecialistConfig:

@@ -2,53 +2,17 @@
 
 from __future__ import annotations
 
-import os
 import signal
-import socket
-import subprocess
-import sys
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
 import pytest
 
+from tests.conftest import free_port, running_service
+
 SENDERS = 8
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-@contextmanager
-def service(data_dir: Path, port: int) -> Iterator[subprocess.Popen]:
-    """`claims serve` in its own process, as an operator starts it."""
-    process = subprocess.Popen(
-        [sys.executable, "-m", "claims", "serve", "--port", str(port)],
-        env={**os.environ, "CLAIMS_DATA_DIR": str(data_dir), "OMP_NUM_THREADS": "1"},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            assert process.poll() is None, "the service exited during start-up"
-            assert time.monotonic() < deadline, "the service did not start"
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/readyz").status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.2)
-        yield process
-    finally:
-        if process.poll() is None:
-            process.kill()
-        process.wait()
 
 
 @pytest.mark.slow
@@ -80,7 +44,7 @@ def test_every_acknowledged_correction_survives_a_sigkill(data_dir: Path) -> Non
                     with lock:
                         acknowledged.add(feedback_id)
 
-    with service(data_dir, port) as process:
+    with running_service(data_dir, port=port) as (process, _):
         senders = [threading.Thread(target=send, args=(i,)) for i in range(SENDERS)]
         for sender in senders:
             sender.start()
@@ -92,7 +56,7 @@ def test_every_acknowledged_correction_survives_a_sigkill(data_dir: Path) -> Non
         for sender in senders:
             sender.join()
 
-    with service(data_dir, port):
+    with running_service(data_dir, port=port):
         stored: list[str] = []
         with httpx.Client(base_url=f"http://127.0.0.1:{port}") as client:
             while True:

@@ -3,11 +3,8 @@ gracefully."""
 
 from __future__ import annotations
 
-import os
 import signal
-import socket
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -23,38 +20,7 @@ from claims.settings import DataSettings
 from claims.store import Store
 from claims.synthetic import generate_claims
 from schemas.auth import Role
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def start(data_dir: Path, *options: str, auth: bool = False) -> tuple[subprocess.Popen, str]:
-    port = free_port()
-    environment = {
-        **os.environ,
-        "CLAIMS_DATA_DIR": str(data_dir),
-        "CLAIMS_AUTH": str(auth).lower(),
-        "OMP_NUM_THREADS": "1",
-    }
-    process = subprocess.Popen(
-        [sys.executable, "-m", "claims", "serve", "--port", str(port), *options],
-        env=environment,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    while True:
-        assert process.poll() is None, "the service exited during start-up"
-        assert time.monotonic() < deadline, "the service did not start"
-        try:
-            if httpx.get(f"{url}/readyz").status_code == 200:
-                return process, url
-        except httpx.TransportError:
-            time.sleep(0.2)
+from tests.conftest import running_service
 
 
 @pytest.fixture(scope="module")
@@ -66,12 +32,8 @@ def live_schema(
     data_dir = tmp_path_factory.mktemp("live")
     _, key = Store.from_settings(DataSettings(data_dir=data_dir)).create_key("fuzz", Role.admin)
     headers = {"Authorization": f"Bearer {key}"}
-    process, url = start(data_dir, auth=True)
-    try:
+    with running_service(data_dir, auth=True) as (_, url):
         yield schemathesis.openapi.from_url(f"{url}/openapi.json", headers=headers), headers
-    finally:
-        process.kill()
-        process.wait()
 
 
 @pytest.mark.slow
@@ -98,7 +60,13 @@ def test_no_request_gets_a_5xx_or_an_answer_off_the_schema(
 
 @pytest.mark.slow
 def test_a_sigterm_lets_requests_in_flight_finish(trained_checkpoint: Path, tmp_path: Path) -> None:
-    process, url = start(tmp_path, "--model", str(trained_checkpoint), "--no-auth")
+    with running_service(tmp_path, "--model", str(trained_checkpoint)) as (process, url):
+        answered = sigterm_during_a_batch(process, url)
+    assert answered.status_code == 200
+    assert len(answered.json()["results"]) == 256
+
+
+def sigterm_during_a_batch(process: subprocess.Popen, url: str) -> httpx.Response:
     frame = generate_claims(256, seed=4).drop(columns=["claim_type", "severity", "siu_referral"])
     claims = [
         {
@@ -125,5 +93,4 @@ def test_a_sigterm_lets_requests_in_flight_finish(trained_checkpoint: Path, tmp_
     assert answer["answered_at"] > signalled_at  # it was in flight when the signal came
     # uvicorn shuts down gracefully, then re-raises the signal so the exit status tells it
     assert process.wait(timeout=60) in (0, -signal.SIGTERM)
-    assert answer["response"].status_code == 200
-    assert len(answer["response"].json()["results"]) == 256
+    return answer["response"]

@@ -1,0 +1,102 @@
+"""What every benchmark shares: the machine's name, a quick model, a free port.
+
+Each benchmark starts with `sys.path[0] = ROOT` (see `benchmark_path`): run as a script,
+Python would put this folder first, and `benchmarks/serving.py` would then shadow the
+`serving` package.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import torch
+
+from claims.predictor import cpu_has_bf16
+from claims.synthetic import generate_claims
+
+ROOT = Path(__file__).resolve().parents[1]
+CLAIMS = [sys.executable, "-m", "claims"]
+
+
+def machine() -> tuple[str, str]:
+    """(a description for the results, a short name for their file)."""
+    if torch.cuda.is_available():
+        name = torch.cuda.get_device_name(0)
+        return name, "h100" if "H100" in name else "gpu"
+    model = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.machine(),
+    )
+    bf16 = ", native bf16" if cpu_has_bf16() else ""
+    cores = len(os.sched_getaffinity(0))
+    return f"{cores} cores of {model}{bf16}, torch {torch.__version__}", "cpu"
+
+
+def quick_model(work: Path) -> Path:
+    """A LoRA specialist trained for a few steps: its speed is the product's, whatever its skill."""
+    data, model = work / "train.csv", work / "model"
+    if not (model / "manifest.json").exists():
+        work.mkdir(parents=True, exist_ok=True)
+        subprocess.run(
+            [*CLAIMS, "generate", "--n", "2000", "--seed", "5", "--out", str(data)], check=True
+        )
+        subprocess.run(
+            [*CLAIMS, "train", "--data", str(data), "--out", str(model), "--max-steps", "20"],
+            check=True,
+        )
+    return model
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def start_service(model: Path, data_dir: Path, **settings: str) -> tuple[subprocess.Popen, str]:
+    """`claims serve` pinned to `model` in its own process, CLAIMS_* settings given by name;
+    returns once it is ready."""
+    port = free_port()
+    environment = {**os.environ, "CLAIMS_DATA_DIR": str(data_dir)}
+    environment |= {f"CLAIMS_{name.upper()}": value for name, value in settings.items()}
+    process = subprocess.Popen(
+        [*CLAIMS, "serve", "--model", str(model), "--port", str(port)],
+        env=environment,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 180
+    while True:
+        try:
+            if httpx.get(f"{url}/readyz").status_code == 200:
+                return process, url
+        except httpx.TransportError:
+            pass
+        if time.monotonic() > deadline or process.poll() is not None:
+            process.kill()
+            raise RuntimeError("the service did not start")
+        time.sleep(0.3)
+
+
+def claim_requests(count: int, seed: int) -> list[dict]:
+    """Synthetic claims as API request bodies (the region is an attribute)."""
+    frame = generate_claims(count, seed=seed).drop(
+        columns=["claim_type", "severity", "siu_referral"]
+    )
+    claims = json.loads(frame.to_json(orient="records"))
+    for claim in claims:
+        claim["attributes"] = {"region": claim.pop("region")}
+    return claims
