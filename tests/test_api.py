@@ -61,9 +61,8 @@ def test_a_batch_and_a_single_request_agree(client: TestClient) -> None:
     other = {**CLAIM, "claim_id": "X", "description": "Kitchen fire, smoke everywhere. " * 8}
     batch = client.post("/v1/triage/batch", json={"claims": [other, CLAIM]}).json()["results"][1]
     for task, prediction in single["predictions"].items():
-        # bf16 on this CPU: a claim's neighbours move its probabilities in the 4th decimal
         assert batch["predictions"][task]["probabilities"] == pytest.approx(
-            prediction["probabilities"], abs=1e-3
+            prediction["probabilities"], abs=1e-5
         )
 
 

@@ -56,7 +56,7 @@ def test_concurrent_requests_share_passes_and_answer_as_if_alone(
         for task, prediction in single["predictions"].items():
             assert answers[claim_id]["predictions"][task]["probabilities"] == pytest.approx(
                 prediction["probabilities"],
-                abs=1e-3,  # bf16 where the CPU has it: see README
+                abs=1e-5,  # fp32: a claim's neighbours do not change its answer
             )
     assert len({a["prediction_id"] for a in answers.values()}) == len(CLAIMS)
 
