@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[0] = str(ROOT)  # not this folder: benchmarks/serving.py would shadow `serving`
 sys.path.append(str(ROOT / "benchmarks"))
 
-from benchmark_docs import ABLATION, DOCS, RESULTS, plot_accuracy, render  # noqa: E402
+from benchmark_docs import ABLATION, DOCS, keep, render  # noqa: E402
 
 CLAIMS = [sys.executable, "-m", "claims"]
 
@@ -85,8 +85,6 @@ def main() -> None:
     )
     arguments = parser.parse_args()
     if arguments.render_only:
-        for path in RESULTS.glob("accuracy-*.json"):
-            plot_accuracy(json.loads(path.read_text()), path.stem.removeprefix("accuracy-"))
         render()
         return
     if not arguments.data:
@@ -100,12 +98,8 @@ def main() -> None:
         data = Path(arguments.data).resolve()
     specialist = train_and_evaluate(data, arguments.config, work, None)
     ablation = train_and_evaluate(data, arguments.config, work, "head")
-    result = collect(specialist, ablation)
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / f"accuracy-{name}.json").write_text(json.dumps(result, indent=2) + "\n")
-    plot_accuracy(result, name)
-    render()
-    print(f"wrote {RESULTS / f'accuracy-{name}.json'} and {DOCS / 'benchmarks.md'}")
+    path = keep("accuracy", name, collect(specialist, ablation))
+    print(f"wrote {path} and {DOCS / 'benchmarks.md'}")
 
 
 if __name__ == "__main__":

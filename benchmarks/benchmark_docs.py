@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -14,6 +15,29 @@ GOALS = {
     "workers_comp": {"large_loss": 0.920, "deteriorating": 0.875, "severity_band": 0.735},
 }
 MAX_BINARY_ECE = 0.03
+
+
+def keep(kind: str, machine: str, result: dict) -> Path:
+    """Writes a benchmark's result, then redraws docs/benchmarks.md from every result kept."""
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    path = RESULTS / f"{kind}-{machine}.json"
+    path.write_text(json.dumps(result, indent=2) + "\n")
+    render()
+    return path
+
+
+def _results(kind: str) -> Iterator[tuple[str, dict]]:
+    """(name, result) of every result of one kind kept, in name order."""
+    for path in sorted(RESULTS.glob(f"{kind}-*.json")):
+        yield path.stem.removeprefix(f"{kind}-"), json.loads(path.read_text())
+
+
+def _save(figure, name: str) -> Path:  # type: ignore[no-untyped-def]
+    figure.tight_layout()
+    path = DOCS / "img" / f"{name}.png"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=110)
+    return path
 
 
 def _pyplot():  # type: ignore[no-untyped-def]
@@ -40,11 +64,7 @@ def plot_accuracy(result: dict, name: str) -> Path:
         axis.set_title(f"{task} ({metric})")
         axis.set_xlim(0.0, 1.12)  # from zero, so bar lengths compare honestly
         axis.invert_yaxis()
-    figure.tight_layout()
-    path = DOCS / "img" / f"accuracy-{name}.png"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=110)
-    return path
+    return _save(figure, f"accuracy-{name}")
 
 
 def table(result: dict) -> str:
@@ -97,9 +117,8 @@ def goals(result: dict, name: str) -> str:
 
 def accuracy_section() -> str:
     sections = []
-    for path in sorted(RESULTS.glob("accuracy-*.json")):
-        result = json.loads(path.read_text())
-        name = path.stem.removeprefix("accuracy-")
+    for name, result in _results("accuracy"):
+        plot_accuracy(result, name)
         binary = [t for t, m in result["primary_metrics"].items() if m == "auc"]
         extra = ""
         if binary:
@@ -143,18 +162,12 @@ def plot_throughput(result: dict, name: str) -> Path:
     axis.set_xlabel("claims per second, file in to file out (median)")
     axis.set_xlim(0, max(rates.values()) * 1.2)
     axis.invert_yaxis()
-    figure.tight_layout()
-    path = DOCS / "img" / f"throughput-{name}.png"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=110)
-    return path
+    return _save(figure, f"throughput-{name}")
 
 
 def throughput_section() -> str:
     sections = []
-    for path in sorted(RESULTS.glob("throughput-*.json")):
-        result = json.loads(path.read_text())
-        name = path.stem.removeprefix("throughput-")
+    for name, result in _results("throughput"):
         plot_throughput(result, name)
         lines = [
             "| path | claims/s (median) | runs (s) | speed-up vs naive |",
@@ -206,17 +219,12 @@ def plot_serving(result: dict, name: str) -> Path:
         axis.set_ylabel(label)
         axis.set_ylim(bottom=0)
         axis.legend()
-    figure.tight_layout()
-    path = DOCS / "img" / f"serving-{name}.png"
-    figure.savefig(path, dpi=110)
-    return path
+    return _save(figure, f"serving-{name}")
 
 
 def serving_section() -> str:
     sections = []
-    for path in sorted(RESULTS.glob("serving-*.json")):
-        result = json.loads(path.read_text())
-        name = path.stem.removeprefix("serving-")
+    for name, result in _results("serving"):
         plot_serving(result, name)
         lines = [
             "| mode | clients | claims/s | p50 ms | p99 ms | errors |",
@@ -260,17 +268,12 @@ def plot_load(result: dict, name: str) -> Path:
     right.legend()
     for axis in (left, right):
         axis.set_xlabel("minutes")
-    figure.tight_layout()
-    path = DOCS / "img" / f"load-{name}.png"
-    figure.savefig(path, dpi=110)
-    return path
+    return _save(figure, f"load-{name}")
 
 
 def load_section() -> str:
     sections = []
-    for path in sorted(RESULTS.glob("load-*.json")):
-        result = json.loads(path.read_text())
-        name = path.stem.removeprefix("load-")
+    for name, result in _results("load"):
         plot_load(result, name)
         verdict = "passed" if result["passed"] else "failed"
         sections.append(

@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[0] = str(ROOT)  # not this folder: benchmarks/serving.py would shadow `serving`
 sys.path.append(str(ROOT / "benchmarks"))
 
-from benchmark_docs import RESULTS, render  # noqa: E402
+from benchmark_docs import keep  # noqa: E402
 from common import claim_requests, machine, quick_model, start_service  # noqa: E402
 
 from claims.settings import DataSettings  # noqa: E402
@@ -152,11 +152,9 @@ def main() -> None:
         "windows": windows,
     }
     result["passed"] = result["errors"] == 0 and abs(result["memory_growth"]) <= 0.10
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    path = RESULTS / f"load-{kind}.json"
-    path.write_text(json.dumps(result, indent=2) + "\n")
-    render()
+    path = keep("load", kind, result)
     print(json.dumps({k: v for k, v in result.items() if k != "windows"}, indent=2))
+    print(f"wrote {path} and docs/benchmarks.md")
 
 
 if __name__ == "__main__":

@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[0] = str(ROOT)  # not this folder: benchmarks/serving.py would shadow `serving`
 sys.path.append(str(ROOT / "benchmarks"))
 
-from benchmark_docs import RESULTS, render  # noqa: E402
+from benchmark_docs import keep  # noqa: E402
 from common import claim_requests, machine, quick_model, start_service  # noqa: E402
 
 LEVELS = (1, 8, 32, 128)
@@ -125,10 +125,7 @@ def main() -> None:
         ),
         "p99_ms_at_32_clients": at_32["micro_batching"]["p99_ms"],
     }
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    path = RESULTS / f"serving-{kind}.json"
-    path.write_text(json.dumps(result, indent=2) + "\n")
-    render()
+    path = keep("serving", kind, result)
     print(f"wrote {path} and docs/benchmarks.md")
 
 

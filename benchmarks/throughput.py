@@ -16,7 +16,6 @@ point on labelled claims, which the results record. Writes benchmarks/results/th
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import subprocess
 import sys
@@ -32,7 +31,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[0] = str(ROOT)  # not this folder: benchmarks/serving.py would shadow `serving`
 sys.path.append(str(ROOT / "benchmarks"))
 
-from benchmark_docs import RESULTS, render  # noqa: E402
+from benchmark_docs import keep, render  # noqa: E402
 from common import CLAIMS, machine, quick_model  # noqa: E402
 from torch import nn  # noqa: E402
 
@@ -208,10 +207,7 @@ def main() -> None:
                 "acceptable": largest <= PRECISION_TOLERANCE,
                 **check,
             }
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    path = RESULTS / f"throughput-{kind}.json"
-    path.write_text(json.dumps(result, indent=2) + "\n")
-    render()
+    path = keep("throughput", kind, result)
     print(f"wrote {path} and docs/benchmarks.md")
 
 
