@@ -1,8 +1,8 @@
 """What every benchmark shares: the machine's name, a quick model, a free port.
 
-Each benchmark starts with `sys.path[0] = ROOT` (see `benchmark_path`): run as a script,
-Python would put this folder first, and `benchmarks/serving.py` would then shadow the
-`serving` package.
+Each benchmark starts with `sys.path[0] = ROOT` (the repository) and appends this folder:
+run as a script, Python would put this folder first, and `benchmarks/serving.py` would then
+shadow the `serving` package.
 """
 
 from __future__ import annotations
@@ -22,7 +22,6 @@ import torch
 from claims.predictor import cpu_has_bf16
 from claims.synthetic import generate_claims
 
-ROOT = Path(__file__).resolve().parents[1]
 CLAIMS = [sys.executable, "-m", "claims"]
 
 

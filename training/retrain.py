@@ -159,6 +159,7 @@ def retrain(
     def on_step(step: int, total: int) -> None:
         report(0.05 + 0.8 * step / total, f"training step {step}/{total}")
 
+    data_sha256 = data.sha256()  # serialises every claim: once
     registry.root.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=".challenger-", dir=registry.root) as work:
         outcome = SpecialistTrainer(
@@ -167,7 +168,7 @@ def retrain(
             data.training,
             Path(work) / "checkpoint",
             data_name=f"{data_path.name} + {len(data.used_feedback)} corrections",
-            data_sha256=data.sha256(),
+            data_sha256=data_sha256,
         )
         report(0.87, "scoring champion, challenger and base model")
         challenger = load_checkpoint(outcome.checkpoint)
@@ -184,7 +185,7 @@ def retrain(
             origin="retrained",
             parent_version=champion_version,
             training_data_file=data_path.name,
-            training_data_sha256=data.sha256(),
+            training_data_sha256=data_sha256,
             training_rows=len(data.training),
             feedback_count=len(data.used_feedback),
             feedback_ids=data.used_feedback,
