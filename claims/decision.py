@@ -1,64 +1,116 @@
-"""Applying the decision policy to one claim's predictions: one route, and whether a person
-must look. The policy is data; this is the only code that reads it."""
+"""Applying the decision policy to a batch of predictions at once: one route per claim, and
+whether a person must look. The policy is data; this is the only code that reads it.
+
+Whole arrays, not one claim at a time: backlog scoring decides tens of thousands of claims a
+second, and the service's answers come from the same code.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
 from claims.features import FeatureError, numeric_value
 from schemas.claim import Claim
-from schemas.policy import Condition, DecisionPolicy, TaskCondition
-from schemas.triage import Decision, ReviewReason, TaskPrediction
+from schemas.policy import Condition, DecisionPolicy, FieldCondition, ReviewCode, TaskCondition
+from schemas.triage import Decision, ReviewReason
+
+Probabilities = dict[str, np.ndarray]  # task -> (claims, labels)
 
 
-def _holds(condition: Condition, claim: Claim, predictions: dict[str, TaskPrediction]) -> bool:
+@dataclass
+class Decisions:
+    """One entry per claim, in input order."""
+
+    routes: list[str]
+    route_reasons: list[str]
+    review_reasons: list[list[tuple[ReviewCode, str]]]
+    policy_version: str
+
+    def decision(self, row: int) -> Decision:
+        return Decision(
+            route=self.routes[row],
+            route_reason=self.route_reasons[row],
+            needs_review=bool(self.review_reasons[row]),
+            review_reasons=[
+                ReviewReason(code=code, detail=detail) for code, detail in self.review_reasons[row]
+            ],
+            policy_version=self.policy_version,
+        )
+
+
+def _within(values: np.ndarray, low: float | None, high: float | None) -> np.ndarray:
+    """NaN (a missing field) is never within any bounds."""
+    holds = ~np.isnan(values)
+    if low is not None:
+        holds &= values >= low
+    if high is not None:
+        holds &= values <= high
+    return holds
+
+
+def _field_values(claims: Sequence[Claim], field: str) -> np.ndarray:
+    values = np.full(len(claims), np.nan)
+    for row, claim in enumerate(claims):
+        try:
+            value = numeric_value(claim, field)
+        except FeatureError:
+            continue
+        if value is not None:
+            values[row] = value
+    return values
+
+
+def _holds(
+    condition: Condition,
+    claims: Sequence[Claim],
+    probabilities: Probabilities,
+    labels: dict[str, list[str]],
+) -> np.ndarray:
     if isinstance(condition, TaskCondition):
-        probabilities = predictions[condition.task].probabilities
-        probability = sum(probabilities.get(label, 0.0) for label in condition.labels)
-        return (condition.min_probability is None or probability >= condition.min_probability) and (
-            condition.max_probability is None or probability <= condition.max_probability
-        )
-    try:
-        value = numeric_value(claim, condition.field)
-    except FeatureError:
-        return False
-    if value is None:
-        return False
-    return (condition.min is None or value >= condition.min) and (
-        condition.max is None or value <= condition.max
-    )
+        names = labels[condition.task]
+        columns = [names.index(label) for label in condition.labels if label in names]
+        summed = probabilities[condition.task][:, columns].sum(axis=1)
+        return _within(summed, condition.min_probability, condition.max_probability)
+    assert isinstance(condition, FieldCondition)
+    return _within(_field_values(claims, condition.field), condition.min, condition.max)
 
 
-def decide(
-    claim: Claim,
-    predictions: dict[str, TaskPrediction],
+def decide_all(
+    claims: Sequence[Claim],
+    probabilities: Probabilities,
+    chosen: dict[str, np.ndarray],
+    labels: dict[str, list[str]],
     policy: DecisionPolicy,
-    fallback_reason: str | None,
-) -> Decision:
-    route, route_reason = policy.default_route, "no routing rule applies"
-    for rule in policy.routes:
-        if all(_holds(condition, claim, predictions) for condition in rule.when):
-            route, route_reason = rule.route, rule.reason
-            break
-    reasons: list[ReviewReason] = []
-    if route in policy.review_routes:
-        reasons.append(ReviewReason(code="route", detail=f"route {route}: {route_reason}"))
-    for task, prediction in predictions.items():
-        if prediction.probability < policy.min_confidence:
-            reasons.append(
-                ReviewReason(
-                    code="low_confidence",
-                    detail=f"{task}: {prediction.label} at {prediction.probability:.0%}",
-                )
-            )
+    fallback_reason: str | None = None,
+) -> Decisions:
+    """`chosen[task]` is each claim's predicted label index (the predictor's decision)."""
+    count = len(claims)
+    rule_of = np.full(count, -1)  # the first rule that holds; -1: the default route
+    undecided = np.ones(count, dtype=bool)
+    for index, rule in enumerate(policy.routes):
+        holds = undecided.copy()
+        for condition in rule.when:
+            holds &= _holds(condition, claims, probabilities, labels)
+        rule_of[holds] = index
+        undecided &= ~holds
+    named = [(rule.route, rule.reason) for rule in policy.routes]
+    default = (policy.default_route, "no routing rule applies")
+    picked = [named[i] if i >= 0 else default for i in rule_of]
+    routes, route_reasons = [route for route, _ in picked], [reason for _, reason in picked]
+
+    reasons: list[list[tuple[ReviewCode, str]]] = [[] for _ in range(count)]
+    for row, (route, reason) in enumerate(zip(routes, route_reasons, strict=True)):
+        if route in policy.review_routes:
+            reasons[row].append(("route", f"route {route}: {reason}"))
+    for task, values in probabilities.items():
+        top = values[np.arange(count), chosen[task]]
+        for row in np.flatnonzero(top < policy.min_confidence):
+            label = labels[task][chosen[task][row]]
+            reasons[row].append(("low_confidence", f"{task}: {label} at {top[row]:.0%}"))
     if fallback_reason is not None and policy.review_on_fallback:
-        reasons.append(
-            ReviewReason(
-                code="fallback_model", detail=f"served by the base model: {fallback_reason}"
-            )
-        )
-    return Decision(
-        route=route,
-        route_reason=route_reason,
-        needs_review=bool(reasons),
-        review_reasons=reasons,
-        policy_version=policy.version,
-    )
+        for row_reasons in reasons:
+            row_reasons.append(("fallback_model", f"served by the base model: {fallback_reason}"))
+    return Decisions(routes, route_reasons, reasons, policy.version)

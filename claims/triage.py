@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from claims.decision import decide
+from claims.decision import Probabilities, decide_all
 from claims.predictor import Predictor
 from schemas.claim import Claim
 from schemas.policy import DecisionPolicy
@@ -33,35 +33,35 @@ def task_prediction(
     )
 
 
+def chosen_labels(predictor: Predictor, probabilities: Probabilities) -> dict[str, np.ndarray]:
+    """Each claim's predicted label index per task, as the predictor decides it."""
+    return {task: predictor.decide(task, values) for task, values in probabilities.items()}
+
+
 def triage(
     claims: Sequence[Claim],
     predictor: Predictor,
     policy: DecisionPolicy,
     fallback_reason: str | None = None,
-    probabilities: dict[str, np.ndarray] | None = None,
 ) -> list[TriageResult]:
-    """`probabilities`, when the caller has them already (batch scoring computes them ahead)."""
-    if probabilities is None:
-        probabilities = predictor.predict_proba(claims)
+    probabilities = predictor.predict_proba(claims)
     served_by = ServedBy(
         source=predictor.source,
         model_version=predictor.model_version,
         fallback_reason=fallback_reason,
     )
-    chosen = {task: predictor.decide(task, values) for task, values in probabilities.items()}
-    results = []
-    for row, claim in enumerate(claims):
-        predictions = {
-            task: task_prediction(predictor.labels[task], values[row], chosen[task][row])
-            for task, values in probabilities.items()
-        }
-        results.append(
-            TriageResult(
-                prediction_id=f"pr-{uuid.uuid4().hex}",
-                claim_id=claim.claim_id,
-                predictions=predictions,
-                decision=decide(claim, predictions, policy, fallback_reason),
-                served_by=served_by,
-            )
+    chosen = chosen_labels(predictor, probabilities)
+    decisions = decide_all(claims, probabilities, chosen, predictor.labels, policy, fallback_reason)
+    return [
+        TriageResult(
+            prediction_id=f"pr-{uuid.uuid4().hex}",
+            claim_id=claim.claim_id,
+            predictions={
+                task: task_prediction(predictor.labels[task], values[row], chosen[task][row])
+                for task, values in probabilities.items()
+            },
+            decision=decisions.decision(row),
+            served_by=served_by,
         )
-    return results
+        for row, claim in enumerate(claims)
+    ]
