@@ -10,6 +10,9 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     CLAIMS_DATA_DIR=/data
 
 WORKDIR /app
+# LightGBM (the boosted partner) links the system's OpenMP runtime.
+RUN apt-get update && apt-get install -y --no-install-recommends libgomp1 \
+    && rm -rf /var/lib/apt/lists/*
 # The CPU wheel of torch first, pinned, so nothing pulls a CUDA build.
 RUN pip install --index-url https://download.pytorch.org/whl/cpu torch==2.13.0
 COPY pyproject.toml README.md ./

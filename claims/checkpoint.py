@@ -33,6 +33,7 @@ from claims.encoder import (
 )
 from claims.features import StructuredFeatures
 from claims.model import Calibration, SpecialistModel
+from claims.partner import BoostedPartner, PartnerState
 from claims.predictor import TunedPredictor
 from schemas.checkpoint import BaseModelInfo, DataInfo, FileDigest, Manifest
 from schemas.config import SpecialistConfig, Strategy
@@ -43,8 +44,9 @@ SPECIALIST = "specialist.json"  # label maps, fitted structured features, calibr
 HEADS = "heads.safetensors"
 ENCODER = "encoder.safetensors"  # last-layers / full: the tuned encoder tensors only
 ADAPTER = "adapter"  # LoRA: peft's own adapter folder
+PARTNER = "partner.json"  # the boosted partner, when the trainer chose to blend with it
 MODEL_CARD = "MODEL_CARD.md"
-_LIBRARIES = ("torch", "transformers", "peft", "claims-specialist")
+_LIBRARIES = ("torch", "transformers", "peft", "lightgbm", "scikit-learn", "claims-specialist")
 
 
 class FallbackCode(StrEnum):
@@ -82,6 +84,7 @@ class TrainedSpecialist:
     total_parameters: int
     training_seconds: float
     selection: dict[str, str]
+    partner: PartnerState | None = None
 
 
 def _write_json(path: Path, data: Any) -> None:
@@ -129,6 +132,8 @@ def write_checkpoint(
                 "calibration": specialist.calibration.to_json(),
             },
         )
+        if specialist.partner is not None:
+            (staging / PARTNER).write_text(specialist.partner.model_dump_json(), encoding="utf-8")
         files = _digests(staging)
         model_version = (
             "sp-"
@@ -289,6 +294,9 @@ def _build_predictor(
     missing_heads = [name for name in missing if not name.startswith("encoder.")]
     if missing_heads or unexpected:
         raise ValueError(f"{HEADS}: missing {missing_heads[:3]}, unexpected {unexpected[:3]}")
+    partner = None
+    if any(entry.path == PARTNER for entry in manifest.files):
+        partner = BoostedPartner(PartnerState.model_validate_json((folder / PARTNER).read_bytes()))
     return TunedPredictor(
         model,
         load_tokenizer(base_path),
@@ -297,4 +305,5 @@ def _build_predictor(
         labels,
         config.training.max_length,
         manifest.model_version,
+        partner=partner,
     )

@@ -18,6 +18,7 @@ from claims.batching import padded_batches, tokenize
 from claims.encoder import base_model_info, load_encoder, load_tokenizer, mean_pool
 from claims.features import StructuredFeatures
 from claims.model import Calibration, SpecialistModel, decide_labels
+from claims.partner import BoostedPartner
 from schemas.checkpoint import BaseModelInfo
 from schemas.claim import Claim
 from schemas.config import TaskConfig, TaskKind
@@ -55,6 +56,7 @@ class PreparedClaims:
 
     token_ids: list[list[int]]
     structured: torch.Tensor
+    partner_inputs: np.ndarray | None = None
 
 
 class TunedPredictor:
@@ -70,7 +72,9 @@ class TunedPredictor:
         max_length: int,
         model_version: str,
         batch_size: int = 64,
+        partner: BoostedPartner | None = None,
     ) -> None:
+        """`partner`: the boosted model the trainer chose to blend with, if any."""
         self.model = model.eval()
         self.tokenizer = tokenizer
         self.features = features
@@ -80,12 +84,16 @@ class TunedPredictor:
         self.model_version = model_version
         self.batch_size = batch_size
         self.bf16 = False  # on the CPU; a GPU always runs bf16
+        self.partner = partner
 
     def prepare(self, claims: Sequence[Claim]) -> PreparedClaims:
         """The CPU work before the model: batch scoring runs it beside the model's forward pass."""
+        texts = [claim.description for claim in claims]
+        structured = self.features.transform(claims)
         return PreparedClaims(
-            token_ids=tokenize(self.tokenizer, [c.description for c in claims], self.max_length),
-            structured=torch.from_numpy(self.features.transform(claims)),
+            token_ids=tokenize(self.tokenizer, texts, self.max_length),
+            structured=torch.from_numpy(structured),
+            partner_inputs=None if self.partner is None else self.partner.inputs(texts, structured),
         )
 
     def logits(self, claims: Sequence[Claim] | PreparedClaims) -> dict[str, torch.Tensor]:
@@ -114,10 +122,14 @@ class TunedPredictor:
         return outputs
 
     def predict_proba(self, claims: Sequence[Claim] | PreparedClaims) -> dict[str, np.ndarray]:
-        return {
+        prepared = claims if isinstance(claims, PreparedClaims) else self.prepare(claims)
+        tuned = {
             task: self.calibration.probabilities(task, values).numpy()
-            for task, values in self.logits(claims).items()
+            for task, values in self.logits(prepared).items()
         }
+        if self.partner is None:
+            return tuned
+        return self.partner.blend(tuned, prepared.partner_inputs)
 
     def decide(self, task: str, probabilities: np.ndarray) -> np.ndarray:
         return self.calibration.decide(task, probabilities)

@@ -110,6 +110,11 @@ class TrainingConfig(_Strict):
     patience: int = Field(default=2, ge=1, description="Evaluations without improvement to stop.")
     evaluations_per_epoch: int = Field(default=2, ge=1)
     seed: int = 0
+    boosted_partner: bool = Field(
+        default=True,
+        description="Fit gradient boosting on the structured fields and TF-IDF scores beside "
+        "the tuned model, and blend the two per task where that lowers the validation log loss.",
+    )
 
 
 class RetrainingConfig(_Strict):

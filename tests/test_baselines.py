@@ -16,8 +16,8 @@ from training.baselines import (
     TfidfLogisticBaseline,
     out_of_fold_text_scores,
 )
+from training.labels import label_indices, resolve_labels
 from training.metrics import task_metrics
-from training.trainer import label_indices, resolve_labels
 
 
 @pytest.fixture(scope="module")

@@ -82,7 +82,7 @@ def test_labels_have_one_spelling_whatever_the_file_type() -> None:
 
 
 def test_rows_without_a_label_are_kept_and_add_nothing_to_that_tasks_loss() -> None:
-    from training.trainer import IGNORE, class_weights, label_indices
+    from training.labels import IGNORE, class_weights, label_indices
 
     targets = label_indices("severity", ["low", None, "high"], ["low", "high"], ["a", "b", "c"])
     assert targets.tolist() == [0, IGNORE, 1]

@@ -17,7 +17,7 @@ from sklearn.model_selection import StratifiedKFold
 
 from claims.features import StructuredFeatures
 from schemas.claim import Claim
-from training.trainer import IGNORE
+from training.labels import IGNORE
 
 Targets = dict[str, np.ndarray]  # task -> label index per row, IGNORE where unlabelled
 Probabilities = dict[str, np.ndarray]  # task -> (rows, labels)

@@ -19,9 +19,10 @@ from training.baselines import (
     StructuredBoostingBaseline,
     TfidfLogisticBaseline,
 )
+from training.labels import label_indices
 from training.metrics import primary_metric
 from training.model_card import metrics_table
-from training.trainer import label_indices, score_predictions
+from training.trainer import score_predictions
 
 
 def evaluate(model_dir: str | Path, data_path: str | Path) -> EvaluationReport:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,52 +28,14 @@ from claims.features import StructuredFeatures
 from claims.model import Calibration, SpecialistModel
 from claims.predictor import TunedPredictor
 from schemas.checkpoint import DataInfo, Manifest
-from schemas.config import SpecialistConfig, TaskConfig, TaskKind
+from schemas.config import SpecialistConfig, TaskKind
+from training.labels import IGNORE, class_weights, label_indices, resolve_labels
 from training.metrics import task_metrics
 from training.model_card import render_model_card
+from training.partner import choose_blend, fit_partner
 from training.strategies import count_parameters, prepare_encoder
 
-IGNORE = -100  # a row without a label for a task adds nothing to that task's loss
 VALIDATION_SALT = "validation:"
-MAX_CLASS_WEIGHT = 10.0
-
-
-def resolve_labels(task: TaskConfig, observed: Sequence[str | None]) -> list[str]:
-    """The config's label order when it lists labels, else the labels seen, sorted."""
-    seen = sorted({label for label in observed if label is not None})
-    labels = list(task.labels) or seen
-    if task.kind is TaskKind.binary and (len(labels) != 2 or task.positive_label not in labels):
-        raise DataError(
-            f"task {task.name}: a binary task needs exactly two labels including "
-            f"{task.positive_label!r}; the data has {seen}"
-        )
-    if len(labels) < 2:
-        raise DataError(f"task {task.name}: needs at least two labels, the data has {seen}")
-    return labels
-
-
-def label_indices(
-    task: str, values: Sequence[str | None], labels: list[str], ids: Sequence[str]
-) -> np.ndarray:
-    index = {label: i for i, label in enumerate(labels)}
-    targets = np.full(len(values), IGNORE, dtype=np.int64)
-    for row, value in enumerate(values):
-        if value is None:
-            continue
-        if value not in index:
-            raise DataError(
-                f"claim {ids[row]}: task {task} has label {value!r}, not one of {labels}"
-            )
-        targets[row] = index[value]
-    return targets
-
-
-def class_weights(targets: np.ndarray, count: int) -> list[float]:
-    """Square-rooted balanced weights: rare classes (SIU) count more without swamping the rest."""
-    labelled = targets[targets != IGNORE]
-    frequency = np.bincount(labelled, minlength=count).astype(float)
-    balanced = len(labelled) / (count * np.maximum(frequency, 1.0))
-    return [float(w) for w in np.clip(np.sqrt(balanced), 1 / MAX_CLASS_WEIGHT, MAX_CLASS_WEIGHT)]
 
 
 Batch = tuple[torch.Tensor, torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]
@@ -174,7 +136,9 @@ class SpecialistTrainer:
         predictor = TunedPredictor(
             model, tokenizer, features, calibration, labels, self.settings.max_length, "candidate"
         )
-        calibrated = self._calibrate(predictor, validation, validation_set.targets)
+        calibrated = self._fit_temperatures(predictor, validation_set)
+        calibrated |= self._blend_partner(predictor, train_set, validation_set)
+        calibrated |= self._fit_decision_offsets(predictor, validation_set)
         metrics = {"validation": self._score(predictor, validation, labels)}
         if len(test):
             metrics["test"] = self._score(predictor, test, labels)
@@ -200,31 +164,74 @@ class SpecialistTrainer:
             total_parameters=total,
             training_seconds=time.perf_counter() - started,
             selection={"epoch_and_step": kept, **calibrated},
+            partner=None if predictor.partner is None else predictor.partner.state,
         )
         manifest = write_checkpoint(
             specialist, out_dir, lambda version: render_model_card(specialist, version)
         )
         return TrainingOutcome(manifest=manifest, checkpoint=Path(out_dir))
 
-    def _calibrate(
-        self,
-        predictor: TunedPredictor,
-        validation: LabelledClaims,
-        targets: dict[str, torch.Tensor],
+    def _fit_temperatures(
+        self, predictor: TunedPredictor, validation: EncodedClaims
     ) -> dict[str, str]:
-        """Temperatures, then decision offsets, both fitted on the validation split; returns
-        what each did, for the manifest."""
-        calibration = predictor.calibration
-        notes = {"calibration": "per task temperature fitted on the validation split"}
-        for task, logits in predictor.logits(validation.claims).items():
-            known = targets[task] != IGNORE
+        """Per task, the temperature that makes the tuned model's probabilities mean what they
+        say on the validation split."""
+        for task, logits in predictor.logits(validation.claims.claims).items():
+            known = validation.targets[task] != IGNORE
+            if known.any():
+                predictor.calibration.fit_temperature(
+                    task, logits[known], validation.targets[task][known]
+                )
+        return {"calibration": "per task temperature fitted on the validation split"}
+
+    def _blend_partner(
+        self, predictor: TunedPredictor, train: EncodedClaims, validation: EncodedClaims
+    ) -> dict[str, str]:
+        """Fits the boosted partner on the training split and keeps it for the tasks where a
+        blend lowers the validation log loss; says what it chose per task."""
+        if not self.settings.boosted_partner:
+            return {"partner": "not fitted: boosted_partner is off in the config"}
+        targets = {task: values.numpy() for task, values in train.targets.items()}
+        counts = {task: len(names) for task, names in predictor.labels.items()}
+        try:
+            partner = fit_partner(
+                train.claims.claims, train.structured.numpy(), targets, counts, self.settings.seed
+            )
+        except ValueError as error:  # too few rows or labels for TF-IDF folds: tuned alone
+            return {"partner": f"not fitted: {error}"}
+        tuned = predictor.predict_proba(validation.claims.claims)
+        texts = [claim.description for claim in validation.claims.claims]
+        boosted = partner.predict_proba(partner.inputs(texts, validation.structured.numpy()))
+        notes = {}
+        for task, values in validation.targets.items():
+            known = (values != IGNORE).numpy()
             if not known.any():
                 continue
-            calibration.fit_temperature(task, logits[known], targets[task][known])
-            probabilities = calibration.probabilities(task, logits[known]).numpy()
-            labelled = targets[task][known].numpy()
-            before = task_metrics(self.config.task(task).kind, labelled, probabilities)
-            after = calibration.fit_decision_offsets(task, probabilities, labelled)
+            weight, losses = choose_blend(
+                tuned[task][known], boosted[task][known], values.numpy()[known]
+            )
+            partner.state.tuned_weights[task] = weight
+            notes[f"blend.{task}"] = (
+                f"tuned model weight {weight:.1f}: validation log loss {losses[weight]:.4f} "
+                f"(tuned alone {losses[1.0]:.4f}, partner alone {losses[0.0]:.4f})"
+            )
+        if any(weight < 1.0 for weight in partner.state.tuned_weights.values()):
+            predictor.partner = partner
+        return notes
+
+    def _fit_decision_offsets(
+        self, predictor: TunedPredictor, validation: EncodedClaims
+    ) -> dict[str, str]:
+        """Per-label offsets on the final (blended) probabilities that maximise validation
+        macro-F1; returns what each did."""
+        notes = {}
+        for task, probabilities in predictor.predict_proba(validation.claims.claims).items():
+            known = (validation.targets[task] != IGNORE).numpy()
+            if not known.any():
+                continue
+            labelled = validation.targets[task].numpy()[known]
+            before = task_metrics(self.config.task(task).kind, labelled, probabilities[known])
+            after = predictor.calibration.fit_decision_offsets(task, probabilities[known], labelled)
             notes[f"decision_offsets.{task}"] = (
                 f"validation macro-F1 {before['macro_f1']:.3f} -> {after:.3f}"
             )
