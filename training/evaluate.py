@@ -12,7 +12,7 @@ from claims.encoder import (
     file_sha256,
 )
 from claims.features import StructuredFeatures
-from claims.predictor import ZeroShotPredictor
+from claims.predictor import TunedPredictor, ZeroShotPredictor
 from schemas.report import EvaluationReport, SystemResult
 from training.baselines import (
     RetrievalBaseline,
@@ -65,7 +65,7 @@ def evaluate(model_dir: str | Path, data_path: str | Path) -> EvaluationReport:
     manifest = checkpoint.manifest
     systems = {
         "specialist": (
-            f"{manifest.model_version}: fine-tuned ({manifest.strategy})",
+            f"{manifest.model_version}: fine-tuned ({manifest.strategy}){_blend(predictor)}",
             predictor.predict_proba(test.claims),
         ),
         "base_zero_shot": (
@@ -101,6 +101,16 @@ def evaluate(model_dir: str | Path, data_path: str | Path) -> EvaluationReport:
             for name, (description, probabilities) in systems.items()
         },
     )
+
+
+def _blend(predictor: TunedPredictor) -> str:
+    """What share of each task's answer the tuned model gives, when it is blended."""
+    if predictor.partner is None:
+        return ""
+    weights = ", ".join(
+        f"{task} {weight:.1f}" for task, weight in predictor.partner.state.tuned_weights.items()
+    )
+    return f", blended with the boosted partner (tuned model's weight: {weights})"
 
 
 def render_report(report: EvaluationReport) -> str:
