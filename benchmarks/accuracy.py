@@ -41,9 +41,14 @@ def train_and_evaluate(data: Path, config: Path | None, work: Path, strategy: st
     options += ["--strategy", strategy] if strategy else []
     run("train", "--data", str(data), "--out", str(model), *options)
     run("evaluate", "--model", str(model), "--data", str(data), "--out", str(reports))
-    report = json.loads(next(reports.glob("evaluation-*.json")).read_text())
+    return collected_run(model, reports)
+
+
+def collected_run(model: Path, reports: Path) -> dict:
+    """The model's manifest and its own evaluation (the folder may hold earlier runs' too)."""
     manifest = json.loads((model / "manifest.json").read_text())
-    return {"report": report, "manifest": manifest}
+    report_path = reports / f"evaluation-{manifest['model_version']}.json"
+    return {"report": json.loads(report_path.read_text()), "manifest": manifest}
 
 
 def collect(specialist: dict, ablation: dict) -> dict:
