@@ -37,8 +37,9 @@ from torch import nn  # noqa: E402
 
 from claims.checkpoint import LoadedCheckpoint, load_checkpoint  # noqa: E402
 from claims.dataset import frame_to_claims, load_claims  # noqa: E402
+from claims.decision import decide_all  # noqa: E402
 from claims.tables import read_table  # noqa: E402
-from claims.triage import triage  # noqa: E402
+from claims.triage import chosen_labels  # noqa: E402
 from serving.scoring import BacklogScorer, load_scoring_model  # noqa: E402
 from training.trainer import score_predictions  # noqa: E402
 
@@ -73,10 +74,16 @@ def naive_score(loaded: LoadedCheckpoint, source: Path, out: Path) -> int:
                 task: predictor.calibration.probabilities(task, values.float().cpu()).numpy()
                 for task, values in logits.items()
             }
-            for result in triage(batch, predictor, config.policy, probabilities=probabilities):
-                row = {"claim_id": result.claim_id, "route": result.decision.route}
-                row |= {task: p.label for task, p in result.predictions.items()}
-                rows.append(row)
+            if predictor.partner is not None:  # the same answers as the product: blended
+                inputs = predictor.partner.inputs(
+                    [c.description for c in batch], structured.numpy()
+                )
+                probabilities = predictor.partner.blend(probabilities, inputs)
+            chosen = chosen_labels(predictor, probabilities)
+            decisions = decide_all(batch, probabilities, chosen, predictor.labels, config.policy)
+            for row, claim in enumerate(batch):
+                labels = {task: predictor.labels[task][chosen[task][row]] for task in chosen}
+                rows.append({"claim_id": claim.claim_id, "route": decisions.routes[row], **labels})
     pd.DataFrame(rows).to_csv(out, index=False)
     return len(rows)
 
