@@ -19,6 +19,8 @@ from pydantic import BaseModel, Field
 from scipy.special import expit, softmax
 from sklearn.feature_extraction.text import TfidfVectorizer
 
+TFIDF = {"ngram_range": (1, 2), "sublinear_tf": True}  # the text baseline's, exactly
+
 
 class TextScorer(BaseModel):
     """Word and word-pair TF-IDF of the narrative, one logistic regression per task."""
@@ -32,9 +34,7 @@ class TextScorer(BaseModel):
 
     @cached_property
     def _vectorizer(self) -> TfidfVectorizer:
-        vectorizer = TfidfVectorizer(
-            ngram_range=(1, 2), sublinear_tf=True, vocabulary=self.vocabulary
-        )
+        vectorizer = TfidfVectorizer(**TFIDF, vocabulary=self.vocabulary)
         vectorizer.idf_ = np.asarray(self.idf)
         return vectorizer
 

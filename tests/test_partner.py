@@ -14,9 +14,12 @@ from claims.config import load_config
 from claims.dataset import frame_to_claims
 from claims.features import StructuredFeatures
 from claims.partner import BoostedPartner, PartnerState
+from schemas.config import Strategy
+from tests.conftest import quick_config
 from training.baselines import TfidfLogisticBaseline
 from training.labels import label_indices, resolve_labels
 from training.partner import choose_blend, fit_partner
+from training.trainer import SpecialistTrainer
 
 
 @pytest.fixture(scope="module")
@@ -104,3 +107,13 @@ def test_a_checkpoint_records_its_blend_and_serves_it(trained_checkpoint: Path) 
         assert any(weight < 1.0 for weight in weights.values())
         for task, weight in weights.items():
             assert f"tuned model weight {weight:.1f}" in blends[f"blend.{task}"]
+
+
+def test_without_the_partner_the_tuned_model_answers_alone(
+    claims_csv: Path, tmp_path: Path
+) -> None:
+    config = quick_config(strategy=Strategy.head, max_steps=2, boosted_partner=False)
+    outcome = SpecialistTrainer(config, show_progress=False).fit(claims_csv, tmp_path / "m")
+    assert outcome.manifest.selection["partner"].startswith("not fitted: boosted_partner is off")
+    assert not (outcome.checkpoint / PARTNER).exists()
+    assert load_checkpoint(outcome.checkpoint).predictor.partner is None

@@ -16,6 +16,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedKFold
 
 from claims.features import StructuredFeatures
+from claims.partner import TFIDF
 from schemas.claim import Claim
 from training.labels import IGNORE
 
@@ -35,7 +36,7 @@ class TfidfLogisticBaseline:
     """Word and word-pair TF-IDF of the narrative, one logistic regression per task."""
 
     def __init__(self) -> None:
-        self.vectorizer = TfidfVectorizer(ngram_range=(1, 2), min_df=2, sublinear_tf=True)
+        self.vectorizer = TfidfVectorizer(min_df=2, **TFIDF)
         self.models: dict[str, LogisticRegression] = {}
         self.label_counts: dict[str, int] = {}
 
