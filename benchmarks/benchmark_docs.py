@@ -187,6 +187,7 @@ def throughput_section() -> str:
             )
         if note:
             note = f"\n\nThe product's path ran in {result['precision']}.{note}\n"
+        note += _stages(result)
         sections.append(
             f"### {name}\n\n{result['machine']}; {result['created_at']}; `{result['command']}`; "
             f"{result['rows']:,} synthetic claims of {result['mean_tokens']} tokens on average, "
@@ -203,6 +204,19 @@ def throughput_section() -> str:
         "out, model loading excluded. The naive loop reads the whole file, pads every batch of "
         "64 to 128 tokens in file order and runs fp32; the product's path is `claims score`.\n\n"
         + "\n".join(sections)
+    )
+
+
+def _stages(result: dict) -> str:
+    stages = result.get("stages_claims_per_second")
+    if not stages:
+        return ""
+    lines = ["| step of `claims score`, alone | claims/s (median) |", "| --- | --- |"]
+    lines += [f"| {stage} | {rate:,.0f} |" for stage, rate in stages.items()]
+    return (
+        "\nEach step of the product's path timed alone on the same claims, the whole file as "
+        "one chunk, in the same run: once the encoder is fast (on a GPU), the slowest of the "
+        "others bounds the run.\n\n" + "\n".join(lines) + "\n"
     )
 
 

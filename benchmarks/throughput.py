@@ -38,6 +38,7 @@ from torch import nn  # noqa: E402
 from claims.checkpoint import LoadedCheckpoint, load_checkpoint  # noqa: E402
 from claims.dataset import frame_to_claims, load_claims  # noqa: E402
 from claims.decision import decide_all  # noqa: E402
+from claims.streams import read_rows  # noqa: E402
 from claims.tables import read_table  # noqa: E402
 from claims.triage import chosen_labels  # noqa: E402
 from serving.scoring import BacklogScorer, load_scoring_model  # noqa: E402
@@ -88,15 +89,41 @@ def naive_score(loaded: LoadedCheckpoint, source: Path, out: Path) -> int:
     return len(rows)
 
 
-def timed(function, *arguments) -> tuple[float, int]:  # type: ignore[no-untyped-def]
+def timed(function, *arguments) -> tuple[float, object]:  # type: ignore[no-untyped-def]
+    """(seconds, what the function returned)"""
     started = time.perf_counter()
-    scored = function(*arguments)
-    return time.perf_counter() - started, scored
+    value = function(*arguments)
+    return time.perf_counter() - started, value
 
 
 def product_score(loaded: LoadedCheckpoint, source: Path, out: Path) -> int:
     scorer = BacklogScorer(loaded.predictor, loaded.config)
     return scorer.score(source, out, restart=True).scored
+
+
+def stage_rates(loaded: LoadedCheckpoint, source: Path, repeats: int) -> dict[str, float]:
+    """Claims per second of each step of `claims score` alone, the whole file as one chunk:
+    what bounds the run once the model is fast (on a GPU)."""
+    predictor = loaded.predictor
+    scorer = BacklogScorer(predictor, loaded.config)
+    rows = list(read_rows(source))
+    numbers = list(range(1, len(rows) + 1))
+    chunk = scorer.prepare(rows, numbers)
+    probabilities = predictor.predict_proba(chunk.prepared)
+    stages = {
+        "validate, tokenise, features (reading thread)": (scorer.prepare, rows, numbers),
+        "encoder": (predictor.logits, chunk.prepared),
+        "decisions and output columns": (scorer.scored_table, chunk, probabilities),
+    }
+    if predictor.partner is not None:
+        stages["boosted partner"] = (predictor.partner.predict_proba, chunk.prepared.partner_inputs)
+    seconds: dict[str, list[float]] = {stage: [] for stage in stages}
+    for _ in range(repeats):
+        for stage, (function, *arguments) in stages.items():
+            seconds[stage].append(timed(function, *arguments)[0])
+    return {
+        stage: round(len(rows) / statistics.median(values), 1) for stage, values in seconds.items()
+    }
 
 
 def metric_change(fp32: LoadedCheckpoint, reduced: LoadedCheckpoint, labelled: Path) -> dict:
@@ -176,6 +203,7 @@ def main() -> None:
             seconds[name].append(elapsed)
             print(f"{name}: {scored / elapsed:,.0f} claims/s", flush=True)
 
+    stages = stage_rates(paths["product"][0], backlog, arguments.repeats)
     tokens = (
         paths["product"][0]
         .predictor.prepare(
@@ -197,6 +225,7 @@ def main() -> None:
         "seconds": seconds,
         "claims_per_second": {name: round(rate, 1) for name, rate in rates.items()},
         "speedup_vs_naive": round(rates["product"] / rates["naive"], 2),
+        "stages_claims_per_second": stages,
     }
     result["precision"] = "bf16" if paths["product"][0].predictor.bf16 or kind != "cpu" else "fp32"
     if kind == "cpu":  # reduced precisions against fp32, on labelled claims

@@ -245,12 +245,17 @@ class BacklogScorer:
         return chunk
 
     def predict(self, chunk: Chunk) -> tuple[pa.Table, pa.Table]:
-        """(scored rows, rejected rows) of a prepared chunk. Column by column, with no object
-        per claim: at GPU speed a per-claim step would bound the whole run."""
+        """(scored rows, rejected rows) of a prepared chunk."""
+        probabilities = self.predictor.predict_proba(chunk.prepared) if chunk.claims else {}
+        rejected = pa.Table.from_pylist(chunk.rejects, schema=REJECT_SCHEMA)
+        return self.scored_table(chunk, probabilities), rejected
+
+    def scored_table(self, chunk: Chunk, probabilities: dict[str, np.ndarray]) -> pa.Table:
+        """The output rows of a chunk's claims. Column by column, with no object per claim: at
+        GPU speed a per-claim step would bound the whole run."""
         columns: dict[str, list] = {name: [] for name in self.schema.names}
         if chunk.claims:
             predictor, count = self.predictor, len(chunk.claims)
-            probabilities = predictor.predict_proba(chunk.prepared)
             chosen = chosen_labels(predictor, probabilities)
             decisions = decide_all(
                 chunk.claims, probabilities, chosen, predictor.labels, self.config.policy
@@ -269,8 +274,7 @@ class BacklogScorer:
                 for reasons in decisions.review_reasons
             ]
             columns["model_version"] = [predictor.model_version] * count
-        scored = pa.table(columns, schema=self.schema)
-        return scored, pa.Table.from_pylist(chunk.rejects, schema=REJECT_SCHEMA)
+        return pa.table(columns, schema=self.schema)
 
     def _score_chunk(self, chunk: Chunk, parts: Path) -> None:
         scored, rejected = self.predict(chunk)
