@@ -136,10 +136,19 @@ class SpecialistTrainer:
         predictor = TunedPredictor(
             model, tokenizer, features, calibration, labels, self.settings.max_length, "candidate"
         )
-        calibrated = self._fit_temperatures(predictor, validation_set)
-        calibrated |= self._blend_partner(predictor, train_set, validation_set)
-        calibrated |= self._fit_decision_offsets(predictor, validation_set)
-        metrics = {"validation": self._score(predictor, validation, labels)}
+        # The validation split runs through the tuned model once; each step below reuses it.
+        logits = predictor.logits(validation.claims)
+        calibrated = self._fit_temperatures(calibration, logits, validation_set)
+        tuned = {
+            task: calibration.probabilities(task, values).numpy() for task, values in logits.items()
+        }
+        blended, notes = self._blend_partner(predictor, train_set, validation_set, tuned)
+        calibrated |= notes | self._fit_decision_offsets(calibration, blended, validation_set)
+        metrics = {
+            "validation": score_predictions(
+                self.config, blended, validation, labels, predictor.decide
+            )
+        }
         if len(test):
             metrics["test"] = self._score(predictor, test, labels)
         trainable, total = count_parameters(model)
@@ -172,25 +181,31 @@ class SpecialistTrainer:
         return TrainingOutcome(manifest=manifest, checkpoint=Path(out_dir))
 
     def _fit_temperatures(
-        self, predictor: TunedPredictor, validation: EncodedClaims
+        self,
+        calibration: Calibration,
+        logits: dict[str, torch.Tensor],
+        validation: EncodedClaims,
     ) -> dict[str, str]:
         """Per task, the temperature that makes the tuned model's probabilities mean what they
         say on the validation split."""
-        for task, logits in predictor.logits(validation.claims.claims).items():
+        for task, values in logits.items():
             known = validation.targets[task] != IGNORE
             if known.any():
-                predictor.calibration.fit_temperature(
-                    task, logits[known], validation.targets[task][known]
-                )
+                calibration.fit_temperature(task, values[known], validation.targets[task][known])
         return {"calibration": "per task temperature fitted on the validation split"}
 
     def _blend_partner(
-        self, predictor: TunedPredictor, train: EncodedClaims, validation: EncodedClaims
-    ) -> dict[str, str]:
+        self,
+        predictor: TunedPredictor,
+        train: EncodedClaims,
+        validation: EncodedClaims,
+        tuned: dict[str, np.ndarray],
+    ) -> tuple[dict[str, np.ndarray], dict[str, str]]:
         """Fits the boosted partner on the training split and keeps it for the tasks where a
-        blend lowers the validation log loss; says what it chose per task."""
+        blend of it with the tuned model's validation probabilities `tuned` lowers the log
+        loss. Returns the validation probabilities as served, and what it chose per task."""
         if not self.settings.boosted_partner:
-            return {"partner": "not fitted: boosted_partner is off in the config"}
+            return tuned, {"partner": "not fitted: boosted_partner is off in the config"}
         targets = {task: values.numpy() for task, values in train.targets.items()}
         counts = {task: len(names) for task, names in predictor.labels.items()}
         try:
@@ -198,10 +213,10 @@ class SpecialistTrainer:
                 train.claims.claims, train.structured.numpy(), targets, counts, self.settings.seed
             )
         except ValueError as error:  # too few rows or labels for TF-IDF folds: tuned alone
-            return {"partner": f"not fitted: {error}"}
-        tuned = predictor.predict_proba(validation.claims.claims)
+            return tuned, {"partner": f"not fitted: {error}"}
         texts = [claim.description for claim in validation.claims.claims]
-        boosted = partner.predict_proba(partner.inputs(texts, validation.structured.numpy()))
+        inputs = partner.inputs(texts, validation.structured.numpy())
+        boosted = partner.predict_proba(inputs)
         notes = {}
         for task, values in validation.targets.items():
             known = (values != IGNORE).numpy()
@@ -215,23 +230,27 @@ class SpecialistTrainer:
                 f"tuned model weight {weight:.1f}: validation log loss {losses[weight]:.4f} "
                 f"(tuned alone {losses[1.0]:.4f}, partner alone {losses[0.0]:.4f})"
             )
-        if any(weight < 1.0 for weight in partner.state.tuned_weights.values()):
-            predictor.partner = partner
-        return notes
+        if all(weight >= 1.0 for weight in partner.state.tuned_weights.values()):
+            return tuned, notes
+        predictor.partner = partner
+        return partner.blend(tuned, inputs), notes
 
     def _fit_decision_offsets(
-        self, predictor: TunedPredictor, validation: EncodedClaims
+        self,
+        calibration: Calibration,
+        probabilities: dict[str, np.ndarray],
+        validation: EncodedClaims,
     ) -> dict[str, str]:
-        """Per-label offsets on the final (blended) probabilities that maximise validation
-        macro-F1; returns what each did."""
+        """Per-label offsets on the served validation probabilities that maximise macro-F1;
+        returns what each did."""
         notes = {}
-        for task, probabilities in predictor.predict_proba(validation.claims.claims).items():
+        for task, values in probabilities.items():
             known = (validation.targets[task] != IGNORE).numpy()
             if not known.any():
                 continue
             labelled = validation.targets[task].numpy()[known]
-            before = task_metrics(self.config.task(task).kind, labelled, probabilities[known])
-            after = predictor.calibration.fit_decision_offsets(task, probabilities[known], labelled)
+            before = task_metrics(self.config.task(task).kind, labelled, values[known])
+            after = calibration.fit_decision_offsets(task, values[known], labelled)
             notes[f"decision_offsets.{task}"] = (
                 f"validation macro-F1 {before['macro_f1']:.3f} -> {after:.3f}"
             )
