@@ -5,7 +5,8 @@
 The service runs as `claims serve` in its own process (development mode: no keys), pinned to
 the checkpoint; wrk (Debian's package: `apt-get install wrk`) keeps N connections each posting
 one claim at a time for `--seconds` per level after a warm-up, both modes on the same claims
-in one run. wrk is C: on 2 cores a Python load generator would take a core from the service.
+in one run, in each precision asked for (fp32, the service's default, and bf16). wrk is C: on
+2 cores a Python load generator would take a core from the service.
 Reports throughput and p50/p99 latency, writes benchmarks/results/serving-<machine>.json and
 regenerates docs/benchmarks.md.
 """
@@ -79,16 +80,8 @@ def _milliseconds(text: str) -> float:
     return round(float(value) * {"us": 0.001, "ms": 1, "s": 1000, "m": 60000}[unit], 1)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", type=Path, help="checkpoint; default: a quick one")
-    parser.add_argument("--seconds", type=float, default=15.0)
-    parser.add_argument("--work", type=Path, default=ROOT / "runs" / "throughput")
-    arguments = parser.parse_args()
-    model = arguments.model or quick_model(arguments.work)
-    claims = claim_requests(512, seed=91)
-    if shutil.which("wrk") is None:
-        sys.exit("needs wrk, the HTTP load generator: apt-get install wrk")
+def measure(model: Path, claims: list[dict], precision: str, seconds: float) -> dict:
+    """Both modes at every level, in one precision; the ratio and p99 at 32 clients."""
     levels: dict[str, list[dict]] = {}
     for mode in ("one_at_a_time", "micro_batching"):
         with tempfile.TemporaryDirectory() as data_dir:
@@ -99,24 +92,20 @@ def main() -> None:
                 auth="false",
                 micro_batching=str(mode == "micro_batching").lower(),
                 rate_limit_per_minute="100000000",
+                precision=precision,
             )
             try:
                 drive(url, script, 8, 3.0)  # warm-up
                 levels[mode] = []
                 for clients in LEVELS:
-                    result = drive(url, script, clients, arguments.seconds)
+                    result = drive(url, script, clients, seconds)
                     levels[mode].append(result)
-                    print(mode, result, flush=True)
+                    print(precision, mode, result, flush=True)
             finally:
                 process.terminate()
                 process.wait(timeout=60)
-    description, kind = machine()
     at_32 = {mode: next(r for r in rows if r["clients"] == 32) for mode, rows in levels.items()}
-    result = {
-        "machine": description,
-        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "command": "python benchmarks/serving.py " + " ".join(sys.argv[1:]),
-        "seconds_per_level": arguments.seconds,
+    return {
         "levels": levels,
         "speedup_at_32_clients": round(
             at_32["micro_batching"]["claims_per_second"]
@@ -124,6 +113,37 @@ def main() -> None:
             2,
         ),
         "p99_ms_at_32_clients": at_32["micro_batching"]["p99_ms"],
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", type=Path, help="checkpoint; default: a quick one")
+    parser.add_argument("--seconds", type=float, default=15.0)
+    parser.add_argument(
+        "--precision",
+        action="append",
+        choices=["fp32", "bf16"],
+        help="the service's CLAIMS_PRECISION, repeatable; default: fp32 (the service's "
+        "default), then bf16",
+    )
+    parser.add_argument("--work", type=Path, default=ROOT / "runs" / "throughput")
+    arguments = parser.parse_args()
+    model = arguments.model or quick_model(arguments.work)
+    claims = claim_requests(512, seed=91)
+    if shutil.which("wrk") is None:
+        sys.exit("needs wrk, the HTTP load generator: apt-get install wrk")
+    precisions = arguments.precision or ["fp32", "bf16"]
+    description, kind = machine()
+    result = {
+        "machine": description,
+        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "command": "python benchmarks/serving.py " + " ".join(sys.argv[1:]),
+        "seconds_per_level": arguments.seconds,
+        "precisions": {
+            precision: measure(model, claims, precision, arguments.seconds)
+            for precision in precisions
+        },
     }
     path = keep("serving", kind, result)
     print(f"wrote {path} and docs/benchmarks.md")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -17,7 +18,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from claims.features import FeatureError
 from claims.store import Store
 from serving.auth import Authenticator, Triage
-from serving.batching import InferenceTimeout, MicroBatcher, SerialRunner
+from serving.batching import InferenceTimeout, MicroBatcher, SerialRunner, in_passing_thread
 from serving.jobs import JobLauncher
 from serving.limits import BodySizeLimit
 from serving.models import ModelService
@@ -39,7 +40,7 @@ async def follow_champion(models: ModelService, interval: float) -> None:
     while True:
         await asyncio.sleep(interval)
         try:
-            await asyncio.to_thread(models.reload)
+            await in_passing_thread(models.reload)
         except Exception:  # the loop must outlive any one bad look
             log.exception("reloading the champion failed")
 
@@ -58,7 +59,7 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
         )
         if not settings.auth:
             log.warning(NO_AUTH_WARNING)
-        app.state.models = models = ModelService.start(settings)
+        app.state.models = models = await in_passing_thread(partial(ModelService.start, settings))
         app.state.launcher = launcher = JobLauncher(settings, store)
         app.state.inference = SerialRunner(
             models.triage, settings.inference_timeout, then=partial(record, store, metrics)
@@ -66,7 +67,10 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
         app.state.batcher = None
         if settings.micro_batching:
             app.state.batcher = MicroBatcher(
-                app.state.inference, settings.micro_batch_max, settings.micro_batch_wait_ms / 1000
+                app.state.inference,
+                settings.micro_batch_max,
+                gap=settings.micro_batch_wait_ms / 1000,
+                max_wait=settings.micro_batch_max_wait_ms / 1000,
             )
             await app.state.batcher.start()
         for job_id in launcher.resume_scoring():
@@ -85,7 +89,9 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
                 follower.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await follower
+            app.state.inference.close()
             store.close()
+            gc.unfreeze()
 
     app = FastAPI(
         title="Claims Specialist",

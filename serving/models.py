@@ -8,6 +8,7 @@ flight finish on the model they started with and none is dropped.
 
 from __future__ import annotations
 
+import gc
 import logging
 import threading
 from collections.abc import Sequence
@@ -109,6 +110,18 @@ def load_serving(
     )
 
 
+def freeze_loaded_objects() -> None:
+    """Takes the loaded models out of the garbage collector's reach.
+
+    They are about half a million long-lived Python objects (vocabularies, TF-IDF terms,
+    modules); a full collection walks them all, about 0.2 s on two cores, and every request in
+    flight waits for it. What a switch left behind is collected first, once.
+    """
+    gc.unfreeze()
+    gc.collect()
+    gc.freeze()
+
+
 class ModelService:
     def __init__(self, settings: ServiceSettings, registry: Registry, serving: Serving) -> None:
         self.settings = settings
@@ -122,7 +135,9 @@ class ModelService:
     def start(cls, settings: ServiceSettings) -> ModelService:
         registry = Registry(settings.registry_dir)
         version = None if settings.model_dir else registry.champion()
-        return cls(settings, registry, load_serving(settings, registry, version))
+        service = cls(settings, registry, load_serving(settings, registry, version))
+        freeze_loaded_objects()
+        return service
 
     @property
     def pinned(self) -> bool:
@@ -159,6 +174,7 @@ class ModelService:
                 )
                 return False
             self.serving, self.reload_error, self._failed_version = candidate, None, None
+            freeze_loaded_objects()
             log.info("switched to champion %s", version)
             return True
 

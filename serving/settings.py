@@ -52,7 +52,13 @@ class ServiceSettings(DataSettings):
     )
     micro_batch_max: int = Field(default=32, ge=1, le=256, description="Claims per pass at most.")
     micro_batch_wait_ms: float = Field(
-        default=2.0, ge=0, description="How long an idle service waits for company."
+        default=2.0,
+        ge=0,
+        description="How long an open micro-batch waits for its next request; each arrival "
+        "restarts the wait.",
+    )
+    micro_batch_max_wait_ms: float = Field(
+        default=20.0, ge=0, description="How long a micro-batch waits for company in all."
     )
     inference_timeout: float = Field(default=30.0, gt=0, description="Seconds before a 504.")
     shutdown_grace: float = Field(

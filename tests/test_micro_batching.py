@@ -1,7 +1,10 @@
-"""Concurrent single-claim requests share forward passes, answer as if alone, and time out."""
+"""Concurrent single-claim requests share forward passes, answer as if alone, and time out;
+every pass runs on the service's one inference thread."""
 
 from __future__ import annotations
 
+import asyncio
+import gc
 import re
 import threading
 from pathlib import Path
@@ -10,6 +13,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from serving.app import create_app
+from serving.batching import MicroBatcher, SerialRunner, in_passing_thread
 from serving.settings import ServiceSettings
 
 CLAIMS = [
@@ -71,3 +75,74 @@ def test_a_model_slower_than_the_timeout_gets_504(
     with TestClient(create_app(settings)) as client:
         response = client.post("/v1/triage", json=CLAIMS[0])
     assert response.status_code == 504 and "within" in response.json()["detail"]
+
+
+def arrivals(gap: float, max_wait: float, spacing: float, count: int) -> list[int]:
+    """The sizes of the batches that `count` requests, `spacing` seconds apart, are run in."""
+    sizes: list[int] = []
+
+    def run(items: list) -> list:
+        sizes.append(len(items))
+        return list(items)
+
+    async def scenario() -> None:
+        batcher = MicroBatcher(SerialRunner(run, timeout=30), 64, gap=gap, max_wait=max_wait)
+        await batcher.start()
+        asked = []
+        for item in range(count):
+            asked.append(asyncio.create_task(batcher.triage(item)))
+            await asyncio.sleep(spacing)
+        assert await asyncio.gather(*asked) == list(range(count))  # each its own answer
+        await batcher.stop()
+        batcher.serial.close()
+
+    asyncio.run(scenario())
+    return sizes
+
+
+def test_each_arrival_keeps_a_micro_batch_open_for_the_next() -> None:
+    assert arrivals(gap=0.3, max_wait=5.0, spacing=0.02, count=8) == [8]
+
+
+def test_a_micro_batch_closes_at_its_longest_wait_or_on_a_quiet_gap() -> None:
+    assert len(arrivals(gap=0.3, max_wait=0.05, spacing=0.02, count=10)) >= 2
+    assert arrivals(gap=0.01, max_wait=5.0, spacing=0.2, count=3) == [1, 1, 1]
+
+
+def test_every_pass_runs_on_one_thread_and_recording_on_another() -> None:
+    """A thread per pass would leave an OpenMP team per thread, and slow every pass."""
+    passes: set[int] = set()
+    recordings: set[int] = set()
+
+    def run(items: list) -> list:
+        passes.add(threading.get_ident())
+        return list(items)
+
+    def then(items: list, results: list) -> None:
+        recordings.add(threading.get_ident())
+
+    async def scenario() -> None:
+        runner = SerialRunner(run, timeout=30, then=then)
+        await asyncio.gather(*(runner([n]) for n in range(20)))
+        runner.close()
+
+    asyncio.run(scenario())
+    assert len(passes) == 1 and passes.isdisjoint(recordings)
+
+
+def test_a_passing_thread_ends_with_its_work() -> None:
+    async def scenario() -> threading.Thread:
+        return await in_passing_thread(threading.current_thread)
+
+    thread = asyncio.run(scenario())
+    thread.join(timeout=5)
+    assert thread is not threading.main_thread() and not thread.is_alive()
+
+
+def test_the_loaded_models_are_kept_from_the_collector_while_serving(
+    trained_checkpoint: Path,
+) -> None:
+    with TestClient(create_app(ServiceSettings(model_dir=trained_checkpoint))) as client:
+        assert client.post("/v1/triage", json=CLAIMS[0]).status_code == 200
+        assert gc.get_freeze_count() > 100_000  # the models' objects: no full collection walks them
+    assert gc.get_freeze_count() == 0
