@@ -91,7 +91,7 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
                     await follower
             app.state.inference.close()
             store.close()
-            gc.unfreeze()
+            gc.unfreeze()  # the models were frozen at start-up; a process may start another app
 
     app = FastAPI(
         title="Claims Specialist",
