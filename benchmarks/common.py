@@ -14,6 +14,7 @@ import socket
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -41,6 +42,15 @@ def machine() -> tuple[str, str]:
     bf16 = ", native bf16" if cpu_has_bf16() else ""
     cores = len(os.sched_getaffinity(0))
     return f"{cores} cores of {model}{bf16}, torch {torch.__version__}", "cpu"
+
+
+def provenance() -> dict[str, str]:
+    """What every result file opens with: the machine, the time and the command that made it."""
+    return {
+        "machine": machine()[0],
+        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "command": " ".join(["python", f"benchmarks/{Path(sys.argv[0]).name}", *sys.argv[1:]]),
+    }
 
 
 def quick_model(work: Path) -> Path:

@@ -18,7 +18,6 @@ import json
 import sys
 import tempfile
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -29,7 +28,7 @@ sys.path[0] = str(ROOT)  # not this folder: benchmarks/serving.py would shadow `
 sys.path.append(str(ROOT / "benchmarks"))
 
 from benchmark_docs import keep  # noqa: E402
-from common import claim_requests, machine, quick_model, start_service  # noqa: E402
+from common import claim_requests, machine, provenance, quick_model, start_service  # noqa: E402
 
 from claims.settings import DataSettings  # noqa: E402
 from claims.store import Store  # noqa: E402
@@ -137,11 +136,9 @@ def main() -> None:
     per_minute = int(60 / WINDOW_SECONDS)
     second_minute = np.mean([w["resident_mib"] for w in windows[per_minute : 2 * per_minute]])
     last_minute = np.mean([w["resident_mib"] for w in windows[-per_minute:]])
-    description, kind = machine()
+    kind = machine()[1]
     result = {
-        "machine": description,
-        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "command": "python benchmarks/load.py " + " ".join(sys.argv[1:]),
+        **provenance(),
         "rate_per_second": arguments.rate,
         "minutes": arguments.minutes,
         "requests": sum(w["answered"] + w["errors"] for w in windows),

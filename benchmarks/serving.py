@@ -20,7 +20,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from datetime import UTC, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -28,7 +27,7 @@ sys.path[0] = str(ROOT)  # not this folder: benchmarks/serving.py would shadow `
 sys.path.append(str(ROOT / "benchmarks"))
 
 from benchmark_docs import keep  # noqa: E402
-from common import claim_requests, machine, quick_model, start_service  # noqa: E402
+from common import claim_requests, machine, provenance, quick_model, start_service  # noqa: E402
 
 LEVELS = (1, 8, 32, 128)
 
@@ -134,11 +133,9 @@ def main() -> None:
     if shutil.which("wrk") is None:
         sys.exit("needs wrk, the HTTP load generator: apt-get install wrk")
     precisions = arguments.precision or ["fp32", "bf16"]
-    description, kind = machine()
+    kind = machine()[1]
     result = {
-        "machine": description,
-        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "command": "python benchmarks/serving.py " + " ".join(sys.argv[1:]),
+        **provenance(),
         "seconds_per_level": arguments.seconds,
         "precisions": {
             precision: measure(model, claims, precision, arguments.seconds)

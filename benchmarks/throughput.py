@@ -20,7 +20,6 @@ import statistics
 import subprocess
 import sys
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -32,7 +31,7 @@ sys.path[0] = str(ROOT)  # not this folder: benchmarks/serving.py would shadow `
 sys.path.append(str(ROOT / "benchmarks"))
 
 from benchmark_docs import keep, render  # noqa: E402
-from common import CLAIMS, machine, quick_model  # noqa: E402
+from common import CLAIMS, machine, provenance, quick_model  # noqa: E402
 from torch import nn  # noqa: E402
 
 from claims.checkpoint import LoadedCheckpoint, load_checkpoint  # noqa: E402
@@ -182,7 +181,7 @@ def main() -> None:
             [*CLAIMS, "generate", "--n", "2000", "--seed", "78", "--out", str(labelled)],
             check=True,
         )
-    description, kind = machine()
+    kind = machine()[1]
     paths = {"naive": (load_checkpoint(model), naive_score)}
     if kind != "cpu":
         paths["naive"][0].predictor.model.to("cuda")
@@ -215,13 +214,11 @@ def main() -> None:
     )
     rates = {name: arguments.rows / statistics.median(values) for name, values in seconds.items()}
     result = {
-        "machine": description,
-        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        **provenance(),
         "rows": arguments.rows,
         "repeats": arguments.repeats,
         "mean_tokens": round(float(np.mean([len(ids) for ids in tokens])), 1),
         "model_version": paths["product"][0].manifest.model_version,
-        "command": "python benchmarks/throughput.py " + " ".join(sys.argv[1:]),
         "seconds": seconds,
         "claims_per_second": {name: round(rate, 1) for name, rate in rates.items()},
         "speedup_vs_naive": round(rates["product"] / rates["naive"], 2),
