@@ -51,6 +51,18 @@ def _within(values: np.ndarray, low: float | None, high: float | None) -> np.nda
     return holds
 
 
+def policy_fields(claims: Sequence[Claim], policy: DecisionPolicy) -> dict[str, np.ndarray]:
+    """The claim fields the policy's rules read, one array each (NaN where a claim lacks it):
+    computed where the claims are parsed, so deciding needs no claim objects."""
+    fields = {
+        condition.field
+        for rule in policy.routes
+        for condition in rule.when
+        if isinstance(condition, FieldCondition)
+    }
+    return {field: _field_values(claims, field) for field in sorted(fields)}
+
+
 def _field_values(claims: Sequence[Claim], field: str) -> np.ndarray:
     values = np.full(len(claims), np.nan)
     for row, claim in enumerate(claims):
@@ -65,7 +77,7 @@ def _field_values(claims: Sequence[Claim], field: str) -> np.ndarray:
 
 def _holds(
     condition: Condition,
-    claims: Sequence[Claim],
+    fields: dict[str, np.ndarray],
     probabilities: Probabilities,
     labels: dict[str, list[str]],
 ) -> np.ndarray:
@@ -75,25 +87,26 @@ def _holds(
         summed = probabilities[condition.task][:, columns].sum(axis=1)
         return _within(summed, condition.min_probability, condition.max_probability)
     assert isinstance(condition, FieldCondition)
-    return _within(_field_values(claims, condition.field), condition.min, condition.max)
+    return _within(fields[condition.field], condition.min, condition.max)
 
 
 def decide_all(
-    claims: Sequence[Claim],
+    fields: dict[str, np.ndarray],
     probabilities: Probabilities,
     chosen: dict[str, np.ndarray],
     labels: dict[str, list[str]],
     policy: DecisionPolicy,
     fallback_reason: str | None = None,
 ) -> Decisions:
-    """`chosen[task]` is each claim's predicted label index (the predictor's decision)."""
-    count = len(claims)
+    """`chosen[task]` is each claim's predicted label index (the predictor's decision);
+    `fields` are `policy_fields` of the same claims."""
+    count = len(next(iter(chosen.values()))) if chosen else 0
     rule_of = np.full(count, -1)  # the first rule that holds; -1: the default route
     undecided = np.ones(count, dtype=bool)
     for index, rule in enumerate(policy.routes):
         holds = undecided.copy()
         for condition in rule.when:
-            holds &= _holds(condition, claims, probabilities, labels)
+            holds &= _holds(condition, fields, probabilities, labels)
         rule_of[holds] = index
         undecided &= ~holds
     named = [(rule.route, rule.reason) for rule in policy.routes]

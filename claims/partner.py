@@ -40,6 +40,8 @@ class TextScorer(BaseModel):
 
     def scores(self, texts: Sequence[str]) -> np.ndarray:
         """Every task's label probabilities side by side: (texts, sum of label counts)."""
+        if not texts:  # a chunk whose every row was rejected
+            return np.zeros((0, sum(self.label_counts.values())))
         matrix = self._vectorizer.transform(list(texts))
         columns = []
         for task, count in self.label_counts.items():
@@ -64,14 +66,17 @@ class PartnerState(BaseModel):
 
 
 class BoostedPartner:
-    def __init__(self, state: PartnerState) -> None:
+    def __init__(self, state: PartnerState, threads: int = 0) -> None:
+        """`threads`: LightGBM's threads per prediction; 0 is every core, 1 suits a process
+        that is one of many."""
         self.state = state
+        self.threads = threads
         self.boosters = {
             task: lightgbm.Booster(model_str=text) for task, text in state.boosters.items()
         }
 
     def inputs(self, texts: Sequence[str], structured: np.ndarray) -> np.ndarray:
-        """The boosters' features; CPU work that batch scoring runs ahead of the model."""
+        """The boosters' features: the structured fields and the narrative's TF-IDF scores."""
         return np.hstack([structured, self.state.text.scores(texts)])
 
     def predict_proba(self, inputs: np.ndarray) -> dict[str, np.ndarray]:
@@ -80,13 +85,16 @@ class BoostedPartner:
     def _predict(self, task: str, inputs: np.ndarray) -> np.ndarray:
         if not len(inputs):
             return np.zeros((0, self.state.text.label_counts[task]))
-        predicted = self.boosters[task].predict(inputs)
+        predicted = self.boosters[task].predict(inputs, num_threads=self.threads)
         return np.column_stack([1 - predicted, predicted]) if predicted.ndim == 1 else predicted
 
-    def blend(self, tuned: dict[str, np.ndarray], inputs: np.ndarray) -> dict[str, np.ndarray]:
-        """The tuned model's probabilities, mixed with the partner's where the trainer chose so."""
+    def blend(
+        self, tuned: dict[str, np.ndarray], boosted: dict[str, np.ndarray]
+    ) -> dict[str, np.ndarray]:
+        """The tuned model's probabilities, mixed with the partner's (`predict_proba`) where the
+        trainer chose so."""
         mixed = dict(tuned)
         for task, weight in self.state.tuned_weights.items():
             if weight < 1.0:
-                mixed[task] = weight * tuned[task] + (1 - weight) * self._predict(task, inputs)
+                mixed[task] = weight * tuned[task] + (1 - weight) * boosted[task]
         return mixed

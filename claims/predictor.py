@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from claims.batching import padded_batches, tokenize
+from claims.batching import TokenMatrix, padded_batches, tokenize
 from claims.encoder import base_model_info, load_encoder, load_tokenizer, mean_pool
 from claims.features import StructuredFeatures
 from claims.model import Calibration, SpecialistModel, decide_labels
@@ -52,11 +52,40 @@ def cpu_has_bf16() -> bool:
 
 @dataclass
 class PreparedClaims:
-    """Claims as model inputs: token ids and structured features, in input order."""
+    """Claims as the model's inputs, in input order: everything computed before the encoder,
+    which batch scoring runs beside the encoder or in other processes."""
 
-    token_ids: list[list[int]]
-    structured: torch.Tensor
-    partner_inputs: np.ndarray | None = None
+    tokens: TokenMatrix
+    structured: np.ndarray  # (claims, features) float32
+    partner: dict[str, np.ndarray] | None = None  # the boosted partner's probabilities
+
+    def __len__(self) -> int:
+        return len(self.tokens)
+
+
+class ClaimPreparer:
+    """The CPU work before the encoder: tokens, structured features and the boosted partner's
+    answer. Holds no torch model, so a pool of processes can each keep one."""
+
+    def __init__(
+        self,
+        tokenizer: PreTrainedTokenizerBase,
+        features: StructuredFeatures,
+        max_length: int,
+        partner: BoostedPartner | None = None,
+    ) -> None:
+        self.tokenizer = tokenizer
+        self.features = features
+        self.max_length = max_length
+        self.partner = partner
+
+    def prepare(self, claims: Sequence[Claim]) -> PreparedClaims:
+        texts = [claim.description for claim in claims]
+        structured = self.features.transform(claims)
+        partner = None
+        if self.partner is not None:
+            partner = self.partner.predict_proba(self.partner.inputs(texts, structured))
+        return PreparedClaims(tokenize(self.tokenizer, texts, self.max_length), structured, partner)
 
 
 class TunedPredictor:
@@ -76,36 +105,46 @@ class TunedPredictor:
     ) -> None:
         """`partner`: the boosted model the trainer chose to blend with, if any."""
         self.model = model.eval()
-        self.tokenizer = tokenizer
-        self.features = features
+        self.preparer = ClaimPreparer(tokenizer, features, max_length, partner)
         self.calibration = calibration
         self.labels = labels
-        self.max_length = max_length
         self.model_version = model_version
         self.batch_size = batch_size
         self.bf16 = False  # on the CPU; a GPU always runs bf16
-        self.partner = partner
+
+    @property
+    def tokenizer(self) -> PreTrainedTokenizerBase:
+        return self.preparer.tokenizer
+
+    @property
+    def features(self) -> StructuredFeatures:
+        return self.preparer.features
+
+    @property
+    def max_length(self) -> int:
+        return self.preparer.max_length
+
+    @property
+    def partner(self) -> BoostedPartner | None:
+        return self.preparer.partner
+
+    @partner.setter
+    def partner(self, partner: BoostedPartner | None) -> None:
+        self.preparer.partner = partner
 
     def prepare(self, claims: Sequence[Claim]) -> PreparedClaims:
-        """The CPU work before the model: batch scoring runs it beside the model's forward pass."""
-        texts = [claim.description for claim in claims]
-        structured = self.features.transform(claims)
-        return PreparedClaims(
-            token_ids=tokenize(self.tokenizer, texts, self.max_length),
-            structured=torch.from_numpy(structured),
-            partner_inputs=None if self.partner is None else self.partner.inputs(texts, structured),
-        )
+        return self.preparer.prepare(claims)
 
     def logits(self, claims: Sequence[Claim] | PreparedClaims) -> dict[str, torch.Tensor]:
         """Uncalibrated logits in input order; training uses them to fit the calibration."""
         prepared = claims if isinstance(claims, PreparedClaims) else self.prepare(claims)
-        count = len(prepared.token_ids)
+        count = len(prepared)
         device = next(self.model.parameters()).device
         on_gpu = device.type == "cuda"
         outputs: dict[str, torch.Tensor] = {
             task: torch.empty(count, len(names)) for task, names in self.labels.items()
         }
-        batches = padded_batches(prepared.token_ids, self.batch_size, self.tokenizer.pad_token_id)
+        batches = padded_batches(prepared.tokens, self.batch_size)
         with (
             torch.inference_mode(),
             torch.autocast(
@@ -113,7 +152,7 @@ class TunedPredictor:
             ),
         ):
             for rows, input_ids, mask in batches:
-                inputs = [input_ids, mask, prepared.structured[rows]]
+                inputs = [input_ids, mask, torch.from_numpy(prepared.structured[rows.numpy()])]
                 if on_gpu:  # page-locked copies overlap the transfer with compute
                     inputs = [t.pin_memory().to(device, non_blocking=True) for t in inputs]
                 logits = self.model(*inputs)
@@ -129,7 +168,7 @@ class TunedPredictor:
         }
         if self.partner is None:
             return tuned
-        return self.partner.blend(tuned, prepared.partner_inputs)
+        return self.partner.blend(tuned, prepared.partner)
 
     def decide(self, task: str, probabilities: np.ndarray) -> np.ndarray:
         return self.calibration.decide(task, probabilities)
@@ -194,9 +233,9 @@ class ZeroShotPredictor:
         )
 
     def embed(self, texts: Sequence[str]) -> torch.Tensor:
-        token_ids = tokenize(self.tokenizer, texts, self.max_length)
+        tokens = tokenize(self.tokenizer, texts, self.max_length)
         vectors = torch.empty(len(texts), self.encoder.config.hidden_size)
-        batches = padded_batches(token_ids, self.batch_size, self.tokenizer.pad_token_id)
+        batches = padded_batches(tokens, self.batch_size)
         with torch.inference_mode():
             for rows, input_ids, mask in batches:
                 hidden = self.encoder(input_ids=input_ids, attention_mask=mask).last_hidden_state

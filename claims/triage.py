@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from claims.decision import Probabilities, decide_all
+from claims.decision import Probabilities, decide_all, policy_fields
 from claims.predictor import Predictor
 from schemas.claim import Claim
 from schemas.policy import DecisionPolicy
@@ -51,7 +51,8 @@ def triage(
         fallback_reason=fallback_reason,
     )
     chosen = chosen_labels(predictor, probabilities)
-    decisions = decide_all(claims, probabilities, chosen, predictor.labels, policy, fallback_reason)
+    fields = policy_fields(claims, policy)
+    decisions = decide_all(fields, probabilities, chosen, predictor.labels, policy, fallback_reason)
     return [
         TriageResult(
             prediction_id=f"pr-{uuid.uuid4().hex}",

@@ -67,6 +67,12 @@ def score(
         None, help="Rows that cannot be scored, with the reason; default: OUT with .rejects."
     ),
     chunk_rows: int = typer.Option(16_384, min=1, help="Rows per chunk: the unit of resumption."),
+    workers: int | None = typer.Option(
+        None,
+        min=1,
+        help="Processes preparing chunks (validate, tokenise, features); default 1 beside a CPU "
+        "model, every core but two beside a GPU.",
+    ),
     batch_size: int | None = typer.Option(
         None, min=1, help="Claims per forward pass; default 64 on the CPU, 1024 on a GPU."
     ),
@@ -107,6 +113,7 @@ def score(
                 loading={"device": device, "batch_size": batch_size, "precision": precision},
                 model=model,
                 chunk_rows=chunk_rows,
+                workers=workers,
                 restart=restart,
                 console=console,
                 report=report.progress,
@@ -131,15 +138,17 @@ def _score_locally(
     loading: dict[str, Any],
     model: Path | None,
     chunk_rows: int,
+    workers: int | None,
     restart: bool,
     console: Console,
     report: Callable[[float, str], None],
 ) -> ScoreSummary:
     """The local engine, behind a progress bar with rows, rate and time left."""
     from claims.streams import count_rows
-    from serving.scoring import BacklogScorer, load_scoring_model
+    from serving.scoring import BacklogScorer, default_workers, load_scoring_model
 
     checkpoint = load_scoring_model(model, **loading)
+    device = next(checkpoint.predictor.model.parameters()).device.type
     total = count_rows(source)
     with Progress(
         TextColumn("[bold]scoring"),
@@ -160,7 +169,11 @@ def _score_locally(
             report(done / max(total or 1, done), f"{done:,} rows scored or rejected")
 
         scorer = BacklogScorer(
-            checkpoint.predictor, checkpoint.config, chunk_rows=chunk_rows, progress=advance
+            checkpoint.predictor,
+            checkpoint.config,
+            chunk_rows=chunk_rows,
+            workers=workers or default_workers(device),
+            progress=advance,
         )
         return scorer.score(source, out, rejects, restart=restart)
 

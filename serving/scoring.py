@@ -1,20 +1,25 @@
 """Scoring a backlog file: streamed in chunks, resumable, every row scored or rejected.
 
 Each chunk is written to a part file and then marked done, so an interrupted run resumes at the
-first chunk not marked and never scores one twice. The next chunk is read, validated and
-tokenised in a second thread while the model runs on the current one. At the end the parts
-are joined into the output and the rejects file, and the counts always add up.
+first chunk not marked and never scores one twice. While the model runs on one chunk, the next
+ones are validated, tokenised and given their structured features and boosted-partner scores:
+in a second thread, or in a pool of processes when the model is on a GPU and that CPU work
+would otherwise bound the run. At the end the parts are joined into the output and the rejects
+file, and the counts always add up.
 """
 
 from __future__ import annotations
 
 import json
+import multiprocessing
 import os
 import queue
 import shutil
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -27,15 +32,14 @@ from pydantic import ValidationError
 from claims.checkpoint import LoadedCheckpoint, load_checkpoint
 from claims.config import describe_validation_error
 from claims.dataset import row_to_claim
-from claims.decision import decide_all
+from claims.decision import decide_all, policy_fields
 from claims.features import FeatureError
-from claims.predictor import PreparedClaims, TunedPredictor, cpu_has_bf16
+from claims.predictor import ClaimPreparer, PreparedClaims, TunedPredictor, cpu_has_bf16
 from claims.registry import Registry
 from claims.settings import DataSettings
 from claims.streams import Row, TableWriter, Unreadable, batched, read_rows
 from claims.tables import SUPPORTED_SUFFIXES, table_format
 from claims.triage import chosen_labels
-from schemas.claim import Claim
 from schemas.config import SpecialistConfig
 from schemas.scoring import ScoreSummary
 
@@ -97,17 +101,138 @@ def load_scoring_model(
     return loaded
 
 
+def default_workers(device: str) -> int:
+    """Processes for the CPU work: none beside a CPU model, which needs every core itself (a
+    thread prepares the next chunk); beside a GPU every core but two (the model's and the
+    reader's)."""
+    if device != "cuda":
+        return 1
+    return max(1, len(os.sched_getaffinity(0)) - 2)
+
+
 @dataclass
 class Chunk:
-    """One chunk after the CPU work: the claims to score, and the rows already rejected."""
+    """One chunk after the CPU work: the claims to score as arrays (no objects per claim, so a
+    chunk crosses between processes cheaply), and the rows already rejected."""
 
     index: int
     rows: int
     numbers: list[int | None] = field(default_factory=list)
-    claims: list[Claim] = field(default_factory=list)
+    claim_ids: list[str] = field(default_factory=list)
+    fields: dict[str, np.ndarray] = field(default_factory=dict)  # what the policy reads
     rejects: list[dict[str, object]] = field(default_factory=list)
     prepared: PreparedClaims | None = None
     done: bool = False
+
+
+@dataclass
+class Answers:
+    """The model's answers for a chunk's claims: per task, probabilities and the chosen label."""
+
+    probabilities: dict[str, np.ndarray]
+    chosen: dict[str, np.ndarray]
+
+
+class ChunkWork:
+    """The CPU work of a chunk on either side of the model: rows to claims (or rejects with the
+    reason) and model inputs before it, decisions and part files after it. Holds no torch
+    model, so each process of a pool keeps its own copy."""
+
+    def __init__(
+        self,
+        preparer: ClaimPreparer,
+        config: SpecialistConfig,
+        labels: dict[str, list[str]],
+        model_version: str,
+    ) -> None:
+        self.preparer = preparer
+        self.config = config
+        self.labels = labels
+        self.model_version = model_version
+        self.schema = output_schema(labels)
+        skip = {task.column for task in config.tasks} | set(config.input.exclude)
+        self.skip = skip | ({config.split.column} if config.split.column else set())
+
+    def prepare(self, rows: Sequence[Row], numbers: Sequence[int | None], index: int = 0) -> Chunk:
+        chunk = Chunk(index=index, rows=len(rows))
+        claims = []
+        for number, row in zip(numbers, rows, strict=True):
+            if isinstance(row, Unreadable):
+                where = f"line {row.line}: " if row.line else ""
+                reason = where + row.reason
+                chunk.rejects.append({"row": None, "claim_id": None, "reason": reason})
+                continue
+            try:
+                claim = row_to_claim(row, self.config.input, self.skip)
+            except ValidationError as error:
+                claim_id = row.get(self.config.input.columns.get("claim_id", "claim_id"))
+                chunk.rejects.append(
+                    {
+                        "row": number,
+                        "claim_id": None if claim_id is None else str(claim_id),
+                        "reason": describe_validation_error(error),
+                    }
+                )
+                continue
+            chunk.numbers.append(number)
+            claims.append(claim)
+        try:
+            chunk.prepared = self.preparer.prepare(claims)
+        except FeatureError:  # find the claims at fault; score the others
+            kept = []
+            for number, claim in zip(chunk.numbers, claims, strict=True):
+                try:
+                    self.preparer.features.transform([claim])
+                    kept.append((number, claim))
+                except FeatureError as error:
+                    chunk.rejects.append(
+                        {"row": number, "claim_id": claim.claim_id, "reason": str(error)}
+                    )
+            chunk.numbers = [number for number, _ in kept]
+            claims = [claim for _, claim in kept]
+            chunk.prepared = self.preparer.prepare(claims)
+        chunk.claim_ids = [claim.claim_id for claim in claims]
+        chunk.fields = policy_fields(claims, self.config.policy)
+        return chunk
+
+    def scored_table(self, chunk: Chunk, answers: Answers) -> pa.Table:
+        """The output rows of a chunk's claims. Column by column, with no object per claim: at
+        GPU speed a per-claim step would bound the whole run."""
+        columns: dict[str, list] = {name: [] for name in self.schema.names}
+        if chunk.claim_ids:
+            count, chosen = len(chunk.claim_ids), answers.chosen
+            decisions = decide_all(
+                chunk.fields, answers.probabilities, chosen, self.labels, self.config.policy
+            )
+            columns["row"] = chunk.numbers
+            columns["claim_id"] = chunk.claim_ids
+            for task, values in answers.probabilities.items():
+                names = np.asarray(self.labels[task], dtype=object)
+                columns[task] = names[chosen[task]].tolist()
+                columns[f"{task}_probability"] = values[np.arange(count), chosen[task]].tolist()
+            columns["route"] = decisions.routes
+            columns["route_reason"] = decisions.route_reasons
+            columns["needs_review"] = [bool(reasons) for reasons in decisions.review_reasons]
+            columns["review_reasons"] = [
+                "; ".join(f"{code}: {detail}" for code, detail in reasons)
+                for reasons in decisions.review_reasons
+            ]
+            columns["model_version"] = [self.model_version] * count
+        return pa.table(columns, schema=self.schema)
+
+    def write(self, chunk: Chunk, answers: Answers, parts: Path) -> dict[str, int]:
+        """Writes the chunk's part files, then marks it done; returns its counts."""
+        _write_part(parts, chunk.index, "scores", self.scored_table(chunk, answers))
+        rejected = pa.Table.from_pylist(chunk.rejects, schema=REJECT_SCHEMA)
+        _write_part(parts, chunk.index, "rejects", rejected)
+        counts = {
+            "rows": chunk.rows,
+            "scored": len(chunk.claim_ids),
+            "rejected": len(chunk.rejects),
+        }
+        assert counts["rows"] == counts["scored"] + counts["rejected"]
+        _write_atomically(_done_file(parts, chunk.index), json.dumps(counts))
+        return counts
 
 
 class BacklogScorer:
@@ -117,17 +242,18 @@ class BacklogScorer:
         config: SpecialistConfig,
         *,
         chunk_rows: int = 16_384,
+        workers: int = 1,
         progress: Callable[[int], None] | None = None,
     ) -> None:
-        """`progress(rows)` is told how many more input rows are done, chunk by chunk."""
+        """`workers`: 1 prepares the next chunk in a thread beside the model; more run the CPU
+        work on both sides of the model in that many processes. `progress(rows)` is told how
+        many more input rows are done, chunk by chunk."""
         self.predictor = predictor
         self.config = config
         self.chunk_rows = chunk_rows
+        self.workers = workers
         self.progress = progress or (lambda rows: None)
-        labels = {task.column for task in config.tasks}
-        self.skip = labels | set(config.input.exclude)
-        self.skip |= {config.split.column} if config.split.column else set()
-        self.schema = output_schema(predictor.labels)
+        self.work = ChunkWork(predictor.preparer, config, predictor.labels, predictor.model_version)
 
     def score(
         self, source: Path, out: Path, rejects: Path | None = None, *, restart: bool = False
@@ -140,14 +266,11 @@ class BacklogScorer:
         parts = out.with_name(f".{out.name}.parts")
         resumed = self._open_parts(parts, source, restart)
         totals = {"rows": 0, "scored": 0, "rejected": 0}
-        for chunk in _prefetched(self._chunks(source, parts)):
-            if not chunk.done:
-                self._score_chunk(chunk, parts)
-            counts = json.loads(_done_file(parts, chunk.index).read_text())
+        for counts in self._scored_chunks(source, parts):
             for name in totals:
                 totals[name] += counts[name]
             self.progress(counts["rows"])
-        self._join(parts, out, self.schema, "scores")
+        self._join(parts, out, self.work.schema, "scores")
         self._join(parts, rejects, REJECT_SCHEMA, "rejects")
         shutil.rmtree(parts)
         seconds = time.perf_counter() - started
@@ -191,98 +314,80 @@ class BacklogScorer:
         _write_atomically(parts / STATE_FILE, json.dumps(state))
         return 0
 
-    def _chunks(self, source: Path, parts: Path) -> Iterator[Chunk]:
-        """Runs in the reading thread: parse, validate and tokenise chunks not done yet."""
+    def _scored_chunks(self, source: Path, parts: Path) -> Iterator[dict[str, int]]:
+        """Each chunk's counts in file order, once its part files are written (or were, by an
+        earlier run)."""
+        if self.workers <= 1:
+            for chunk in _prefetched(self._chunks(source, parts, self.work.prepare)):
+                if chunk.done:
+                    yield _done_counts(parts, chunk.index)
+                else:
+                    yield self.work.write(chunk, self.answer(chunk), parts)
+            return
+        pool = ProcessPoolExecutor(
+            self.workers,
+            mp_context=multiprocessing.get_context("spawn"),  # never fork a process using CUDA
+            initializer=_start_worker,
+            initargs=(self.work,),
+        )
+        try:
+            yield from self._scored_in_pool(pool, source, parts)
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+
+    def _scored_in_pool(
+        self, pool: ProcessPoolExecutor, source: Path, parts: Path
+    ) -> Iterator[dict[str, int]]:
+        """The reading thread hands chunks to the pool to prepare; here each prepared chunk
+        goes through the model and back to the pool to be written. Only the model's work and
+        the chunks' arrays pass through this process."""
+
+        def prepare(rows: Sequence[Row], numbers: list[int | None], index: int) -> Future:
+            return pool.submit(_prepare_in_worker, rows, numbers, index)
+
+        writing: deque[Future | dict[str, int]] = deque()
+        for pending in _prefetched(self._chunks(source, parts, prepare), 2 * self.workers):
+            chunk = pending.result() if isinstance(pending, Future) else pending
+            if chunk.done:
+                writing.append(_done_counts(parts, chunk.index))
+            else:
+                answers = self.answer(chunk)
+                chunk.prepared = None  # the writer needs none of it
+                writing.append(pool.submit(_write_in_worker, chunk, answers, parts))
+            while writing and (len(writing) > self.workers or _finished(writing[0])):
+                yield _counts(writing.popleft())
+        while writing:
+            yield _counts(writing.popleft())
+
+    def _chunks(
+        self, source: Path, parts: Path, prepare: Callable[[Sequence[Row], list, int], object]
+    ) -> Iterator:
+        """Runs in the reading thread: parse the chunks not done yet and `prepare` each."""
         readable = 0  # the row number: a claim's place among the file's readable rows
         for index, rows in enumerate(batched(read_rows(source), self.chunk_rows)):
-            numbers = []
+            numbers: list[int | None] = []
             for row in rows:
                 readable += not isinstance(row, Unreadable)
                 numbers.append(None if isinstance(row, Unreadable) else readable)
             if _done_file(parts, index).exists():
                 yield Chunk(index=index, rows=len(rows), done=True)
                 continue
-            yield self.prepare(rows, numbers, index)
+            yield prepare(rows, numbers, index)
 
     def prepare(self, rows: Sequence[Row], numbers: Sequence[int | None], index: int = 0) -> Chunk:
-        """Rows to claims (or rejects with the reason) and model inputs: all the CPU work."""
-        chunk = Chunk(index=index, rows=len(rows))
-        for number, row in zip(numbers, rows, strict=True):
-            if isinstance(row, Unreadable):
-                where = f"line {row.line}: " if row.line else ""
-                reason = where + row.reason
-                chunk.rejects.append({"row": None, "claim_id": None, "reason": reason})
-                continue
-            try:
-                claim = row_to_claim(row, self.config.input, self.skip)
-            except ValidationError as error:
-                claim_id = row.get(self.config.input.columns.get("claim_id", "claim_id"))
-                chunk.rejects.append(
-                    {
-                        "row": number,
-                        "claim_id": None if claim_id is None else str(claim_id),
-                        "reason": describe_validation_error(error),
-                    }
-                )
-                continue
-            chunk.numbers.append(number)
-            chunk.claims.append(claim)
-        try:
-            chunk.prepared = self.predictor.prepare(chunk.claims)
-        except FeatureError:  # find the claims at fault; score the others
-            kept = []
-            for number, claim in zip(chunk.numbers, chunk.claims, strict=True):
-                try:
-                    self.predictor.features.transform([claim])
-                    kept.append((number, claim))
-                except FeatureError as error:
-                    chunk.rejects.append(
-                        {"row": number, "claim_id": claim.claim_id, "reason": str(error)}
-                    )
-            chunk.numbers = [number for number, _ in kept]
-            chunk.claims = [claim for _, claim in kept]
-            chunk.prepared = self.predictor.prepare(chunk.claims)
-        return chunk
+        return self.work.prepare(rows, numbers, index)
+
+    def answer(self, chunk: Chunk) -> Answers:
+        """The model's part: probabilities (blended with the partner's) and chosen labels."""
+        if not chunk.claim_ids:
+            return Answers({}, {})
+        probabilities = self.predictor.predict_proba(chunk.prepared)
+        return Answers(probabilities, chosen_labels(self.predictor, probabilities))
 
     def predict(self, chunk: Chunk) -> tuple[pa.Table, pa.Table]:
         """(scored rows, rejected rows) of a prepared chunk."""
-        probabilities = self.predictor.predict_proba(chunk.prepared) if chunk.claims else {}
         rejected = pa.Table.from_pylist(chunk.rejects, schema=REJECT_SCHEMA)
-        return self.scored_table(chunk, probabilities), rejected
-
-    def scored_table(self, chunk: Chunk, probabilities: dict[str, np.ndarray]) -> pa.Table:
-        """The output rows of a chunk's claims. Column by column, with no object per claim: at
-        GPU speed a per-claim step would bound the whole run."""
-        columns: dict[str, list] = {name: [] for name in self.schema.names}
-        if chunk.claims:
-            predictor, count = self.predictor, len(chunk.claims)
-            chosen = chosen_labels(predictor, probabilities)
-            decisions = decide_all(
-                chunk.claims, probabilities, chosen, predictor.labels, self.config.policy
-            )
-            columns["row"] = chunk.numbers
-            columns["claim_id"] = [claim.claim_id for claim in chunk.claims]
-            for task, values in probabilities.items():
-                names = np.asarray(predictor.labels[task], dtype=object)
-                columns[task] = names[chosen[task]].tolist()
-                columns[f"{task}_probability"] = values[np.arange(count), chosen[task]].tolist()
-            columns["route"] = decisions.routes
-            columns["route_reason"] = decisions.route_reasons
-            columns["needs_review"] = [bool(reasons) for reasons in decisions.review_reasons]
-            columns["review_reasons"] = [
-                "; ".join(f"{code}: {detail}" for code, detail in reasons)
-                for reasons in decisions.review_reasons
-            ]
-            columns["model_version"] = [predictor.model_version] * count
-        return pa.table(columns, schema=self.schema)
-
-    def _score_chunk(self, chunk: Chunk, parts: Path) -> None:
-        scored, rejected = self.predict(chunk)
-        _write_part(parts, chunk.index, "scores", scored)
-        _write_part(parts, chunk.index, "rejects", rejected)
-        counts = {"rows": chunk.rows, "scored": len(chunk.claims), "rejected": len(chunk.rejects)}
-        assert counts["rows"] == counts["scored"] + counts["rejected"]
-        _write_atomically(_done_file(parts, chunk.index), json.dumps(counts))
+        return self.work.scored_table(chunk, self.answer(chunk)), rejected
 
     @staticmethod
     def _join(parts: Path, destination: Path, schema: pa.Schema, kind: str) -> None:
@@ -292,6 +397,41 @@ class BacklogScorer:
             for part in sorted(parts.glob(f"*.{kind}.parquet")):
                 writer.write(pq.read_table(part))
         os.replace(temporary, destination)
+
+
+_worker_work: ChunkWork | None = None  # in each process of a pool
+
+
+def _start_worker(work: ChunkWork) -> None:
+    """One core per process: many processes share the machine."""
+    global _worker_work
+    os.environ["TOKENIZERS_PARALLELISM"] = "false"
+    torch.set_num_threads(1)
+    if work.preparer.partner is not None:
+        work.preparer.partner.threads = 1
+    _worker_work = work
+
+
+def _prepare_in_worker(rows: Sequence[Row], numbers: list[int | None], index: int) -> Chunk:
+    assert _worker_work is not None, "the pool starts every process with _start_worker"
+    return _worker_work.prepare(rows, numbers, index)
+
+
+def _write_in_worker(chunk: Chunk, answers: Answers, parts: Path) -> dict[str, int]:
+    assert _worker_work is not None, "the pool starts every process with _start_worker"
+    return _worker_work.write(chunk, answers, parts)
+
+
+def _finished(item: Future | dict[str, int]) -> bool:
+    return not isinstance(item, Future) or item.done()
+
+
+def _counts(item: Future | dict[str, int]) -> dict[str, int]:
+    return item.result() if isinstance(item, Future) else item
+
+
+def _done_counts(parts: Path, index: int) -> dict[str, int]:
+    return json.loads(_done_file(parts, index).read_text())
 
 
 def _done_file(parts: Path, index: int) -> Path:

@@ -86,7 +86,7 @@ def test_a_structured_field_of_the_wrong_kind_gets_422(
     features = predictor.features.model_copy(
         update={"numeric": [*predictor.features.numeric, wages]}
     )
-    monkeypatch.setattr(predictor, "features", features)
+    monkeypatch.setattr(predictor.preparer, "features", features)
     response = client.post("/v1/triage", json={**CLAIM, "attributes": {"wages": "plenty"}})
     assert response.status_code == 422
     detail = response.json()["detail"][0]

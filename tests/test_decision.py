@@ -3,7 +3,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from claims.config import load_config
-from claims.decision import Decisions, decide_all
+from claims.decision import Decisions, decide_all, policy_fields
 from schemas.claim import Claim
 
 CONFIG = load_config()
@@ -18,7 +18,9 @@ def decide(
     """Each row's probabilities per task; the most probable label is the chosen one."""
     probabilities = {task: np.asarray([row[task] for row in rows]) for task in rows[0]}
     chosen = {task: values.argmax(axis=1) for task, values in probabilities.items()}
-    return decide_all(claims, probabilities, chosen, LABELS, POLICY, fallback)
+    return decide_all(
+        policy_fields(claims, POLICY), probabilities, chosen, LABELS, POLICY, fallback
+    )
 
 
 def uniform(task: str) -> list[float]:
@@ -90,7 +92,7 @@ def test_each_claim_in_a_batch_is_decided_as_if_alone() -> None:
 def test_an_empty_batch_has_no_decisions() -> None:
     empty = {task: np.zeros((0, len(names))) for task, names in LABELS.items()}
     chosen = {task: np.zeros(0, dtype=int) for task in LABELS}
-    decisions = decide_all([], empty, chosen, LABELS, POLICY)
+    decisions = decide_all(policy_fields([], POLICY), empty, chosen, LABELS, POLICY)
     assert decisions.routes == [] and decisions.review_reasons == []
 
 

@@ -95,6 +95,20 @@ def test_the_blend_keeps_the_tuned_model_unless_the_partner_lowers_the_loss() ->
     assert weight == 0.5 and losses[0.5] < min(losses[1.0], losses[0.0])
 
 
+def test_one_thread_or_none_the_partner_answers_alike(fitted) -> None:
+    """A pool's processes predict on one thread each, and a chunk may have no claims left."""
+    _, test, features, _, counts, partner = fitted
+    texts = [claim.description for claim in test.claims]
+    inputs = partner.inputs(texts, features.transform(test.claims))
+    one_thread = BoostedPartner(partner.state, threads=1)
+    for task, values in partner.predict_proba(inputs).items():
+        np.testing.assert_array_equal(one_thread.predict_proba(inputs)[task], values)
+    empty = partner.predict_proba(partner.inputs([], features.transform([])))
+    assert {task: values.shape for task, values in empty.items()} == {
+        task: (0, count) for task, count in counts.items()
+    }
+
+
 def test_a_checkpoint_records_its_blend_and_serves_it(trained_checkpoint: Path) -> None:
     manifest = json.loads((trained_checkpoint / "manifest.json").read_text())
     blends = {k: v for k, v in manifest["selection"].items() if k.startswith("blend.")}

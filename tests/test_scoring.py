@@ -84,6 +84,19 @@ def test_every_row_is_scored_or_rejected_with_its_reason(
     assert first["route"] == served.decision.route
 
 
+def test_a_pool_of_preparing_processes_scores_exactly_as_the_reading_thread(
+    loaded: LoadedCheckpoint, tmp_path: Path
+) -> None:
+    source = backlog(tmp_path, ".csv")
+    by_thread, by_pool = tmp_path / "thread.csv", tmp_path / "pool.csv"
+    BacklogScorer(loaded.predictor, loaded.config, chunk_rows=CHUNK).score(source, by_thread)
+    pool = BacklogScorer(loaded.predictor, loaded.config, chunk_rows=CHUNK, workers=2)
+    summary = pool.score(source, by_pool)
+    assert (summary.rows, summary.rejected) == (ROWS + 1, len(BAD) + 1)
+    pd.testing.assert_frame_equal(read(by_pool), read(by_thread))
+    pd.testing.assert_frame_equal(read(rejects_path(by_pool)), read(rejects_path(by_thread)))
+
+
 class Interrupted(Exception):
     pass
 

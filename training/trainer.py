@@ -14,7 +14,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, Ti
 from torch import nn
 from transformers import PreTrainedTokenizerBase, get_linear_schedule_with_warmup, set_seed
 
-from claims.batching import pad, shuffled_length_batches, tokenize
+from claims.batching import TokenMatrix, shuffled_length_batches, tokenize
 from claims.checkpoint import TrainedSpecialist, write_checkpoint
 from claims.dataset import DataError, LabelledClaims, hash_fraction, load_claims
 from claims.encoder import (
@@ -46,12 +46,12 @@ class EncodedClaims:
     """A split tokenised once, with its structured features and label indices."""
 
     claims: LabelledClaims
-    token_ids: list[list[int]]
+    tokens: TokenMatrix
     structured: torch.Tensor
     targets: dict[str, torch.Tensor]
 
-    def batch(self, rows: np.ndarray, pad_id: int, device: torch.device) -> Batch:
-        input_ids, mask = pad([self.token_ids[i] for i in rows], pad_id)
+    def batch(self, rows: np.ndarray, device: torch.device) -> Batch:
+        input_ids, mask = self.tokens.batch(rows)
         index = torch.from_numpy(rows)
         return (
             input_ids.to(device),
@@ -130,7 +130,7 @@ class SpecialistTrainer:
             features.dimension,
             {task: len(names) for task, names in labels.items()},
         ).to(self.device)
-        kept = self._train(model, train_set, validation_set, weights, tokenizer.pad_token_id)
+        kept = self._train(model, train_set, validation_set, weights)
 
         calibration = Calibration(weights)
         predictor = TunedPredictor(
@@ -233,7 +233,7 @@ class SpecialistTrainer:
         if all(weight >= 1.0 for weight in partner.state.tuned_weights.values()):
             return tuned, notes
         predictor.partner = partner
-        return partner.blend(tuned, inputs), notes
+        return partner.blend(tuned, boosted), notes
 
     def _fit_decision_offsets(
         self,
@@ -266,7 +266,7 @@ class SpecialistTrainer:
             ids = [claim.claim_id for claim in split.claims]
             return EncodedClaims(
                 claims=split,
-                token_ids=tokenize(
+                tokens=tokenize(
                     tokenizer, [c.description for c in split.claims], self.settings.max_length
                 ),
                 structured=torch.from_numpy(features.transform(split.claims)),
@@ -302,7 +302,6 @@ class SpecialistTrainer:
         train_set: EncodedClaims,
         validation_set: EncodedClaims,
         weights: dict[str, list[float]],
-        pad_id: int,
     ) -> str:
         """Trains in place and restores the best step; says which step it kept and why."""
         settings = self.settings
@@ -321,7 +320,7 @@ class SpecialistTrainer:
             ],
             weight_decay=settings.weight_decay,
         )
-        batches_per_epoch = math.ceil(len(train_set.token_ids) / settings.batch_size)
+        batches_per_epoch = math.ceil(len(train_set.tokens) / settings.batch_size)
         total_steps = batches_per_epoch * settings.epochs
         if settings.max_steps is not None:
             total_steps = min(total_steps, settings.max_steps)
@@ -336,11 +335,11 @@ class SpecialistTrainer:
         with self._progress() as progress:
             bar = progress.add_task("fine-tuning", total=total_steps, loss=float("nan"))
             for epoch in range(settings.epochs):
-                for rows in shuffled_length_batches(train_set.token_ids, settings.batch_size, rng):
+                for rows in shuffled_length_batches(
+                    train_set.tokens.lengths, settings.batch_size, rng
+                ):
                     model.train()
-                    loss = self._loss(
-                        model, train_set.batch(rows, pad_id, self.device), loss_functions
-                    )
+                    loss = self._loss(model, train_set.batch(rows, self.device), loss_functions)
                     loss.backward()
                     nn.utils.clip_grad_norm_(model.parameters(), 1.0)
                     optimiser.step()
@@ -353,9 +352,7 @@ class SpecialistTrainer:
                     last_step = step >= total_steps
                     if step % evaluate_every and not last_step:
                         continue
-                    validation_loss = self._validation_loss(
-                        model, validation_set, loss_functions, pad_id
-                    )
+                    validation_loss = self._validation_loss(model, validation_set, loss_functions)
                     if validation_loss < best_loss - 1e-4:
                         best_loss, waited = validation_loss, 0
                         best_state = {
@@ -384,15 +381,14 @@ class SpecialistTrainer:
         model: SpecialistModel,
         validation_set: EncodedClaims,
         loss_functions: dict[str, nn.CrossEntropyLoss],
-        pad_id: int,
     ) -> float:
         model.eval()
         total, count = 0.0, 0
-        order = np.arange(len(validation_set.token_ids))
+        order = np.arange(len(validation_set.tokens))
         with torch.inference_mode():
             for start in range(0, len(order), 128):
                 rows = order[start : start + 128]
-                batch = validation_set.batch(rows, pad_id, self.device)
+                batch = validation_set.batch(rows, self.device)
                 total += self._loss(model, batch, loss_functions).item() * len(rows)
                 count += len(rows)
         return total / max(count, 1)
