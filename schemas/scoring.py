@@ -16,3 +16,14 @@ class ScoreSummary(BaseModel):
     precision: str = Field(description="bf16 or fp32: what the model ran in.")
     seconds: float
     claims_per_second: float
+    workers: int = Field(
+        default=1, description="Processes for the CPU work; 1 is a thread beside the model."
+    )
+    model_seconds: float | None = Field(
+        default=None, description="Spent in the model (the encoder, blending, choosing labels)."
+    )
+    waiting_seconds: float | None = Field(
+        default=None,
+        description="The model's thread waiting for the CPU work: near `seconds`, the CPU work "
+        "bounds the run; near zero, the model does.",
+    )

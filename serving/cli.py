@@ -128,6 +128,12 @@ def score(
         f"{summary.rejected:,} rejected -> {summary.rejects} "
         f"({summary.claims_per_second:,.0f} claims/s, model {summary.model_version})"
     )
+    if summary.model_seconds is not None and summary.waiting_seconds is not None:
+        helpers = f"{summary.workers} processes" if summary.workers > 1 else "a thread"
+        console.print(
+            f"the model worked {summary.model_seconds:,.1f} s and waited "
+            f"{summary.waiting_seconds:,.1f} s for the CPU work ({helpers})"
+        )
 
 
 def _score_locally(

@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -254,6 +255,7 @@ class BacklogScorer:
         self.workers = workers
         self.progress = progress or (lambda rows: None)
         self.work = ChunkWork(predictor.preparer, config, predictor.labels, predictor.model_version)
+        self._clock = {"model": 0.0, "waiting": 0.0}  # seconds of the current run
 
     def score(
         self, source: Path, out: Path, rejects: Path | None = None, *, restart: bool = False
@@ -266,6 +268,7 @@ class BacklogScorer:
         parts = out.with_name(f".{out.name}.parts")
         resumed = self._open_parts(parts, source, restart)
         totals = {"rows": 0, "scored": 0, "rejected": 0}
+        self._clock = {"model": 0.0, "waiting": 0.0}
         for counts in self._scored_chunks(source, parts):
             for name in totals:
                 totals[name] += counts[name]
@@ -283,6 +286,9 @@ class BacklogScorer:
             precision=self.precision,
             seconds=round(seconds, 3),
             claims_per_second=round(totals["scored"] / max(seconds, 1e-9), 1),
+            workers=self.workers,
+            model_seconds=round(self._clock["model"], 3),
+            waiting_seconds=round(self._clock["waiting"], 3),
         )
 
     @property
@@ -318,11 +324,12 @@ class BacklogScorer:
         """Each chunk's counts in file order, once its part files are written (or were, by an
         earlier run)."""
         if self.workers <= 1:
-            for chunk in _prefetched(self._chunks(source, parts, self.work.prepare)):
+            chunks = _prefetched(self._chunks(source, parts, self.work.prepare))
+            while (chunk := self._timed("waiting", next, chunks, None)) is not None:
                 if chunk.done:
                     yield _done_counts(parts, chunk.index)
                 else:
-                    yield self.work.write(chunk, self.answer(chunk), parts)
+                    yield self.work.write(chunk, self._timed("model", self.answer, chunk), parts)
             return
         pool = ProcessPoolExecutor(
             self.workers,
@@ -346,12 +353,13 @@ class BacklogScorer:
             return pool.submit(_prepare_in_worker, rows, numbers, index)
 
         writing: deque[Future | dict[str, int]] = deque()
-        for pending in _prefetched(self._chunks(source, parts, prepare), 2 * self.workers):
-            chunk = pending.result() if isinstance(pending, Future) else pending
+        chunks = _prefetched(self._chunks(source, parts, prepare), 2 * self.workers)
+        while (pending := self._timed("waiting", next, chunks, None)) is not None:
+            chunk = self._timed("waiting", _result, pending)
             if chunk.done:
                 writing.append(_done_counts(parts, chunk.index))
             else:
-                answers = self.answer(chunk)
+                answers = self._timed("model", self.answer, chunk)
                 chunk.prepared = None  # the writer needs none of it
                 writing.append(pool.submit(_write_in_worker, chunk, answers, parts))
             while writing and (len(writing) > self.workers or _finished(writing[0])):
@@ -376,6 +384,14 @@ class BacklogScorer:
 
     def prepare(self, rows: Sequence[Row], numbers: Sequence[int | None], index: int = 0) -> Chunk:
         return self.work.prepare(rows, numbers, index)
+
+    def _timed(self, clock: str, function: Callable, *arguments: object) -> Any:
+        """Calls `function`, adding its seconds to the run's `clock` (model or waiting)."""
+        started = time.perf_counter()
+        try:
+            return function(*arguments)
+        finally:
+            self._clock[clock] += time.perf_counter() - started
 
     def answer(self, chunk: Chunk) -> Answers:
         """The model's part: probabilities (blended with the partner's) and chosen labels."""
@@ -420,6 +436,10 @@ def _prepare_in_worker(rows: Sequence[Row], numbers: list[int | None], index: in
 def _write_in_worker(chunk: Chunk, answers: Answers, parts: Path) -> dict[str, int]:
     assert _worker_work is not None, "the pool starts every process with _start_worker"
     return _worker_work.write(chunk, answers, parts)
+
+
+def _result(item: Future | Chunk) -> Chunk:
+    return item.result() if isinstance(item, Future) else item
 
 
 def _finished(item: Future | dict[str, int]) -> bool:

@@ -93,6 +93,8 @@ def test_a_pool_of_preparing_processes_scores_exactly_as_the_reading_thread(
     pool = BacklogScorer(loaded.predictor, loaded.config, chunk_rows=CHUNK, workers=2)
     summary = pool.score(source, by_pool)
     assert (summary.rows, summary.rejected) == (ROWS + 1, len(BAD) + 1)
+    assert summary.workers == 2
+    assert 0 < summary.model_seconds + summary.waiting_seconds <= summary.seconds
     pd.testing.assert_frame_equal(read(by_pool), read(by_thread))
     pd.testing.assert_frame_equal(read(rejects_path(by_pool)), read(rejects_path(by_thread)))
 
