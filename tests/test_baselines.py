@@ -10,6 +10,7 @@ import torch
 from claims.config import load_config
 from claims.dataset import frame_to_claims
 from claims.features import StructuredFeatures
+from training import baselines
 from training.baselines import (
     RetrievalBaseline,
     StructuredBoostingBaseline,
@@ -55,6 +56,16 @@ def test_out_of_fold_scores_come_from_models_that_never_saw_the_row(split) -> No
     truth = train_targets["claim_type"]
     # honest scores are less sure of the true label than scores of a model that saw it
     assert oof[np.arange(len(truth)), truth].mean() < fitted[np.arange(len(truth)), truth].mean()
+
+
+def test_folds_fitted_side_by_side_score_as_one_after_another(
+    split, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _, development, _, train_targets, _, counts = split
+    one_by_one = out_of_fold_text_scores(development.claims, train_targets, counts, seed=0)
+    monkeypatch.setattr(baselines, "PARALLEL_FOLDS_FROM", 0)  # a large set's way, in processes
+    side_by_side = out_of_fold_text_scores(development.claims, train_targets, counts, seed=0)
+    np.testing.assert_allclose(side_by_side, one_by_one, atol=1e-6)
 
 
 def test_gradient_boosting_reads_the_structured_fields(split) -> None:

@@ -6,10 +6,12 @@ probability per task and label.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
+from joblib import Parallel, delayed
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
@@ -23,6 +25,7 @@ from training.labels import IGNORE
 Targets = dict[str, np.ndarray]  # task -> label index per row, IGNORE where unlabelled
 Probabilities = dict[str, np.ndarray]  # task -> (rows, labels)
 STACKING_FOLDS = 5
+PARALLEL_FOLDS_FROM = 5_000  # rows: below, starting worker processes costs more than it saves
 
 
 def _full_width(model: object, probabilities: np.ndarray, rows: int, labels: int) -> np.ndarray:
@@ -63,18 +66,32 @@ class TfidfLogisticBaseline:
 def out_of_fold_text_scores(
     claims: Sequence[Claim], targets: Targets, label_counts: dict[str, int], seed: int
 ) -> np.ndarray:
-    """TF-IDF scores for the rows it was fitted on, each from a model that never saw that row."""
+    """TF-IDF scores for the rows it was fitted on, each from a model that never saw that row.
+    The folds fit side by side on a large set: one logistic regression uses one core."""
     folds = StratifiedKFold(STACKING_FOLDS, shuffle=True, random_state=seed)
     stratify = next(iter(targets.values()))
-    scores = np.zeros((len(claims), sum(label_counts.values())))
-    for fitted_rows, scored_rows in folds.split(np.zeros(len(claims)), stratify):
-        model = TfidfLogisticBaseline().fit(
+    splits = list(folds.split(np.zeros(len(claims)), stratify))
+    jobs = 1 if len(claims) < PARALLEL_FOLDS_FROM else min(len(splits), os.cpu_count() or 1)
+    fold_scores = Parallel(n_jobs=jobs)(
+        delayed(_fold_scores)(
             [claims[i] for i in fitted_rows],
             {task: values[fitted_rows] for task, values in targets.items()},
+            [claims[i] for i in scored_rows],
             label_counts,
         )
-        scores[scored_rows] = _stack(model.predict_proba([claims[i] for i in scored_rows]))
+        for fitted_rows, scored_rows in splits
+    )
+    scores = np.zeros((len(claims), sum(label_counts.values())))
+    for (_, scored_rows), fold in zip(splits, fold_scores, strict=True):
+        scores[scored_rows] = fold
     return scores
+
+
+def _fold_scores(
+    fitted: Sequence[Claim], targets: Targets, scored: Sequence[Claim], label_counts: dict[str, int]
+) -> np.ndarray:
+    model = TfidfLogisticBaseline().fit(fitted, targets, label_counts)
+    return _stack(model.predict_proba(scored))
 
 
 def _stack(probabilities: Probabilities) -> np.ndarray:
