@@ -30,7 +30,8 @@ def machine() -> tuple[str, str]:
     """(a description for the results, a short name for their file)."""
     if torch.cuda.is_available():
         name = torch.cuda.get_device_name(0)
-        return name, "h100" if "H100" in name else "gpu"
+        card = next((card for card in ("H100", "H200") if card in name), "gpu")
+        return f"{name}, {os.cpu_count()} CPU cores, torch {torch.__version__}", card.lower()
     model = next(
         (
             line.split(":", 1)[1].strip()

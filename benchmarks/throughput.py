@@ -2,12 +2,19 @@
 
     python benchmarks/throughput.py                  # 5,000 synthetic claims, a quick model
     python benchmarks/throughput.py --model runs/specialist --rows 20000 --repeats 5
+    python benchmarks/throughput.py --model runs/specialist --rows 1000000 --naive-rows 100000 \
+        --tokens 80                                  # on a GPU
 
 Both paths score the same claims with the same checkpoint in one run, alternating, and the
 medians are compared. The naive loop reads the whole file, pads every batch of 64 to 128 tokens
 in file order and runs fp32 with no overlap; the product's path is `claims score`'s
-`BacklogScorer` (length buckets, dynamic padding, the next chunk tokenised while the model runs,
-bf16 on a GPU or a CPU with native bf16). On the CPU it also measures fp32 and int8 dynamic
+`BacklogScorer` (length buckets, dynamic padding, the CPU work done while the model runs: by a
+thread beside a CPU model, by a pool of processes beside a GPU; bf16 on a GPU or a CPU with
+native bf16). At most 50,000 distinct claims are generated; a larger backlog repeats them under
+new claim ids. `--tokens` continues each narrative with the next claims' to about that many
+tokens. `--naive-rows` times the naive loop on the backlog's first rows only, where the whole
+file would take it too long (its rate does not depend on the file's length). On the CPU it also
+measures fp32 and int8 dynamic
 quantisation; a reduced precision is acceptable only if it moves no metric by more than half a
 point on labelled claims, which the results record. Writes benchmarks/results/throughput-
 <cpu|gpu name>.json and regenerates docs/benchmarks.md.
@@ -36,14 +43,17 @@ from torch import nn  # noqa: E402
 
 from claims.checkpoint import LoadedCheckpoint, load_checkpoint  # noqa: E402
 from claims.dataset import frame_to_claims, load_claims  # noqa: E402
-from claims.decision import decide_all  # noqa: E402
+from claims.decision import decide_all, policy_fields  # noqa: E402
 from claims.streams import read_rows  # noqa: E402
 from claims.tables import read_table  # noqa: E402
 from claims.triage import chosen_labels  # noqa: E402
-from serving.scoring import BacklogScorer, load_scoring_model  # noqa: E402
+from schemas.scoring import ScoreSummary  # noqa: E402
+from serving.scoring import BacklogScorer, default_workers, load_scoring_model  # noqa: E402
 from training.trainer import score_predictions  # noqa: E402
 
 NAIVE_BATCH, NAIVE_WIDTH = 64, 128
+DISTINCT_CLAIMS = 50_000
+STAGE_ROWS = 20_000
 PRECISION_TOLERANCE = 0.005  # half a point of any metric
 
 
@@ -78,9 +88,11 @@ def naive_score(loaded: LoadedCheckpoint, source: Path, out: Path) -> int:
                 inputs = predictor.partner.inputs(
                     [c.description for c in batch], structured.numpy()
                 )
-                probabilities = predictor.partner.blend(probabilities, inputs)
+                boosted = predictor.partner.predict_proba(inputs)
+                probabilities = predictor.partner.blend(probabilities, boosted)
             chosen = chosen_labels(predictor, probabilities)
-            decisions = decide_all(batch, probabilities, chosen, predictor.labels, config.policy)
+            fields = policy_fields(batch, config.policy)
+            decisions = decide_all(fields, probabilities, chosen, predictor.labels, config.policy)
             for row, claim in enumerate(batch):
                 labels = {task: predictor.labels[task][chosen[task][row]] for task in chosen}
                 rows.append({"claim_id": claim.claim_id, "route": decisions.routes[row], **labels})
@@ -95,27 +107,77 @@ def timed(function, *arguments) -> tuple[float, object]:  # type: ignore[no-unty
     return time.perf_counter() - started, value
 
 
-def product_score(loaded: LoadedCheckpoint, source: Path, out: Path) -> int:
-    scorer = BacklogScorer(loaded.predictor, loaded.config)
-    return scorer.score(source, out, restart=True).scored
+def device_of(loaded: LoadedCheckpoint) -> str:
+    return next(loaded.predictor.model.parameters()).device.type
+
+
+def product_score(loaded: LoadedCheckpoint, source: Path, out: Path) -> ScoreSummary:
+    """`claims score`'s path, with the workers the command picks."""
+    workers = default_workers(device_of(loaded))
+    scorer = BacklogScorer(loaded.predictor, loaded.config, workers=workers)
+    return scorer.score(source, out, restart=True)
+
+
+def lengthened(texts: pd.Series, tokenizer, tokens: int) -> list[str]:  # type: ignore[no-untyped-def]
+    """Each narrative continued by the next claims' to about `tokens` tokens: the speed of
+    longer narratives, whatever they say."""
+    words = [text.split() for text in texts]
+    sample = words[:2000]
+    counted = sum(len(tokenizer(" ".join(w))["input_ids"]) - 2 for w in sample)
+    wanted = max(1, round((tokens - 2) * sum(map(len, sample)) / counted))
+    stream = [word for text in words for word in text]
+    stream += stream[:wanted]  # the last claims continue with the first
+    starts = np.cumsum([0] + [len(w) for w in words[:-1]])
+    return [" ".join(stream[start : start + wanted]) for start in starts]
+
+
+def backlog_files(
+    work: Path, rows: int, naive_rows: int, tokens: int | None, tokenizer
+) -> tuple[Path, Path]:  # type: ignore[no-untyped-def]
+    """(the backlog, its first `naive_rows` rows) as CSV files, made once."""
+    distinct = min(rows, DISTINCT_CLAIMS)
+    generated = work / f"generated-{distinct}.csv"
+    if not generated.exists():
+        subprocess.run(
+            [*CLAIMS, "generate", "--n", str(distinct), "--seed", "77", "--out", str(generated)],
+            check=True,
+        )
+    name = f"backlog-{rows}" + (f"-{tokens}-tokens" if tokens else "")
+    backlog, first = work / f"{name}.csv", work / f"{name}-first-{naive_rows}.csv"
+    if not backlog.exists():
+        frame = pd.read_csv(generated, dtype=str, keep_default_na=False)
+        if tokens:
+            frame["description"] = lengthened(frame["description"], tokenizer, tokens)
+        copies = [
+            frame.assign(claim_id=frame["claim_id"] + (f"-{copy}" if copy else ""))
+            for copy in range(-(-rows // distinct))
+        ]
+        pd.concat(copies).head(rows).to_csv(backlog, index=False)
+    if naive_rows < rows and not first.exists():
+        pd.read_csv(backlog, dtype=str, keep_default_na=False, nrows=naive_rows).to_csv(
+            first, index=False
+        )
+    return backlog, first if naive_rows < rows else backlog
 
 
 def stage_rates(loaded: LoadedCheckpoint, source: Path, repeats: int) -> dict[str, float]:
-    """Claims per second of each step of `claims score` alone, the whole file as one chunk:
-    what bounds the run once the model is fast (on a GPU)."""
+    """Claims per second of each step of `claims score` alone, in one process, the file's first
+    rows as one chunk: what bounds the run once the model is fast (on a GPU)."""
     predictor = loaded.predictor
     scorer = BacklogScorer(predictor, loaded.config)
-    rows = list(read_rows(source))
+    rows = [row for row, _ in zip(read_rows(source), range(STAGE_ROWS), strict=False)]
     numbers = list(range(1, len(rows) + 1))
     chunk = scorer.prepare(rows, numbers)
-    probabilities = predictor.predict_proba(chunk.prepared)
+    answers = scorer.answer(chunk)
     stages = {
-        "validate, tokenise, features (reading thread)": (scorer.prepare, rows, numbers),
+        "validate, tokenise, features, boosted partner (one process)": (
+            scorer.prepare,
+            rows,
+            numbers,
+        ),
         "encoder": (predictor.logits, chunk.prepared),
-        "decisions and output columns": (scorer.scored_table, chunk, probabilities),
+        "decisions and output columns": (scorer.work.scored_table, chunk, answers),
     }
-    if predictor.partner is not None:
-        stages["boosted partner"] = (predictor.partner.predict_proba, chunk.prepared.partner_inputs)
     seconds: dict[str, list[float]] = {stage: [] for stage in stages}
     for _ in range(repeats):
         for stage, (function, *arguments) in stages.items():
@@ -152,6 +214,8 @@ def main() -> None:
     parser.add_argument("--model", type=Path, help="checkpoint; default: a quick one")
     parser.add_argument("--rows", type=int, default=5000)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--naive-rows", type=int, help="time the naive loop on the first rows")
+    parser.add_argument("--tokens", type=int, help="lengthen narratives to about this many")
     parser.add_argument("--work", type=Path, default=ROOT / "runs" / "throughput")
     parser.add_argument("--render-only", action="store_true")
     arguments = parser.parse_args()
@@ -161,21 +225,7 @@ def main() -> None:
     work = arguments.work
     work.mkdir(parents=True, exist_ok=True)
     model = arguments.model or quick_model(work)
-    backlog, labelled = work / f"backlog-{arguments.rows}.csv", work / "labelled.csv"
-    if not backlog.exists():
-        subprocess.run(
-            [
-                *CLAIMS,
-                "generate",
-                "--n",
-                str(arguments.rows),
-                "--seed",
-                "77",
-                "--out",
-                str(backlog),
-            ],
-            check=True,
-        )
+    labelled = work / "labelled.csv"
     if not labelled.exists():
         subprocess.run(
             [*CLAIMS, "generate", "--n", "2000", "--seed", "78", "--out", str(labelled)],
@@ -186,6 +236,9 @@ def main() -> None:
     if kind != "cpu":
         paths["naive"][0].predictor.model.to("cuda")
     paths["product"] = (load_scoring_model(model), product_score)
+    rows, naive_rows = arguments.rows, min(arguments.naive_rows or arguments.rows, arguments.rows)
+    tokenizer = paths["product"][0].predictor.tokenizer
+    backlog, naive_backlog = backlog_files(work, rows, naive_rows, arguments.tokens, tokenizer)
     if kind == "cpu":
         paths["product_fp32"] = (load_scoring_model(model, precision="fp32"), product_score)
         int8 = load_scoring_model(model, precision="fp32")
@@ -194,37 +247,46 @@ def main() -> None:
         )
         paths["product_int8"] = (int8, product_score)
 
-    seconds: dict[str, list[float]] = {name: [] for name in paths}
-    for _ in range(arguments.repeats):
-        for name, (loaded, function) in paths.items():
-            elapsed, scored = timed(function, loaded, backlog, work / f"out-{name}.csv")
-            assert scored == arguments.rows, (name, scored)
-            seconds[name].append(elapsed)
-            print(f"{name}: {scored / elapsed:,.0f} claims/s", flush=True)
-
-    stages = stage_rates(paths["product"][0], backlog, arguments.repeats)
-    tokens = (
-        paths["product"][0]
-        .predictor.prepare(
-            frame_to_claims(
-                read_table(backlog), paths["product"][0].config, source="b", require_labels=False
-            ).claims
-        )
-        .token_ids
-    )
-    rates = {name: arguments.rows / statistics.median(values) for name, values in seconds.items()}
+    product = paths["product"][0]
+    sample = read_table(naive_backlog).head(STAGE_ROWS)
+    claims = frame_to_claims(sample, product.config, source="b", require_labels=False).claims
     result = {
         **provenance(),
-        "rows": arguments.rows,
+        "rows": rows,
+        "naive_rows": naive_rows,
+        "distinct_claims": min(rows, DISTINCT_CLAIMS),
         "repeats": arguments.repeats,
-        "mean_tokens": round(float(np.mean([len(ids) for ids in tokens])), 1),
-        "model_version": paths["product"][0].manifest.model_version,
-        "seconds": seconds,
-        "claims_per_second": {name: round(rate, 1) for name, rate in rates.items()},
-        "speedup_vs_naive": round(rates["product"] / rates["naive"], 2),
-        "stages_claims_per_second": stages,
+        "complete": False,  # until every run is in: a run stopped early keeps what it measured
+        "mean_tokens": round(float(np.mean(product.predictor.prepare(claims).tokens.lengths)), 1),
+        "workers": default_workers(device_of(product)),
+        "model_version": product.manifest.model_version,
+        "precision": "bf16" if product.predictor.bf16 or kind != "cpu" else "fp32",
+        # first: quick, and what bounds the run once the model is fast
+        "stages_claims_per_second": stage_rates(product, backlog, arguments.repeats),
+        "seconds": {name: [] for name in paths},
+        "model_and_waiting_seconds": [],  # the product's runs, as `claims score` reports them
     }
-    result["precision"] = "bf16" if paths["product"][0].predictor.bf16 or kind != "cpu" else "fp32"
+    counts = {name: naive_rows if name == "naive" else rows for name in paths}
+    for _ in range(arguments.repeats):
+        for name, (loaded, function) in paths.items():
+            source = naive_backlog if name == "naive" else backlog
+            elapsed, answer = timed(function, loaded, source, work / f"out-{name}.csv")
+            scored = answer if isinstance(answer, int) else answer.scored
+            assert scored == counts[name], (name, scored)
+            result["seconds"][name].append(elapsed)
+            if name == "product":
+                result["model_and_waiting_seconds"].append(
+                    [answer.model_seconds, answer.waiting_seconds]
+                )
+            print(f"{name}: {scored / elapsed:,.0f} claims/s", flush=True)
+        rates = {
+            name: counts[name] / statistics.median(values)
+            for name, values in result["seconds"].items()
+        }
+        result["claims_per_second"] = {name: round(rate, 1) for name, rate in rates.items()}
+        result["speedup_vs_naive"] = round(rates["product"] / rates["naive"], 2)
+        keep("throughput", kind, result)
+    result["complete"] = True
     if kind == "cpu":  # reduced precisions against fp32, on labelled claims
         fp32 = paths["product_fp32"][0]
         result["precision_checks"] = {}
