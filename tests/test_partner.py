@@ -18,7 +18,7 @@ from schemas.config import Strategy
 from tests.conftest import quick_config
 from training.baselines import TfidfLogisticBaseline
 from training.labels import label_indices, resolve_labels
-from training.partner import choose_blend, fit_partner
+from training.partner import PartnerFit, choose_blend, fit_partner
 from training.trainer import SpecialistTrainer
 
 
@@ -107,6 +107,17 @@ def test_one_thread_or_none_the_partner_answers_alike(fitted) -> None:
     assert {task: values.shape for task, values in empty.items()} == {
         task: (0, count) for task, count in counts.items()
     }
+
+
+def test_a_partner_fitted_beside_in_another_process_answers_as_one_fitted_here(fitted) -> None:
+    development, test, features, targets, counts, partner = fitted
+    structured = features.transform(development.claims)
+    beside = PartnerFit(development.claims, structured, targets, counts, 0, beside=True)
+    texts = [claim.description for claim in test.claims]
+    inputs = partner.inputs(texts, features.transform(test.claims))
+    answers = beside.result().predict_proba(inputs)
+    for task, values in partner.predict_proba(inputs).items():
+        np.testing.assert_allclose(answers[task], values, atol=1e-6)
 
 
 def test_a_checkpoint_records_its_blend_and_serves_it(trained_checkpoint: Path) -> None:

@@ -9,7 +9,9 @@ neither model's training saw; at equal loss the tuned model alone is kept.
 
 from __future__ import annotations
 
+import multiprocessing
 from collections.abc import Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
 
 import lightgbm
 import numpy as np
@@ -94,6 +96,35 @@ def fit_partner(
             tuned_weights={task: 1.0 for task in targets},
         )
     )
+
+
+class PartnerFit:
+    """`fit_partner`, started before the encoder's fine-tuning. Beside a GPU it runs meanwhile
+    in another process, on the CPU cores the fine-tuning leaves idle; on the CPU, where the
+    fine-tuning takes every core, it runs when its result is asked for."""
+
+    def __init__(
+        self,
+        claims: Sequence[Claim],
+        structured: np.ndarray,
+        targets: dict[str, np.ndarray],
+        label_counts: dict[str, int],
+        seed: int,
+        *,
+        beside: bool,
+    ) -> None:
+        self._arguments = (list(claims), structured, targets, label_counts, seed)
+        self._future: Future | None = None
+        if beside:
+            pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
+            self._future = pool.submit(fit_partner, *self._arguments)
+            pool.shutdown(wait=False)  # the process ends once the fit is done
+
+    def result(self) -> BoostedPartner:
+        """The fitted partner; raises what `fit_partner` raised."""
+        if self._future is None:
+            return fit_partner(*self._arguments)
+        return self._future.result()
 
 
 def choose_blend(

@@ -32,7 +32,7 @@ from schemas.config import SpecialistConfig, TaskKind
 from training.labels import IGNORE, class_weights, label_indices, resolve_labels
 from training.metrics import task_metrics
 from training.model_card import render_model_card
-from training.partner import choose_blend, fit_partner
+from training.partner import PartnerFit, choose_blend
 from training.strategies import count_parameters, prepare_encoder
 
 VALIDATION_SALT = "validation:"
@@ -130,6 +130,7 @@ class SpecialistTrainer:
             features.dimension,
             {task: len(names) for task, names in labels.items()},
         ).to(self.device)
+        partner = self._start_partner(train_set, labels)
         kept = self._train(model, train_set, validation_set, weights)
 
         calibration = Calibration(weights)
@@ -142,7 +143,7 @@ class SpecialistTrainer:
         tuned = {
             task: calibration.probabilities(task, values).numpy() for task, values in logits.items()
         }
-        blended, notes = self._blend_partner(predictor, train_set, validation_set, tuned)
+        blended, notes = self._blend_partner(predictor, partner, validation_set, tuned)
         calibrated |= notes | self._fit_decision_offsets(calibration, blended, validation_set)
         metrics = {
             "validation": score_predictions(
@@ -194,24 +195,35 @@ class SpecialistTrainer:
                 calibration.fit_temperature(task, values[known], validation.targets[task][known])
         return {"calibration": "per task temperature fitted on the validation split"}
 
+    def _start_partner(
+        self, train: EncodedClaims, labels: dict[str, list[str]]
+    ) -> PartnerFit | None:
+        """The boosted partner's fit on the training split, beside the fine-tuning on a GPU."""
+        if not self.settings.boosted_partner:
+            return None
+        return PartnerFit(
+            train.claims.claims,
+            train.structured.numpy(),
+            {task: values.numpy() for task, values in train.targets.items()},
+            {task: len(names) for task, names in labels.items()},
+            self.settings.seed,
+            beside=self.device.type == "cuda",
+        )
+
     def _blend_partner(
         self,
         predictor: TunedPredictor,
-        train: EncodedClaims,
+        fit: PartnerFit | None,
         validation: EncodedClaims,
         tuned: dict[str, np.ndarray],
     ) -> tuple[dict[str, np.ndarray], dict[str, str]]:
-        """Fits the boosted partner on the training split and keeps it for the tasks where a
-        blend of it with the tuned model's validation probabilities `tuned` lowers the log
-        loss. Returns the validation probabilities as served, and what it chose per task."""
-        if not self.settings.boosted_partner:
+        """Keeps the boosted partner for the tasks where a blend of it with the tuned model's
+        validation probabilities `tuned` lowers the log loss. Returns the validation
+        probabilities as served, and what it chose per task."""
+        if fit is None:
             return tuned, {"partner": "not fitted: boosted_partner is off in the config"}
-        targets = {task: values.numpy() for task, values in train.targets.items()}
-        counts = {task: len(names) for task, names in predictor.labels.items()}
         try:
-            partner = fit_partner(
-                train.claims.claims, train.structured.numpy(), targets, counts, self.settings.seed
-            )
+            partner = fit.result()
         except ValueError as error:  # too few rows or labels for TF-IDF folds: tuned alone
             return tuned, {"partner": f"not fitted: {error}"}
         texts = [claim.description for claim in validation.claims.claims]
