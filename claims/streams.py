@@ -32,6 +32,21 @@ class Unreadable:
 
 
 Row = dict[str, Any] | Unreadable
+Piece = pa.RecordBatch | Row  # many rows still in Arrow, or one row
+
+
+def piece_rows(piece: Piece) -> int:
+    return piece.num_rows if isinstance(piece, pa.RecordBatch) else 1
+
+
+def rows_of(pieces: Sequence[Piece]) -> list[Row]:
+    rows: list[Row] = []
+    for piece in pieces:
+        if isinstance(piece, pa.RecordBatch):
+            rows += piece.to_pylist()
+        else:
+            rows.append(piece)
+    return rows
 
 
 def _open_text(path: Path) -> IO[str]:
@@ -57,17 +72,23 @@ def count_rows(path: str | Path) -> int | None:
 
 def read_rows(path: str | Path) -> Iterator[Row]:
     """Every row of a CSV, JSONL or Parquet file in order, as plain values; CSV cells as text."""
+    for piece in read_pieces(path):
+        yield from rows_of([piece])
+
+
+def read_pieces(path: str | Path) -> Iterator[Piece]:
+    """The rows of `read_rows`, those that Arrow parsed still in Arrow batches: turning them
+    into Python values can then happen elsewhere (in another process)."""
     path = Path(path)
     kind = table_format(path)
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such file")
     if kind == "csv":
-        yield from _csv_rows(path)
+        yield from _csv_pieces(path)
     elif kind == "jsonl":
         yield from _jsonl_rows(path)
     else:
-        for batch in pq.ParquetFile(path).iter_batches(batch_size=8192):
-            yield from batch.to_pylist()
+        yield from pq.ParquetFile(path).iter_batches(batch_size=8192)
 
 
 def csv_column_names(path: Path) -> list[str]:
@@ -75,7 +96,7 @@ def csv_column_names(path: Path) -> list[str]:
         return next(csv.reader(handle), [])
 
 
-def _csv_rows(path: Path) -> Iterator[Row]:
+def _csv_pieces(path: Path) -> Iterator[Piece]:
     names = csv_column_names(path)
     if not names:
         return
@@ -105,7 +126,7 @@ def _csv_rows(path: Path) -> Iterator[Row]:
         for batch in reader:
             yield from unreadable
             unreadable.clear()
-            yield from batch.to_pylist()
+            yield batch
     except pa.ArrowInvalid as error:
         raise TableFormatError(f"{path}: cannot be read as CSV: {error}") from error
     yield from unreadable
@@ -169,12 +190,26 @@ class TableWriter:
             self._writer.write_table(table)
 
 
-def batched(rows: Iterator[Row], size: int) -> Iterator[Sequence[Row]]:
-    chunk: list[Row] = []
-    for row in rows:
-        chunk.append(row)
-        if len(chunk) == size:
-            yield chunk
-            chunk = []
+def chunked(pieces: Iterator[Piece], size: int) -> Iterator[list[Piece]]:
+    """The pieces regrouped into chunks of `size` rows (the last may be shorter), a batch
+    sliced where a chunk ends inside it."""
+    chunk: list[Piece] = []
+    count = 0
+    for piece in pieces:
+        rest: Piece | None = piece
+        while rest is not None:
+            rows = piece_rows(rest)
+            if count + rows < size:
+                chunk.append(rest)
+                count, rest = count + rows, None
+                continue
+            take = size - count
+            if isinstance(rest, pa.RecordBatch):
+                head, tail = rest.slice(0, take), rest.slice(take)
+                rest = tail if tail.num_rows else None
+            else:
+                head, rest = rest, None
+            yield [*chunk, head]
+            chunk, count = [], 0
     if chunk:
         yield chunk

@@ -38,7 +38,15 @@ from claims.features import FeatureError
 from claims.predictor import ClaimPreparer, PreparedClaims, TunedPredictor, cpu_has_bf16
 from claims.registry import Registry
 from claims.settings import DataSettings
-from claims.streams import Row, TableWriter, Unreadable, batched, read_rows
+from claims.streams import (
+    Piece,
+    Row,
+    TableWriter,
+    Unreadable,
+    chunked,
+    read_pieces,
+    rows_of,
+)
 from claims.tables import SUPPORTED_SUFFIXES, table_format
 from claims.triage import chosen_labels
 from schemas.config import SpecialistConfig
@@ -324,7 +332,7 @@ class BacklogScorer:
         """Each chunk's counts in file order, once its part files are written (or were, by an
         earlier run)."""
         if self.workers <= 1:
-            chunks = _prefetched(self._chunks(source, parts, self.work.prepare))
+            chunks = _prefetched(self._chunks(source, parts, self._prepare_pieces))
             while (chunk := self._timed("waiting", next, chunks, None)) is not None:
                 if chunk.done:
                     yield _done_counts(parts, chunk.index)
@@ -349,8 +357,8 @@ class BacklogScorer:
         goes through the model and back to the pool to be written. Only the model's work and
         the chunks' arrays pass through this process."""
 
-        def prepare(rows: Sequence[Row], numbers: list[int | None], index: int) -> Future:
-            return pool.submit(_prepare_in_worker, rows, numbers, index)
+        def prepare(pieces: list[Piece], numbers: list[int | None], index: int) -> Future:
+            return pool.submit(_prepare_in_worker, _packed(pieces), numbers, index)
 
         writing: deque[Future | dict[str, int]] = deque()
         chunks = _prefetched(self._chunks(source, parts, prepare), 2 * self.workers)
@@ -368,22 +376,29 @@ class BacklogScorer:
             yield _counts(writing.popleft())
 
     def _chunks(
-        self, source: Path, parts: Path, prepare: Callable[[Sequence[Row], list, int], object]
+        self, source: Path, parts: Path, prepare: Callable[[list[Piece], list, int], object]
     ) -> Iterator:
         """Runs in the reading thread: parse the chunks not done yet and `prepare` each."""
         readable = 0  # the row number: a claim's place among the file's readable rows
-        for index, rows in enumerate(batched(read_rows(source), self.chunk_rows)):
+        for index, pieces in enumerate(chunked(read_pieces(source), self.chunk_rows)):
             numbers: list[int | None] = []
-            for row in rows:
-                readable += not isinstance(row, Unreadable)
-                numbers.append(None if isinstance(row, Unreadable) else readable)
+            for piece in pieces:
+                if isinstance(piece, pa.RecordBatch):
+                    numbers += range(readable + 1, readable + piece.num_rows + 1)
+                    readable += piece.num_rows
+                else:
+                    readable += not isinstance(piece, Unreadable)
+                    numbers.append(None if isinstance(piece, Unreadable) else readable)
             if _done_file(parts, index).exists():
-                yield Chunk(index=index, rows=len(rows), done=True)
+                yield Chunk(index=index, rows=len(numbers), done=True)
                 continue
-            yield prepare(rows, numbers, index)
+            yield prepare(pieces, numbers, index)
 
     def prepare(self, rows: Sequence[Row], numbers: Sequence[int | None], index: int = 0) -> Chunk:
         return self.work.prepare(rows, numbers, index)
+
+    def _prepare_pieces(self, pieces: list[Piece], numbers: list[int | None], index: int) -> Chunk:
+        return self.work.prepare(rows_of(pieces), numbers, index)
 
     def _timed(self, clock: str, function: Callable, *arguments: object) -> Any:
         """Calls `function`, adding its seconds to the run's `clock` (model or waiting)."""
@@ -428,9 +443,31 @@ def _start_worker(work: ChunkWork) -> None:
     _worker_work = work
 
 
-def _prepare_in_worker(rows: Sequence[Row], numbers: list[int | None], index: int) -> Chunk:
+def _prepare_in_worker(packed: list, numbers: list[int | None], index: int) -> Chunk:
     assert _worker_work is not None, "the pool starts every process with _start_worker"
-    return _worker_work.prepare(rows, numbers, index)
+    return _worker_work.prepare(rows_of(_unpacked(packed)), numbers, index)
+
+
+def _packed(pieces: list[Piece]) -> list:
+    """Arrow batches as IPC streams: a slice pickled as a batch would carry the whole block it
+    was cut from, and rows turned into Python values here would cost this process their time."""
+    packed: list = []
+    for piece in pieces:
+        if isinstance(piece, pa.RecordBatch):
+            sink = pa.BufferOutputStream()
+            with pa.ipc.new_stream(sink, piece.schema) as writer:
+                writer.write_batch(piece)
+            packed.append(sink.getvalue())
+        else:
+            packed.append(piece)
+    return packed
+
+
+def _unpacked(packed: list) -> list[Piece]:
+    return [
+        pa.ipc.open_stream(item).read_next_batch() if isinstance(item, pa.Buffer) else item
+        for item in packed
+    ]
 
 
 def _write_in_worker(chunk: Chunk, answers: Answers, parts: Path) -> dict[str, int]:
