@@ -200,7 +200,12 @@ def training_section() -> str:
             f"| {result['train_rows']:,} of {result['rows']:,} | {result['wall_seconds']:,.1f} "
             f"| {result['training_seconds']:,.1f} | {limit} | {_training_verdict(result)} |"
         )
-        commands.append(f"- {name}: `{result['command']}` ({result['created_at']})")
+        stages = ", ".join(
+            f"{stage.replace('_', ' ')} {seconds:,.0f} s"
+            for stage, seconds in result.get("stage_seconds", {}).items()
+        )
+        stages = f"; the trainer's time: {stages}" if stages else ""
+        commands.append(f"- {name}: `{result['command']}` ({result['created_at']}){stages}")
     return (
         "## Training time\n\nMade by `benchmarks/training_time.py`; raw figures in "
         "`benchmarks/results/training-*.json`. Wall clock of the whole `claims train` command, "

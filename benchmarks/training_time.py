@@ -138,6 +138,7 @@ def main() -> None:
         "generate_seconds": generate_seconds,
         "wall_seconds": round(wall_seconds, 2),
         "training_seconds": manifest["training_seconds"],
+        "stage_seconds": manifest.get("stage_seconds", {}),
         "trainable_parameters": manifest["trainable_parameters"],
         "total_parameters": manifest["total_parameters"],
         "model_version": manifest["model_version"],

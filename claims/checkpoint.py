@@ -11,7 +11,7 @@ import json
 import shutil
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 from importlib import metadata
@@ -85,6 +85,7 @@ class TrainedSpecialist:
     training_seconds: float
     selection: dict[str, str]
     partner: PartnerState | None = None
+    stage_seconds: dict[str, float] = field(default_factory=dict)
 
 
 def _write_json(path: Path, data: Any) -> None:
@@ -151,6 +152,7 @@ def write_checkpoint(
             trainable_parameters=specialist.trainable_parameters,
             total_parameters=specialist.total_parameters,
             training_seconds=round(specialist.training_seconds, 2),
+            stage_seconds={name: round(s, 2) for name, s in specialist.stage_seconds.items()},
             selection=specialist.selection,
             library_versions={name: metadata.version(name) for name in _LIBRARIES},
         )

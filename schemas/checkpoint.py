@@ -49,6 +49,11 @@ class Manifest(BaseModel):
     trainable_parameters: int
     total_parameters: int
     training_seconds: float
+    stage_seconds: dict[str, float] = Field(
+        default_factory=dict,
+        description="Where the training time went: preparing, fine_tuning, waiting_for_partner "
+        "(what the fine-tuning did not hide of the boosted partner's fit), after.",
+    )
     selection: dict[str, str] = Field(
         default_factory=dict, description="Why the trainer kept what it kept, per decision."
     )

@@ -43,6 +43,9 @@ def test_the_manifest_describes_the_model_and_its_data(trained_checkpoint: Path)
     assert 0 < manifest.trainable_parameters < manifest.total_parameters / 5
     assert set(manifest.metrics) == {"validation", "test"}
     assert 0.0 <= manifest.metrics["test"]["siu_referral"]["auc"] <= 1.0
+    stages = manifest.stage_seconds  # where the time went
+    assert {"preparing", "fine_tuning", "waiting_for_partner", "after"} <= set(stages)
+    assert sum(stages.values()) == pytest.approx(manifest.training_seconds, abs=0.1)
     adapter = json.loads((trained_checkpoint / "adapter" / "adapter_config.json").read_text())
     assert adapter["base_model_name_or_path"] == manifest.base_model.name  # no install path
     assert adapter["target_modules"] == sorted(adapter["target_modules"])

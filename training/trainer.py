@@ -36,6 +36,7 @@ from training.partner import PartnerFit, choose_blend
 from training.strategies import count_parameters, prepare_encoder
 
 VALIDATION_SALT = "validation:"
+LOSS_SHOWN_EVERY = 25  # steps
 
 
 Batch = tuple[torch.Tensor, torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]
@@ -53,12 +54,37 @@ class EncodedClaims:
     def batch(self, rows: np.ndarray, device: torch.device) -> Batch:
         input_ids, mask = self.tokens.batch(rows)
         index = torch.from_numpy(rows)
+        targets = {task: values[index] for task, values in self.targets.items()}
+        # only tasks labelled in this batch: asking that of a GPU tensor would wait for the GPU
+        targets = {task: values for task, values in targets.items() if (values != IGNORE).any()}
         return (
-            input_ids.to(device),
-            mask.to(device),
-            self.structured[index].to(device),
-            {task: values[index].to(device) for task, values in self.targets.items()},
+            _to(input_ids, device),
+            _to(mask, device),
+            _to(self.structured[index], device),
+            {task: _to(values, device) for task, values in targets.items()},
         )
+
+
+def _to(tensor: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """To a GPU from page-locked memory, without waiting: a plain copy would wait for the
+    previous step's kernels, and the CPU could never prepare a step ahead."""
+    if device.type != "cuda":
+        return tensor
+    return tensor.pin_memory().to(device, non_blocking=True)
+
+
+class _StageClock:
+    """Seconds per stage of a fit, a stage ending at each `lap`; laps of one name add up."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+        self._last = time.perf_counter()
+
+    def lap(self, stage: str) -> dict[str, float]:
+        now = time.perf_counter()
+        self.seconds[stage] = self.seconds.get(stage, 0.0) + now - self._last
+        self._last = now
+        return self.seconds
 
 
 @dataclass
@@ -99,6 +125,7 @@ class SpecialistTrainer:
         """Trains on claims already in memory (retraining merges feedback into them); the
         config's split still holds out the test rows."""
         started = time.perf_counter()
+        stages = _StageClock()
         set_seed(self.settings.seed)
         development, test = everything.split()
         if len(development) < 10:
@@ -131,7 +158,9 @@ class SpecialistTrainer:
             {task: len(names) for task, names in labels.items()},
         ).to(self.device)
         partner = self._start_partner(train_set, labels)
+        stages.lap("preparing")
         kept = self._train(model, train_set, validation_set, weights)
+        stages.lap("fine_tuning")
 
         calibration = Calibration(weights)
         predictor = TunedPredictor(
@@ -143,7 +172,7 @@ class SpecialistTrainer:
         tuned = {
             task: calibration.probabilities(task, values).numpy() for task, values in logits.items()
         }
-        blended, notes = self._blend_partner(predictor, partner, validation_set, tuned)
+        blended, notes = self._blend_partner(predictor, partner, validation_set, tuned, stages)
         calibrated |= notes | self._fit_decision_offsets(calibration, blended, validation_set)
         metrics = {
             "validation": score_predictions(
@@ -173,6 +202,7 @@ class SpecialistTrainer:
             trainable_parameters=trainable,
             total_parameters=total,
             training_seconds=time.perf_counter() - started,
+            stage_seconds=stages.lap("after"),
             selection={"epoch_and_step": kept, **calibrated},
             partner=None if predictor.partner is None else predictor.partner.state,
         )
@@ -216,16 +246,20 @@ class SpecialistTrainer:
         fit: PartnerFit | None,
         validation: EncodedClaims,
         tuned: dict[str, np.ndarray],
+        stages: _StageClock,
     ) -> tuple[dict[str, np.ndarray], dict[str, str]]:
         """Keeps the boosted partner for the tasks where a blend of it with the tuned model's
         validation probabilities `tuned` lowers the log loss. Returns the validation
         probabilities as served, and what it chose per task."""
         if fit is None:
             return tuned, {"partner": "not fitted: boosted_partner is off in the config"}
+        stages.lap("after")
         try:
             partner = fit.result()
         except ValueError as error:  # too few rows or labels for TF-IDF folds: tuned alone
             return tuned, {"partner": f"not fitted: {error}"}
+        finally:
+            stages.lap("waiting_for_partner")
         texts = [claim.description for claim in validation.claims.claims]
         inputs = partner.inputs(texts, validation.structured.numpy())
         boosted = partner.predict_proba(inputs)
@@ -301,11 +335,7 @@ class SpecialistTrainer:
             device_type=self.device.type, dtype=torch.bfloat16, enabled=self.device.type == "cuda"
         ):
             logits = model(input_ids, mask, structured)
-        losses = [
-            loss_functions[task](logits[task], targets[task])
-            for task in logits
-            if (targets[task] != IGNORE).any()
-        ]
+        losses = [loss_functions[task](logits[task], values) for task, values in targets.items()]
         return torch.stack(losses).sum()
 
     def _train(
@@ -343,6 +373,7 @@ class SpecialistTrainer:
         rng = np.random.default_rng(settings.seed)
 
         best_loss, best_state, waited, step = math.inf, None, 0, 0
+        shown = math.nan
         kept = "no evaluation ran"
         with self._progress() as progress:
             bar = progress.add_task("fine-tuning", total=total_steps, loss=float("nan"))
@@ -358,7 +389,9 @@ class SpecialistTrainer:
                     schedule.step()
                     optimiser.zero_grad(set_to_none=True)
                     step += 1
-                    progress.update(bar, advance=1, loss=loss.item())
+                    if step == 1 or step % LOSS_SHOWN_EVERY == 0:  # reading it waits for the GPU
+                        shown = loss.item()
+                    progress.update(bar, advance=1, loss=shown)
                     if self.on_step is not None:
                         self.on_step(step, total_steps)
                     last_step = step >= total_steps
