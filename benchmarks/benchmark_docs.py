@@ -180,6 +180,9 @@ def plot_training(results: list[tuple[str, dict]]) -> Path:
     return _save(figure, "training-time")
 
 
+STAGE_ORDER = ["preparing", "fine_tuning", "waiting_for_partner", "after"]
+
+
 def training_section() -> str:
     """Omitted until a training time is kept, as the other optional sections are."""
     results = list(_results("training"))
@@ -200,9 +203,10 @@ def training_section() -> str:
             f"| {result['train_rows']:,} of {result['rows']:,} | {result['wall_seconds']:,.1f} "
             f"| {result['training_seconds']:,.1f} | {limit} | {_training_verdict(result)} |"
         )
+        spent = result.get("stage_seconds", {})
         stages = ", ".join(
-            f"{stage.replace('_', ' ')} {seconds:,.0f} s"
-            for stage, seconds in result.get("stage_seconds", {}).items()
+            f"{stage.replace('_', ' ')} {spent[stage]:,.0f} s"
+            for stage in sorted(spent, key=lambda s: [*STAGE_ORDER, s].index(s))
         )
         stages = f"; the trainer's time: {stages}" if stages else ""
         commands.append(f"- {name}: `{result['command']}` ({result['created_at']}){stages}")
