@@ -72,7 +72,7 @@ def tokenize(
         encoded = tokenizer(list(texts), truncation=True, max_length=max_length, padding=False)
         rows = encoded["input_ids"]
     else:
-        rows = [encoding.ids for encoding in fast.encode_batch(list(texts))]
+        rows = [encoding.ids for encoding in fast.encode_batch_fast(list(texts))]  # no offsets
     lengths = np.fromiter((len(ids) for ids in rows), dtype=np.int32, count=len(rows))
     width = int(lengths.max()) if len(rows) else 0
     ids = np.full((len(rows), width), pad_id, dtype=np.int32)
