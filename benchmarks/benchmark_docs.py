@@ -167,13 +167,17 @@ def plot_training(results: list[tuple[str, dict]]) -> Path:
     names = [name for name, _ in results]
     seconds = [result["wall_seconds"] for _, result in results]
     figure, axis = plt.subplots(figsize=(6.4, 0.6 + 0.45 * len(results)))
-    axis.barh(names, seconds, color="tab:green")
+    verdicts = [
+        result.get("goal_met") if not result.get("max_steps") else None for _, result in results
+    ]
+    colours = {True: "tab:green", False: "tab:red", None: "tab:grey"}
+    axis.barh(names, seconds, color=[colours[verdict] for verdict in verdicts])
     for row, (value, (_, result)) in enumerate(zip(seconds, results, strict=True)):
         axis.text(value, row, f" {value:,.0f} s", va="center", fontsize=8)
         if result.get("goal") and not result.get("max_steps"):
             limit = result["goal"]["wall_seconds_below"]
             axis.plot([limit, limit], [row - 0.4, row + 0.4], color="grey", linestyle=":")
-    axis.set_xlabel("seconds of `claims train`, wall clock (dotted: the goal)")
+    axis.set_xlabel("seconds of `claims train`, wall clock (dotted: the goal; red: missed)")
     limits = [r["goal"]["wall_seconds_below"] for _, r in results if r.get("goal")]
     axis.set_xlim(0, max(seconds + limits) * 1.2)
     axis.invert_yaxis()
