@@ -36,9 +36,6 @@ class TokenMatrix:
         mask = torch.from_numpy((np.arange(width) < lengths[:, None]).astype(np.int64))
         return input_ids, mask
 
-    def subset(self, rows: np.ndarray) -> TokenMatrix:
-        return TokenMatrix(self.ids[rows], self.lengths[rows])
-
 
 _truncating: weakref.WeakKeyDictionary[PreTrainedTokenizerBase, dict[int, Tokenizer]] = (
     weakref.WeakKeyDictionary()
