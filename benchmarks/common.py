@@ -31,7 +31,8 @@ def machine() -> tuple[str, str]:
     if torch.cuda.is_available():
         name = torch.cuda.get_device_name(0)
         card = next((card for card in ("H100", "H200") if card in name), "gpu")
-        return f"{name}, {os.cpu_count()} CPU cores, torch {torch.__version__}", card.lower()
+        cores = len(os.sched_getaffinity(0))
+        return f"{name}, {cores} CPU cores, torch {torch.__version__}", card.lower()
     model = next(
         (
             line.split(":", 1)[1].strip()

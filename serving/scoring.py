@@ -434,10 +434,9 @@ _worker_work: ChunkWork | None = None  # in each process of a pool
 
 
 def _start_worker(work: ChunkWork) -> None:
-    """One core per process: many processes share the machine."""
+    """One core per process for the tokenizer and LightGBM: many processes share the machine."""
     global _worker_work
     os.environ["TOKENIZERS_PARALLELISM"] = "false"
-    torch.set_num_threads(1)
     if work.preparer.partner is not None:
         work.preparer.partner.threads = 1
     _worker_work = work

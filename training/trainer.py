@@ -26,7 +26,7 @@ from claims.encoder import (
 )
 from claims.features import StructuredFeatures
 from claims.model import Calibration, SpecialistModel
-from claims.predictor import TunedPredictor
+from claims.predictor import PreparedClaims, TunedPredictor
 from schemas.checkpoint import DataInfo, Manifest
 from schemas.config import SpecialistConfig, TaskKind
 from training.labels import IGNORE, class_weights, label_indices, resolve_labels
@@ -166,8 +166,11 @@ class SpecialistTrainer:
         predictor = TunedPredictor(
             model, tokenizer, features, calibration, labels, self.settings.max_length, "candidate"
         )
-        # The validation split runs through the tuned model once; each step below reuses it.
-        logits = predictor.logits(validation.claims)
+        # The validation split, tokenised once above, runs through the tuned model once; each
+        # step below reuses its logits.
+        logits = predictor.logits(
+            PreparedClaims(validation_set.tokens, validation_set.structured.numpy())
+        )
         calibrated = self._fit_temperatures(calibration, logits, validation_set)
         tuned = {
             task: calibration.probabilities(task, values).numpy() for task, values in logits.items()
