@@ -38,6 +38,15 @@ class TextScorer(BaseModel):
         vectorizer.idf_ = np.asarray(self.idf)
         return vectorizer
 
+    @cached_property
+    def _regressions(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        """Per task, the weights as arrays (vocabulary by labels) and the intercepts: made once,
+        not from the JSON lists at every call, which cost milliseconds per call."""
+        return {
+            task: (np.asarray(self.coefficients[task]).T.copy(), np.asarray(self.intercepts[task]))
+            for task in self.label_counts
+        }
+
     def scores(self, texts: Sequence[str]) -> np.ndarray:
         """Every task's label probabilities side by side: (texts, sum of label counts)."""
         if not texts:  # a chunk whose every row was rejected
@@ -45,7 +54,8 @@ class TextScorer(BaseModel):
         matrix = self._vectorizer.transform(list(texts))
         columns = []
         for task, count in self.label_counts.items():
-            margins = matrix @ np.asarray(self.coefficients[task]).T + self.intercepts[task]
+            weights, intercepts = self._regressions[task]
+            margins = matrix @ weights + intercepts
             seen = (
                 np.column_stack([1 - expit(margins[:, 0]), expit(margins[:, 0])])
                 if margins.shape[1] == 1
