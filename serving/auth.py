@@ -10,10 +10,11 @@ from __future__ import annotations
 import math
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request, status
+from fastapi.concurrency import run_in_threadpool
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
 from claims.store import Store
@@ -56,12 +57,17 @@ class Authenticator:
         self._known: dict[str, tuple[ApiKeyInfo | None, float]] = {}
         self._lock = threading.Lock()
 
-    def identify(self, key: str) -> ApiKeyInfo | None:
-        now = time.monotonic()
+    def remembered(self, key: str) -> tuple[bool, ApiKeyInfo | None]:
+        """(True, the key's info) when the key was looked up in the last few seconds."""
         with self._lock:
             remembered = self._known.get(key)
-        if remembered is not None and remembered[1] > now:
-            return remembered[0]
+        if remembered is not None and remembered[1] > time.monotonic():
+            return True, remembered[0]
+        return False, None
+
+    def identify(self, key: str) -> ApiKeyInfo | None:
+        """Looks the key up in the store (a hash and a query) and remembers the answer."""
+        now = time.monotonic()
         info = self.store.authenticate(key)
         with self._lock:
             if len(self._known) > 10_000:  # unknown keys must not grow it without bound
@@ -76,10 +82,14 @@ def _unauthorised(detail: str) -> HTTPException:
     )
 
 
-def require(role: Role) -> Callable[..., ApiKeyInfo | None]:
-    """A dependency that lets a request through only with a key whose role allows `role`."""
+def require(role: Role) -> Callable[..., Awaitable[ApiKeyInfo | None]]:
+    """A dependency that lets a request through only with a key whose role allows `role`.
 
-    def check(
+    Async, so that a remembered key costs the event loop no hop to a worker thread: under load
+    each hop waits for the GIL behind the inference thread. Only a lookup in the store goes to
+    a thread."""
+
+    async def check(
         request: Request,
         credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
         header_key: Annotated[str | None, Depends(api_key_header)],
@@ -90,7 +100,9 @@ def require(role: Role) -> Callable[..., ApiKeyInfo | None]:
         key = credentials.credentials if credentials else header_key
         if not key:
             raise _unauthorised("an API key is required: Authorization: Bearer <key>")
-        info = auth.identify(key)
+        known, info = auth.remembered(key)
+        if not known:
+            info = await run_in_threadpool(auth.identify, key)
         if info is None:
             raise _unauthorised("the API key is not valid, or was revoked")
         request.state.key_id = info.key_id
