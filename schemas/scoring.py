@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, Field
+
+Precision = Literal["fp32", "bf16", "auto"]  # on a CPU; auto is bf16 where it is native
 
 
 class ScoreSummary(BaseModel):

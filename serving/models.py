@@ -20,7 +20,7 @@ from claims.checkpoint import CheckpointError, FallbackCode, LoadedCheckpoint, l
 from claims.config import load_config
 from claims.encoder import base_model_info, resolve_base_model
 from claims.features import FeatureError
-from claims.predictor import Predictor, ZeroShotPredictor, cpu_has_bf16
+from claims.predictor import Predictor, ZeroShotPredictor
 from claims.registry import Registry
 from claims.triage import triage
 from schemas.checkpoint import BaseModelInfo
@@ -72,8 +72,7 @@ def load_serving(
     else:
         try:
             tuned = load_checkpoint(checkpoint, override, expected)
-            precision = settings.precision
-            tuned.predictor.bf16 = precision == "bf16" or (precision == "auto" and cpu_has_bf16())
+            tuned.predictor.use_precision(settings.precision)
             tuned.predictor.batch_size = settings.forward_batch_size
         except CheckpointError as error:
             reason = str(error)

@@ -35,7 +35,7 @@ from claims.config import describe_validation_error
 from claims.dataset import row_to_claim
 from claims.decision import decide_all, policy_fields
 from claims.features import FeatureError
-from claims.predictor import ClaimPreparer, PreparedClaims, TunedPredictor, cpu_has_bf16
+from claims.predictor import ClaimPreparer, PreparedClaims, TunedPredictor
 from claims.registry import Registry
 from claims.settings import DataSettings
 from claims.streams import (
@@ -50,7 +50,7 @@ from claims.streams import (
 from claims.tables import SUPPORTED_SUFFIXES, table_format
 from claims.triage import chosen_labels
 from schemas.config import SpecialistConfig
-from schemas.scoring import ScoreSummary
+from schemas.scoring import Precision, ScoreSummary
 
 REJECT_SCHEMA = pa.schema([("row", pa.int64()), ("claim_id", pa.string()), ("reason", pa.string())])
 STATE_FILE = "state.json"
@@ -86,7 +86,7 @@ def load_scoring_model(
     *,
     device: str = "auto",
     batch_size: int | None = None,
-    precision: str = "auto",
+    precision: Precision = "auto",
 ) -> LoadedCheckpoint:
     """The checkpoint on the fastest device asked for. `precision` auto is bf16 on a GPU and on
     a CPU with native bf16 (it moves no metric by more than a tenth of a point: see
@@ -106,7 +106,7 @@ def load_scoring_model(
     predictor = loaded.predictor
     predictor.model.to(device)
     predictor.batch_size = batch_size or (1024 if device == "cuda" else 64)
-    predictor.bf16 = precision == "bf16" or (precision == "auto" and cpu_has_bf16())
+    predictor.use_precision(precision)
     return loaded
 
 

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
 
 from pydantic import Field
 
 from claims.settings import DataSettings
+from schemas.scoring import Precision
 
 
 class ServiceSettings(DataSettings):
@@ -33,7 +33,7 @@ class ServiceSettings(DataSettings):
         default=True, description="False only for development: `claims serve --no-auth`."
     )
     rate_limit_per_minute: int = Field(default=6000, ge=1, description="Requests per key.")
-    precision: Literal["fp32", "bf16", "auto"] = Field(
+    precision: Precision = Field(
         default="fp32",
         description="On the CPU. fp32 keeps a claim's answer the same whoever it is batched "
         "with. bf16 (auto: where the CPU has it natively) is about 1.7 times as fast and moves "

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from transformers import BertConfig, BertModel
 
 from claims.checkpoint import MANIFEST, load_checkpoint
@@ -30,6 +31,26 @@ def test_a_fine_tuned_checkpoint_reloads_to_identical_predictions(
     for task in first:
         np.testing.assert_array_equal(first[task], second[task])
         np.testing.assert_allclose(first[task].sum(axis=1), 1.0, rtol=1e-5)
+
+
+def test_weights_stored_in_bf16_answer_exactly_as_autocast_does(
+    trained_checkpoint: Path, claims_csv: Path
+) -> None:
+    claims = load_claims(claims_csv, quick_config()).claims[:40]
+    casting = load_checkpoint(trained_checkpoint).predictor
+    casting.bf16 = True  # autocast alone: the fp32 weights are cast at every pass
+    stored = load_checkpoint(trained_checkpoint).predictor
+    stored.use_precision("bf16")
+    linears = [m for m in stored.model.modules() if isinstance(m, torch.nn.Linear)]
+    assert linears and all(m.weight.dtype == torch.bfloat16 for m in linears)
+    fp32 = load_checkpoint(trained_checkpoint).predictor
+    fp32.use_precision("fp32")
+    expected, exact = casting.predict_proba(claims), fp32.predict_proba(claims)
+    for task, probabilities in stored.predict_proba(claims).items():
+        np.testing.assert_array_equal(probabilities, expected[task])
+        np.testing.assert_allclose(probabilities, exact[task], atol=0.02)
+    with pytest.raises(ValueError, match="bf16 already"):
+        stored.use_precision("fp32")
 
 
 def test_the_manifest_describes_the_model_and_its_data(trained_checkpoint: Path) -> None:
