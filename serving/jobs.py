@@ -56,7 +56,8 @@ class JobLauncher:
 
     def start_scoring(self, job_id: str, source: Path, out: Path, model: Path | None) -> None:
         """`job_id` was created when the upload began; its files are in `batch_folder`."""
-        command = ["score", str(source), "--out", str(out)]
+        workers = str(self.settings.scoring_workers)
+        command = ["score", str(source), "--out", str(out), "--workers", workers]
         self._spawn(job_id, command + (["--model", str(model)] if model else []))
 
     def resume_scoring(self) -> list[str]:

@@ -51,7 +51,7 @@ def finished(client: TestClient, job_id: str, seconds: float = 180) -> dict:
 
 @pytest.mark.slow
 def test_an_uploaded_backlog_is_scored_and_streamed_back(champion: str) -> None:
-    with TestClient(create_app(ServiceSettings())) as client:
+    with TestClient(create_app(ServiceSettings(scoring_workers=2))) as client:
         upload = {"file": ("backlog.csv", backlog_csv(), "text/csv")}
         response = client.post("/v1/batch-jobs", files=upload)
         assert response.status_code == 202, response.text
@@ -59,6 +59,7 @@ def test_an_uploaded_backlog_is_scored_and_streamed_back(champion: str) -> None:
         assert job["state"] == "succeeded", job
         assert (job["result"]["rows"], job["result"]["scored"]) == (ROWS, ROWS - 1)
         assert job["result"]["model_version"] == champion
+        assert job["result"]["workers"] == 2  # the service's setting, not the command's default
         results = client.get(f"/v1/batch-jobs/{job['job_id']}/results")
         scores = pd.read_csv(io.BytesIO(results.content))
         assert len(scores) == ROWS - 1 and set(scores["model_version"]) == {champion}
