@@ -4,8 +4,10 @@ On a CPU a forward pass over 32 claims costs little more than over one, so while
 the requests that arrive queue up and go together in the next. An open batch waits up to `gap`
 for its next request, and each arrival restarts that wait, up to `max_wait` in all: when a pass
 ends, its clients' next requests arrive together but not at once, and a batch closed on the
-first of them would leave the rest a whole pass behind. A request waits at most `timeout` for
-its answer.
+first of them would leave the rest a whole pass behind. A batch waits only when the last one had
+company: a lone client's request runs at once, as it would one at a time (2 ms sooner), and
+under load the requests that queue during a pass bring the waiting back. A request waits at most
+`timeout` for its answer.
 """
 
 from __future__ import annotations
@@ -104,9 +106,10 @@ class MicroBatcher:
 
     async def _work(self) -> None:
         loop = asyncio.get_running_loop()
+        company = False  # whether the last batch had more than one claim
         while True:
             batch = [await self._queue.get()]
-            deadline = loop.time() + self.max_wait
+            deadline = loop.time() + (self.max_wait if company else 0.0)
             while len(batch) < self.max_batch:
                 if not self._queue.empty():
                     batch.append(self._queue.get_nowait())
@@ -118,6 +121,7 @@ class MicroBatcher:
                     batch.append(await asyncio.wait_for(self._queue.get(), wait))
                 except TimeoutError:
                     break
+            company = len(batch) > 1
             await self._answer(batch)
 
     async def _answer(self, batch: list[tuple[Claim, asyncio.Future[TriageResult]]]) -> None:

@@ -77,8 +77,11 @@ def test_a_model_slower_than_the_timeout_gets_504(
     assert response.status_code == 504 and "within" in response.json()["detail"]
 
 
-def arrivals(gap: float, max_wait: float, spacing: float, count: int) -> list[int]:
-    """The sizes of the batches that `count` requests, `spacing` seconds apart, are run in."""
+def arrivals(
+    gap: float, max_wait: float, spacing: float, count: int, together: int = 1
+) -> list[int]:
+    """The sizes of the batches that `count` requests are run in: the first `together` at once,
+    the rest `spacing` seconds apart."""
     sizes: list[int] = []
 
     def run(items: list) -> list:
@@ -91,7 +94,8 @@ def arrivals(gap: float, max_wait: float, spacing: float, count: int) -> list[in
         asked = []
         for item in range(count):
             asked.append(asyncio.create_task(batcher.triage(item)))
-            await asyncio.sleep(spacing)
+            if item >= together - 1:
+                await asyncio.sleep(spacing)
         assert await asyncio.gather(*asked) == list(range(count))  # each its own answer
         await batcher.stop()
         batcher.serial.close()
@@ -101,12 +105,17 @@ def arrivals(gap: float, max_wait: float, spacing: float, count: int) -> list[in
 
 
 def test_each_arrival_keeps_a_micro_batch_open_for_the_next() -> None:
-    assert arrivals(gap=0.3, max_wait=5.0, spacing=0.02, count=8) == [8]
+    assert arrivals(gap=0.3, max_wait=5.0, spacing=0.02, count=8, together=2) == [2, 6]
 
 
 def test_a_micro_batch_closes_at_its_longest_wait_or_on_a_quiet_gap() -> None:
-    assert len(arrivals(gap=0.3, max_wait=0.05, spacing=0.02, count=10)) >= 2
-    assert arrivals(gap=0.01, max_wait=5.0, spacing=0.2, count=3) == [1, 1, 1]
+    assert len(arrivals(gap=0.3, max_wait=0.05, spacing=0.02, count=10, together=2)) >= 3
+    assert arrivals(gap=0.01, max_wait=5.0, spacing=0.2, count=4, together=2) == [2, 1, 1]
+
+
+def test_a_lone_client_does_not_wait_for_company() -> None:
+    """Only a batch after one with company waits: here nobody else ever asks."""
+    assert arrivals(gap=0.3, max_wait=5.0, spacing=0.02, count=4) == [1, 1, 1, 1]
 
 
 def test_every_pass_runs_on_one_thread_and_recording_on_another() -> None:
