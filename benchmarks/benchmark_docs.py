@@ -355,6 +355,13 @@ def _serving_goal(precision: str, run: dict) -> str:
     )
 
 
+def _rounds(result: dict) -> str:
+    rounds = result.get("rounds", 1)
+    if rounds == 1:
+        return ""
+    return f" and round, medians of {rounds} rounds with the modes alternating"
+
+
 def serving_section() -> str:
     sections = []
     for name, result in _results("serving"):
@@ -373,7 +380,7 @@ def serving_section() -> str:
         goals = "\n".join(_serving_goal(p, run) for p, run in result["precisions"].items())
         sections.append(
             f"### {name}\n\n{result['machine']}; {result['created_at']}; `{result['command']}`; "
-            f"{result['seconds_per_level']:g} s per level.\n\n{goals}\n\n"
+            f"{result['seconds_per_level']:g} s per level{_rounds(result)}.\n\n{goals}\n\n"
             + "\n".join(lines)
             + f"\n\n![serving {name}](img/serving-{name}.png)\n"
         )

@@ -3,24 +3,29 @@
     python benchmarks/serving.py --model runs/specialist        # 1, 8, 32 and 128 clients
 
 The service runs as `claims serve` in its own process (development mode: no keys), pinned to
-the checkpoint; wrk (Debian's package: `apt-get install wrk`) keeps N connections each posting
-one claim at a time for `--seconds` per level after a warm-up, both modes on the same claims
-in one run, in each precision asked for (fp32, the service's default, and bf16). wrk is C: on
-2 cores a Python load generator would take a core from the service.
-Reports throughput and p50/p99 latency, writes benchmarks/results/serving-<machine>.json and
-regenerates docs/benchmarks.md.
+the checkpoint, once with micro-batching and once without, both up at once; wrk (Debian's
+package: `apt-get install wrk`) keeps N connections each posting one claim at a time for
+`--seconds` per level after a warm-up, to one mode and then the other, on the same claims, for
+`--rounds` rounds, in each precision asked for (fp32, the service's default, and bf16). wrk is
+C: on 2 cores a Python load generator would take a core from the service.
+Reports median throughput and p50/p99 latency over the rounds, writes
+benchmarks/results/serving-<machine>.json and regenerates docs/benchmarks.md.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
+
+import httpx
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[0] = str(ROOT)  # not this folder: benchmarks/serving.py would shadow `serving`
@@ -74,51 +79,90 @@ def drive(url: str, script: Path, clients: int, seconds: float) -> dict:
     }
 
 
+def drain(url: str, claim: dict) -> None:
+    """Returns once the service has answered what wrk left queued when it stopped: one more
+    claim, answered after them. Otherwise that backlog would run into the other service's
+    measurement, and two services' OpenMP teams on 2 cores slow each other tenfold."""
+    httpx.post(f"{url}/v1/triage", json=claim, timeout=300).raise_for_status()
+
+
 def _milliseconds(text: str) -> float:
     value, unit = re.fullmatch(r"([\d.]+)(us|ms|s|m)", text).groups()
     return round(float(value) * {"us": 0.001, "ms": 1, "s": 1000, "m": 60000}[unit], 1)
 
 
-def measure(model: Path, claims: list[dict], precision: str, seconds: float) -> dict:
-    """Both modes at every level, in one precision; the ratio and p99 at 32 clients."""
-    levels: dict[str, list[dict]] = {}
-    for mode in ("one_at_a_time", "micro_batching"):
-        with tempfile.TemporaryDirectory() as data_dir:
-            script = lua_script(claims, Path(data_dir))
+def measure(model: Path, claims: list[dict], precision: str, seconds: float, rounds: int) -> dict:
+    """Both modes at every level, in one precision, side by side: the two services run at once
+    (the idle one costs nothing), and each round drives one, then the other, at each level, so
+    the machine's drift over a run falls on both. Medians over the rounds; at 32 clients the
+    median of the rounds' ratios and the median p99."""
+    modes = ("one_at_a_time", "micro_batching")
+    with tempfile.TemporaryDirectory() as data_dir, contextlib.ExitStack() as stack:
+        services = {}
+        for mode in modes:
+            folder = Path(data_dir) / mode
+            folder.mkdir()
             process, url = start_service(
                 model,
-                Path(data_dir),
+                folder,
                 auth="false",
                 micro_batching=str(mode == "micro_batching").lower(),
                 rate_limit_per_minute="100000000",
                 precision=precision,
             )
-            try:
-                drive(url, script, 8, 3.0)  # warm-up
-                levels[mode] = []
-                for clients in LEVELS:
+            stack.callback(_stop, process)
+            services[mode] = url
+        script = lua_script(claims, Path(data_dir))
+        for url in services.values():
+            drive(url, script, 8, 3.0)  # warm-up
+            drain(url, claims[0])
+        runs: dict[str, dict[int, list[dict]]] = {mode: {c: [] for c in LEVELS} for mode in modes}
+        for turn in range(rounds):
+            for clients in LEVELS:
+                for mode, url in services.items():
                     result = drive(url, script, clients, seconds)
-                    levels[mode].append(result)
-                    print(precision, mode, result, flush=True)
-            finally:
-                process.terminate()
-                process.wait(timeout=60)
-    at_32 = {mode: next(r for r in rows if r["clients"] == 32) for mode, rows in levels.items()}
+                    drain(url, claims[0])
+                    runs[mode][clients].append(result)
+                    print(precision, f"round {turn + 1}", mode, result, flush=True)
+    levels = {mode: [_median(runs[mode][c]) for c in LEVELS] for mode in modes}
+    paired = zip(runs["micro_batching"][32], runs["one_at_a_time"][32], strict=True)
     return {
         "levels": levels,
-        "speedup_at_32_clients": round(
-            at_32["micro_batching"]["claims_per_second"]
-            / at_32["one_at_a_time"]["claims_per_second"],
+        "rounds": {
+            mode: {str(c): rows for c, rows in by_level.items()} for mode, by_level in runs.items()
+        },
+        "speedup_at_32_clients": round(  # the median of each round's own ratio
+            statistics.median(m["claims_per_second"] / o["claims_per_second"] for m, o in paired),
             2,
         ),
-        "p99_ms_at_32_clients": at_32["micro_batching"]["p99_ms"],
+        "p99_ms_at_32_clients": next(r for r in levels["micro_batching"] if r["clients"] == 32)[
+            "p99_ms"
+        ],
     }
+
+
+def _median(results: list[dict]) -> dict:
+    """Per figure, the median over the rounds; errors are summed."""
+    return {
+        "clients": results[0]["clients"],
+        **{
+            key: round(statistics.median(r[key] for r in results), 1)
+            for key in ("claims_per_second", "p50_ms", "p99_ms")
+        },
+        "errors": sum(r["errors"] for r in results),
+    }
+
+
+def _stop(process: subprocess.Popen) -> None:
+    process.terminate()
+    process.wait(timeout=60)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", type=Path, help="checkpoint; default: a quick one")
-    parser.add_argument("--seconds", type=float, default=15.0)
+    parser.add_argument("--seconds", type=float, default=10.0, help="per level and round")
+    parser.add_argument("--rounds", type=int, default=3, help="medians over this many")
     parser.add_argument(
         "--precision",
         action="append",
@@ -137,8 +181,9 @@ def main() -> None:
     result = {
         **provenance(),
         "seconds_per_level": arguments.seconds,
+        "rounds": arguments.rounds,
         "precisions": {
-            precision: measure(model, claims, precision, arguments.seconds)
+            precision: measure(model, claims, precision, arguments.seconds, arguments.rounds)
             for precision in precisions
         },
     }
