@@ -5,7 +5,7 @@ the requests that arrive queue up and go together in the next. An open batch wai
 for its next request, and each arrival restarts that wait, up to `max_wait` in all: when a pass
 ends, its clients' next requests arrive together but not at once, and a batch closed on the
 first of them would leave the rest a whole pass behind. A batch waits only when the last one had
-company: a lone client's request runs at once, as it would one at a time (2 ms sooner), and
+company: a lone client's request runs at once, as it would one at a time (`gap` sooner), and
 under load the requests that queue during a pass bring the waiting back. A request waits at most
 `timeout` for its answer.
 """
