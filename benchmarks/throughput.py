@@ -260,7 +260,7 @@ def main() -> None:
         "mean_tokens": round(float(np.mean(product.predictor.prepare(claims).tokens.lengths)), 1),
         "workers": default_workers(device_of(product)),
         "model_version": product.manifest.model_version,
-        "precision": "bf16" if product.predictor.bf16 or kind != "cpu" else "fp32",
+        "precision": product.predictor.running_precision,
         # first: quick, and what bounds the run once the model is fast
         "stages_claims_per_second": stage_rates(product, backlog, arguments.repeats),
         "seconds": {name: [] for name in paths},

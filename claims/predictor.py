@@ -144,12 +144,17 @@ class TunedPredictor:
         moving the model to its device; bf16 weights do not go back to fp32."""
         linears = [m for m in self.model.modules() if isinstance(m, torch.nn.Linear)]
         self.bf16 = precision == "bf16" or (precision == "auto" and cpu_has_bf16())
-        on_gpu = next(self.model.parameters()).device.type == "cuda"
-        if self.bf16 or on_gpu:
+        if self.running_precision == "bf16":
             for linear in linears:
                 linear.to(torch.bfloat16)
         elif any(linear.weight.dtype != torch.float32 for linear in linears):
             raise ValueError("this model's weights are in bf16 already: load it again for fp32")
+
+    @property
+    def running_precision(self) -> Literal["bf16", "fp32"]:
+        """What the model's passes run in: bf16 on a GPU or when chosen, else fp32."""
+        on_gpu = next(self.model.parameters()).device.type == "cuda"
+        return "bf16" if self.bf16 or on_gpu else "fp32"
 
     def logits(self, claims: Sequence[Claim] | PreparedClaims) -> dict[str, torch.Tensor]:
         """Uncalibrated logits in input order; training uses them to fit the calibration."""
@@ -164,7 +169,9 @@ class TunedPredictor:
         with (
             torch.inference_mode(),
             torch.autocast(
-                device_type=device.type, dtype=torch.bfloat16, enabled=on_gpu or self.bf16
+                device_type=device.type,
+                dtype=torch.bfloat16,
+                enabled=self.running_precision == "bf16",
             ),
         ):
             for rows, input_ids, mask in batches:

@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import numpy as np
 import pyarrow as pa
@@ -98,7 +98,7 @@ def load_scoring_model(
         if version is None:
             raise ScoringError("no --model and the registry has no champion")
         model_dir = registry.checkpoint(version)
-    if precision not in ("auto", "bf16", "fp32"):
+    if precision not in get_args(Precision):
         raise ScoringError(f"--precision: {precision!r} is not auto, bf16 or fp32")
     loaded = load_checkpoint(model_dir)
     if device == "auto":
@@ -291,18 +291,13 @@ class BacklogScorer:
             output=str(out),
             rejects=str(rejects),
             model_version=self.predictor.model_version,
-            precision=self.precision,
+            precision=self.predictor.running_precision,
             seconds=round(seconds, 3),
             claims_per_second=round(totals["scored"] / max(seconds, 1e-9), 1),
             workers=self.workers,
             model_seconds=round(self._clock["model"], 3),
             waiting_seconds=round(self._clock["waiting"], 3),
         )
-
-    @property
-    def precision(self) -> str:
-        device = next(self.predictor.model.parameters()).device
-        return "bf16" if self.predictor.bf16 or device.type == "cuda" else "fp32"
 
     def _open_parts(self, parts: Path, source: Path, restart: bool) -> int:
         """The number of chunks a matching earlier run left done."""
