@@ -79,6 +79,14 @@ def tokenize(
     return TokenMatrix(ids, lengths)
 
 
+def to_device(tensor: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """To a GPU from page-locked memory, without waiting: a plain copy would wait for the
+    kernels before it, and the CPU could never prepare a batch ahead."""
+    if device.type != "cuda":
+        return tensor
+    return tensor.pin_memory().to(device, non_blocking=True)
+
+
 def length_sorted_batches(lengths: np.ndarray, batch_size: int) -> list[np.ndarray]:
     """Claims of similar length together, so little compute is spent on padding."""
     order = np.argsort(lengths, kind="stable")

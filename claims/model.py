@@ -61,7 +61,13 @@ class SpecialistModel(nn.Module):
     def forward(
         self, input_ids: torch.Tensor, attention_mask: torch.Tensor, structured: torch.Tensor
     ) -> dict[str, torch.Tensor]:
-        features = self.embed(input_ids, attention_mask)
+        return self.classify(self.embed(input_ids, attention_mask), structured)
+
+    def classify(
+        self, embeddings: torch.Tensor, structured: torch.Tensor
+    ) -> dict[str, torch.Tensor]:
+        """Each task's logits, from the claims' embeddings, however the encoder's pass ran."""
+        features = embeddings
         if self.structured is not None:
             features = torch.cat([features, self.structured(structured.to(features.dtype))], -1)
         return {task: head(features).float() for task, head in self.heads.items()}

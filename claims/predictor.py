@@ -14,10 +14,17 @@ import numpy as np
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from claims.batching import TokenMatrix, padded_batches, tokenize
+from claims.batching import (
+    TokenMatrix,
+    length_sorted_batches,
+    padded_batches,
+    to_device,
+    tokenize,
+)
 from claims.encoder import base_model_info, load_encoder, load_tokenizer, mean_pool
 from claims.features import StructuredFeatures
 from claims.model import Calibration, SpecialistModel, decide_labels
+from claims.packing import PackedTokens, enable_packing, packed_embeddings
 from claims.partner import BoostedPartner
 from schemas.checkpoint import BaseModelInfo
 from schemas.claim import Claim
@@ -112,6 +119,7 @@ class TunedPredictor:
         self.model_version = model_version
         self.batch_size = batch_size
         self.bf16 = False  # on the CPU; a GPU always runs bf16; see use_precision
+        self.packs = enable_packing(model.encoder, tokenizer, max_length)  # on a CPU
 
     @property
     def tokenizer(self) -> PreTrainedTokenizerBase:
@@ -159,13 +167,11 @@ class TunedPredictor:
     def logits(self, claims: Sequence[Claim] | PreparedClaims) -> dict[str, torch.Tensor]:
         """Uncalibrated logits in input order; training uses them to fit the calibration."""
         prepared = claims if isinstance(claims, PreparedClaims) else self.prepare(claims)
-        count = len(prepared)
         device = next(self.model.parameters()).device
-        on_gpu = device.type == "cuda"
+        packed = self.packs and device.type == "cpu"
         outputs: dict[str, torch.Tensor] = {
-            task: torch.empty(count, len(names)) for task, names in self.labels.items()
+            task: torch.empty(len(prepared), len(names)) for task, names in self.labels.items()
         }
-        batches = padded_batches(prepared.tokens, self.batch_size)
         with (
             torch.inference_mode(),
             torch.autocast(
@@ -174,12 +180,15 @@ class TunedPredictor:
                 enabled=self.running_precision == "bf16",
             ),
         ):
-            for rows, input_ids, mask in batches:
-                inputs = [input_ids, mask, torch.from_numpy(prepared.structured[rows.numpy()])]
-                if on_gpu:  # page-locked copies overlap the transfer with compute
-                    inputs = [t.pin_memory().to(device, non_blocking=True) for t in inputs]
-                logits = self.model(*inputs)
-                for task, values in logits.items():
+            for rows in length_sorted_batches(prepared.tokens.lengths, self.batch_size):
+                if packed:
+                    tokens = PackedTokens.of(prepared.tokens, rows)
+                    embeddings = packed_embeddings(self.model.encoder, tokens)
+                else:
+                    input_ids, mask = (to_device(t, device) for t in prepared.tokens.batch(rows))
+                    embeddings = self.model.embed(input_ids, mask)
+                structured = to_device(torch.from_numpy(prepared.structured[rows]), device)
+                for task, values in self.model.classify(embeddings, structured).items():
                     outputs[task][rows] = values.float().cpu()
         return outputs
 

@@ -14,7 +14,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, Ti
 from torch import nn
 from transformers import PreTrainedTokenizerBase, get_linear_schedule_with_warmup, set_seed
 
-from claims.batching import TokenMatrix, shuffled_length_batches, tokenize
+from claims.batching import TokenMatrix, shuffled_length_batches, to_device, tokenize
 from claims.checkpoint import TrainedSpecialist, write_checkpoint
 from claims.dataset import DataError, LabelledClaims, hash_fraction, load_claims
 from claims.encoder import (
@@ -58,19 +58,11 @@ class EncodedClaims:
         # only tasks labelled in this batch: asking that of a GPU tensor would wait for the GPU
         targets = {task: values for task, values in targets.items() if (values != IGNORE).any()}
         return (
-            _to(input_ids, device),
-            _to(mask, device),
-            _to(self.structured[index], device),
-            {task: _to(values, device) for task, values in targets.items()},
+            to_device(input_ids, device),
+            to_device(mask, device),
+            to_device(self.structured[index], device),
+            {task: to_device(values, device) for task, values in targets.items()},
         )
-
-
-def _to(tensor: torch.Tensor, device: torch.device) -> torch.Tensor:
-    """To a GPU from page-locked memory, without waiting: a plain copy would wait for the
-    previous step's kernels, and the CPU could never prepare a step ahead."""
-    if device.type != "cuda":
-        return tensor
-    return tensor.pin_memory().to(device, non_blocking=True)
 
 
 class _StageClock:

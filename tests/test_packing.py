@@ -1,0 +1,88 @@
+"""Packed passes on the CPU answer as padded passes do, and an encoder that cannot pack pads."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from transformers import BertConfig, BertModel, RobertaConfig, RobertaModel
+
+from claims.batching import tokenize
+from claims.checkpoint import load_checkpoint
+from claims.dataset import load_claims
+from claims.encoder import load_encoder, load_tokenizer, mean_pool, resolve_base_model
+from claims.packing import PACKED_ATTENTION, PackedTokens, enable_packing, packed_embeddings
+from tests.conftest import quick_config
+
+TEXTS = [
+    "Rear-ended at a red light, neck pain since.",
+    "",
+    "Water came through the kitchen ceiling " * 60,  # truncated at the max length
+    "x",
+    "Hail dented the roof and both cars in the drive.",
+]
+TINY = {"vocab_size": 30522, "hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2}
+
+
+@pytest.fixture(scope="module")
+def tokenizer():  # type: ignore[no-untyped-def]
+    return load_tokenizer(resolve_base_model("default"))
+
+
+def padded_embeddings(encoder: torch.nn.Module, tokens, rows: np.ndarray) -> torch.Tensor:  # type: ignore[no-untyped-def]
+    input_ids, mask = tokens.batch(rows)
+    with torch.inference_mode():
+        return mean_pool(encoder(input_ids=input_ids, attention_mask=mask).last_hidden_state, mask)
+
+
+def test_a_packed_pass_embeds_each_claim_as_a_padded_pass_does(tokenizer) -> None:  # type: ignore[no-untyped-def]
+    encoder = load_encoder(resolve_base_model("default")).eval()
+    assert enable_packing(encoder, tokenizer, 64)
+    assert encoder.config._attn_implementation == PACKED_ATTENTION
+    tokens = tokenize(tokenizer, TEXTS, 64)
+    rows = np.array([2, 0, 4, 1, 3])  # any order, lengths mixed
+    packed = PackedTokens.of(tokens, rows)
+    assert packed.input_ids.shape == (1, int(tokens.lengths.sum()))
+    assert packed.lengths == tokens.lengths[rows].tolist()
+    with torch.inference_mode():
+        embeddings = packed_embeddings(encoder, packed)
+    expected = padded_embeddings(encoder, tokens, rows)  # the same encoder pads as before
+    torch.testing.assert_close(embeddings, expected, atol=1e-5, rtol=1e-5)
+
+
+def test_an_encoder_that_counts_positions_otherwise_stays_padded(tokenizer) -> None:  # type: ignore[no-untyped-def]
+    """RoBERTa's positions start after its padding id: packed, they would be wrong."""
+    encoder = RobertaModel(RobertaConfig(**TINY, intermediate_size=64, pad_token_id=0)).eval()
+    tokens = tokenize(tokenizer, TEXTS, 64)
+    rows = np.arange(len(TEXTS))
+    before = padded_embeddings(encoder, tokens, rows)
+    assert not enable_packing(encoder, tokenizer, 64)
+    assert encoder.config._attn_implementation == "sdpa"
+    torch.testing.assert_close(padded_embeddings(encoder, tokens, rows), before)
+
+
+def test_an_encoder_without_sdpa_stays_as_it_is(tokenizer) -> None:  # type: ignore[no-untyped-def]
+    config = BertConfig(**TINY, intermediate_size=64, attn_implementation="eager")
+    encoder = BertModel(config).eval()
+    assert not enable_packing(encoder, tokenizer, 64)
+    assert encoder.config._attn_implementation == "eager"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_the_specialist_answers_the_same_packed_or_padded(
+    trained_checkpoint: Path, claims_csv: Path, precision: str
+) -> None:
+    claims = load_claims(claims_csv, quick_config()).claims[:40]
+    predictor = load_checkpoint(trained_checkpoint).predictor
+    predictor.use_precision(precision)
+    assert predictor.packs  # the packaged base model packs
+    packed = predictor.predict_proba(claims)
+    predictor.packs = False
+    padded = predictor.predict_proba(claims)
+    for task, probabilities in packed.items():
+        # fp32 differs only by summation order; bf16 rounds the products' inputs as padded does
+        atol = 1e-5 if precision == "fp32" else 5e-3
+        np.testing.assert_allclose(probabilities, padded[task], atol=atol)
