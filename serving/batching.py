@@ -7,8 +7,9 @@ for its next request, and each arrival restarts that wait, up to `max_wait` in a
 ends, its clients' next requests arrive together but not at once, and a batch closed on the
 first of them would leave the rest a whole pass behind. A batch waits only when the last one had
 company: a lone client's request runs at once, as it would one at a time (`gap` sooner), and
-under load the requests that queue during a pass bring the waiting back. A request waits at most
-`timeout` for its answer.
+under load the requests that queue during a pass bring the waiting back. A batch's answers are
+recorded while the next pass runs, and sent once recorded. A request waits at most `timeout`
+for its answer.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from schemas.triage import TriageResult
 
 Runner = Callable[[Sequence[Claim]], list[TriageResult]]
 Recorder = Callable[[Sequence[Claim], list[TriageResult]], None]
+Queued = tuple[Claim, asyncio.Future[TriageResult]]
 T = TypeVar("T")
 
 
@@ -55,11 +57,17 @@ class SerialRunner:
             raise InferenceTimeout(f"no answer within {self.timeout:g} s") from error
 
     async def _answer(self, claims: Sequence[Claim]) -> list[TriageResult]:
-        loop = asyncio.get_running_loop()
-        results = await loop.run_in_executor(self._thread, self.run, claims)
+        results = await self.infer(claims)
+        await self.record(claims, results)
+        return results
+
+    async def infer(self, claims: Sequence[Claim]) -> list[TriageResult]:
+        """The pass alone, on the inference thread; `record` before answering."""
+        return await asyncio.get_running_loop().run_in_executor(self._thread, self.run, claims)
+
+    async def record(self, claims: Sequence[Claim], results: list[TriageResult]) -> None:
         if self.then is not None:
             await asyncio.to_thread(self.then, claims, results)
-        return results
 
     def close(self) -> None:
         """Lets the thread end, and its OpenMP team with it; a pass under way finishes first."""
@@ -82,8 +90,9 @@ class MicroBatcher:
         self.max_batch = max_batch
         self.gap = gap
         self.max_wait = max_wait
-        self._queue: asyncio.Queue[tuple[Claim, asyncio.Future[TriageResult]]] = asyncio.Queue()
+        self._queue: asyncio.Queue[Queued] = asyncio.Queue()
         self._worker: asyncio.Task[None] | None = None
+        self._recordings: set[asyncio.Task[None]] = set()
 
     async def start(self) -> None:
         self._worker = asyncio.create_task(self._work(), name="micro-batcher")
@@ -96,6 +105,7 @@ class MicroBatcher:
             self._worker.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._worker
+        await asyncio.gather(*self._recordings)
 
     async def triage(self, claim: Claim) -> TriageResult:
         future: asyncio.Future[TriageResult] = asyncio.get_running_loop().create_future()
@@ -123,24 +133,39 @@ class MicroBatcher:
                 except TimeoutError:
                     break
             company = len(batch) > 1
-            await self._answer(batch)
+            answered = await self._infer(batch)
+            if answered:  # recorded while the next pass runs
+                recording = asyncio.create_task(self._record(answered))
+                self._recordings.add(recording)
+                recording.add_done_callback(self._recordings.discard)
 
-    async def _answer(self, batch: list[tuple[Claim, asyncio.Future[TriageResult]]]) -> None:
-        claims = [claim for claim, _ in batch]
+    async def _infer(self, batch: list[Queued]) -> list[tuple[Queued, TriageResult]]:
+        """Each claim with its result; a claim that failed has its answer already."""
         try:
-            results = await self.serial(claims)
+            results = await self.serial.infer([claim for claim, _ in batch])
         except FeatureError as error:
             if len(batch) == 1:
                 _settle(batch[0][1], error=error)
-                return
+                return []
+            answered = []
             for item in batch:  # one claim's bad field must not fail its neighbours
-                await self._answer([item])
-            return
+                answered += await self._infer([item])
+            return answered
         except Exception as error:
             for _, future in batch:
                 _settle(future, error=error)
+            return []
+        return list(zip(batch, results, strict=True))
+
+    async def _record(self, answered: list[tuple[Queued, TriageResult]]) -> None:
+        results = [result for _, result in answered]
+        try:
+            await self.serial.record([claim for (claim, _), _ in answered], results)
+        except Exception as error:
+            for (_, future), _ in answered:
+                _settle(future, error=error)
             return
-        for (_, future), result in zip(batch, results, strict=True):
+        for (_, future), result in answered:
             _settle(future, result=result)
 
 

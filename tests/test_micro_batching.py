@@ -139,6 +139,37 @@ def test_every_pass_runs_on_one_thread_and_recording_on_another() -> None:
     assert len(passes) == 1 and passes.isdisjoint(recordings)
 
 
+def test_the_next_pass_runs_while_the_last_batch_is_recorded() -> None:
+    """Recording waits on the store; the inference thread need not wait with it. An answer is
+    still sent only once it is recorded."""
+    second_pass = threading.Event()
+    recorded: list[int] = []
+
+    def run(items: list) -> list:
+        if items == [1]:
+            second_pass.set()
+        return list(items)
+
+    def then(items: list, results: list) -> None:
+        if items == [0]:
+            assert second_pass.wait(timeout=5), "the second pass waited for the first recording"
+        recorded.extend(items)
+
+    async def scenario() -> list[int]:
+        batcher = MicroBatcher(SerialRunner(run, timeout=30, then=then), 64, gap=0, max_wait=0)
+        await batcher.start()
+        first = asyncio.create_task(batcher.triage(0))
+        await asyncio.sleep(0.2)  # its pass is over, its recording waits
+        assert not first.done()
+        answers = await asyncio.gather(first, batcher.triage(1))
+        await batcher.stop()
+        batcher.serial.close()
+        return answers
+
+    assert asyncio.run(scenario()) == [0, 1]
+    assert sorted(recorded) == [0, 1]
+
+
 def test_a_passing_thread_ends_with_its_work() -> None:
     async def scenario() -> threading.Thread:
         return await in_passing_thread(threading.current_thread)
