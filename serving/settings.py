@@ -42,16 +42,25 @@ class ServiceSettings(DataSettings):
         "up to about 0.001 with its micro-batch neighbours. A GPU always runs bf16.",
     )
     forward_batch_size: int = Field(
-        default=8,
+        default=16,
         ge=1,
         le=256,
-        description="A micro-batch is sorted by length and run in passes of this many claims: "
-        "less padding, which on a CPU is worth more than larger matrices.",
+        description="Claims per forward pass. On a CPU an encoder that allows it runs them end "
+        "to end with no padding (claims/packing.py), and 16 run as fast per claim as 32; one "
+        "that does not pads each pass to its longest claim, where passes of 8 sorted by length "
+        "waste less.",
     )
     micro_batching: bool = Field(
         default=True, description="Gather concurrent single-claim requests into one pass."
     )
-    micro_batch_max: int = Field(default=32, ge=1, le=256, description="Claims per pass at most.")
+    micro_batch_max: int = Field(
+        default=16,
+        ge=1,
+        le=256,
+        description="Claims per micro-batch at most. At 32 clients, 16 serves as many claims a "
+        "second as 32 with a lower p99: half the clients' requests come and go while the other "
+        "half's pass runs.",
+    )
     micro_batch_wait_ms: float = Field(
         default=2.0,
         ge=0,
