@@ -7,7 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from torch.nn.functional import scaled_dot_product_attention
 from transformers import BertConfig, BertModel, RobertaConfig, RobertaModel
+from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
 
 from claims.batching import tokenize
 from claims.checkpoint import load_checkpoint
@@ -50,6 +52,31 @@ def test_a_packed_pass_embeds_each_claim_as_a_padded_pass_does(tokenizer) -> Non
         embeddings = packed_embeddings(encoder, packed)
     expected = padded_embeddings(encoder, tokens, rows)  # the same encoder pads as before
     torch.testing.assert_close(embeddings, expected, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("claim_lengths", [None, [3, 4]])
+def test_on_a_cpu_attention_runs_in_fp32_under_bf16_autocast(
+    claim_lengths: list[int] | None,
+) -> None:
+    """There SDPA is faster in fp32; padded (None) or packed, the answer is fp32 SDPA's."""
+    query, key, value = (torch.randn(1, 2, 7, 4).to(torch.bfloat16) for _ in range(3))
+    module = torch.nn.Module()
+    module.is_causal = False
+    attention = ALL_ATTENTION_FUNCTIONS[PACKED_ATTENTION]
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        output, _ = attention(module, query, key, value, None, claim_lengths, scaling=0.5)
+    spans = [(0, 7)] if claim_lengths is None else [(0, 3), (3, 7)]
+    expected = torch.cat(
+        [
+            scaled_dot_product_attention(
+                *(t[:, :, start:end].float() for t in (query, key, value)), scale=0.5
+            )
+            for start, end in spans
+        ],
+        dim=2,
+    ).transpose(1, 2)
+    assert output.dtype == torch.float32
+    torch.testing.assert_close(output, expected)
 
 
 def test_an_encoder_that_counts_positions_otherwise_stays_padded(tokenizer) -> None:  # type: ignore[no-untyped-def]
