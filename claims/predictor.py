@@ -24,7 +24,7 @@ from claims.batching import (
 from claims.encoder import base_model_info, load_encoder, load_tokenizer, mean_pool
 from claims.features import StructuredFeatures
 from claims.model import Calibration, SpecialistModel, decide_labels
-from claims.packing import PackedTokens, enable_packing, packed_embeddings
+from claims.packing import PackedTokens, enable_packing, packed_embeddings, packing_pays
 from claims.partner import BoostedPartner
 from schemas.checkpoint import BaseModelInfo
 from schemas.claim import Claim
@@ -168,7 +168,10 @@ class TunedPredictor:
         """Uncalibrated logits in input order; training uses them to fit the calibration."""
         prepared = claims if isinstance(claims, PreparedClaims) else self.prepare(claims)
         device = next(self.model.parameters()).device
-        packed = self.packs and device.type == "cpu"
+        batches = length_sorted_batches(prepared.tokens.lengths, self.batch_size)
+        packed = (
+            self.packs and device.type == "cpu" and packing_pays(prepared.tokens.lengths, batches)
+        )
         outputs: dict[str, torch.Tensor] = {
             task: torch.empty(len(prepared), len(names)) for task, names in self.labels.items()
         }
@@ -180,7 +183,7 @@ class TunedPredictor:
                 enabled=self.running_precision == "bf16",
             ),
         ):
-            for rows in length_sorted_batches(prepared.tokens.lengths, self.batch_size):
+            for rows in batches:
                 if packed:
                     tokens = PackedTokens.of(prepared.tokens, rows)
                     embeddings = packed_embeddings(self.model.encoder, tokens)

@@ -15,7 +15,13 @@ from claims.batching import tokenize
 from claims.checkpoint import load_checkpoint
 from claims.dataset import load_claims
 from claims.encoder import load_encoder, load_tokenizer, mean_pool, resolve_base_model
-from claims.packing import PACKED_ATTENTION, PackedTokens, enable_packing, packed_embeddings
+from claims.packing import (
+    PACKED_ATTENTION,
+    PackedTokens,
+    enable_packing,
+    packed_embeddings,
+    packing_pays,
+)
 from tests.conftest import quick_config
 
 TEXTS = [
@@ -52,6 +58,13 @@ def test_a_packed_pass_embeds_each_claim_as_a_padded_pass_does(tokenizer) -> Non
         embeddings = packed_embeddings(encoder, packed)
     expected = padded_embeddings(encoder, tokens, rows)  # the same encoder pads as before
     torch.testing.assert_close(embeddings, expected, atol=1e-5, rtol=1e-5)
+
+
+def test_claims_are_packed_only_where_padding_would_cost_more_than_a_tenth() -> None:
+    lengths = np.array([10, 30, 11, 29])
+    assert packing_pays(lengths, [np.arange(4)])  # one pass: (4 * 30 - 80) / 120 padding
+    assert not packing_pays(lengths, [np.array([0, 2]), np.array([1, 3])])  # 2 of 82 padding
+    assert not packing_pays(np.array([12]), [np.array([0])])  # one claim has no padding
 
 
 @pytest.mark.parametrize("claim_lengths", [None, [3, 4]])
