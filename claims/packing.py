@@ -89,7 +89,7 @@ def _attention(
 ) -> tuple[torch.Tensor, None]:
     """`sdpa` over a padded pass, claim by claim over a packed one.
 
-    On a CPU it runs in fp32 even under bf16 autocast: there SDPA took a quarter to two fifths
+    On a CPU it runs in fp32 even under bf16 autocast: there SDPA took a fifth to two fifths
     less time in fp32 than in bf16, for one claim or 64, at 20 to 96 tokens (2-core CPU)."""
     if query.device.type != "cpu":
         return _sdpa(module, query, key, value, attention_mask, claim_lengths, **kwargs)

@@ -45,10 +45,10 @@ class ServiceSettings(DataSettings):
         default=16,
         ge=1,
         le=256,
-        description="Claims per forward pass. On a CPU an encoder that allows it runs them end "
-        "to end with no padding (claims/packing.py), and 16 run as fast per claim as 32; one "
-        "that does not pads each pass to its longest claim, where passes of 8 sorted by length "
-        "waste less.",
+        description="Claims per forward pass. On a CPU an encoder that allows it runs a "
+        "micro-batch's claims end to end with no padding (claims/packing.py), and 16 run as "
+        "fast per claim as 32; one that does not pads each pass to its longest claim, where "
+        "passes of 8 sorted by length waste less.",
     )
     micro_batching: bool = Field(
         default=True, description="Gather concurrent single-claim requests into one pass."
