@@ -2,12 +2,11 @@
 
 On a CPU a forward pass over 32 claims costs less than half of 32 passes over one (the fixed
 cost of a pass is shared, and larger matrices multiply faster), so while one batch runs the
-requests that arrive queue up and go together in the next. An open batch waits up to `gap`
-for its next request, and each arrival restarts that wait, up to `max_wait` in all: when a pass
-ends, its clients' next requests arrive together but not at once, and a batch closed on the
-first of them would leave the rest a whole pass behind. A batch waits only when the last one had
-company: a lone client's request runs at once, as it would one at a time (`gap` sooner), and
-under load the requests that queue during a pass bring the waiting back. A batch's answers are
+requests that arrive queue up and go together in the next. When a pass ends, its clients' next
+requests arrive together but not at once, and a batch closed on the first of them would leave
+the rest a whole pass behind. So a batch waits, up to `max_wait`, until it holds as many claims
+as the last one did; past that, each arrival keeps it open `gap` longer, up to `max_wait` in
+all. A lone client's request runs at once, as it would one at a time. A batch's answers are
 recorded while the next pass runs, and sent once recorded. A request waits at most `timeout`
 for its answer.
 """
@@ -117,22 +116,26 @@ class MicroBatcher:
 
     async def _work(self) -> None:
         loop = asyncio.get_running_loop()
-        company = False  # whether the last batch had more than one claim
+        expected = 1  # claims in the last batch: the clients that may come back
         while True:
             batch = [await self._queue.get()]
-            deadline = loop.time() + (self.max_wait if company else 0.0)
+            deadline = loop.time() + (self.max_wait if expected > 1 else 0.0)
             while len(batch) < self.max_batch:
                 if not self._queue.empty():
                     batch.append(self._queue.get_nowait())
                     continue
-                wait = min(self.gap, deadline - loop.time())
+                # The gap alone is not enough: answers go out only once recorded, so the first
+                # client back can come more than a gap before the rest, and passes split in two
+                # (16 clients on the 2-core CPU: 153 against 182 claims/s, see README).
+                left = deadline - loop.time()
+                wait = left if len(batch) < expected else min(self.gap, left)
                 if wait <= 0:
                     break
                 try:
                     batch.append(await asyncio.wait_for(self._queue.get(), wait))
                 except TimeoutError:
                     break
-            company = len(batch) > 1
+            expected = len(batch)
             answered = await self._infer(batch)
             if answered:  # recorded while the next pass runs
                 recording = asyncio.create_task(self._record(answered))

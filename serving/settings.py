@@ -64,11 +64,14 @@ class ServiceSettings(DataSettings):
     micro_batch_wait_ms: float = Field(
         default=2.0,
         ge=0,
-        description="How long an open micro-batch waits for its next request; each arrival "
-        "restarts the wait.",
+        description="How long an open micro-batch that holds as many claims as the last one "
+        "waits for its next request; each arrival restarts the wait.",
     )
     micro_batch_max_wait_ms: float = Field(
-        default=20.0, ge=0, description="How long a micro-batch waits for company in all."
+        default=20.0,
+        ge=0,
+        description="How long a micro-batch waits for company in all, among it the last "
+        "batch's clients coming back.",
     )
     scoring_workers: int = Field(
         default=1,

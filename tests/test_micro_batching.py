@@ -108,9 +108,17 @@ def test_each_arrival_keeps_a_micro_batch_open_for_the_next() -> None:
     assert arrivals(gap=0.3, max_wait=5.0, spacing=0.02, count=8, together=2) == [2, 6]
 
 
+def test_a_micro_batch_waits_for_as_many_claims_as_the_last_one_held() -> None:
+    """The last pass's clients come back, but not at once: a gap between two of them must not
+    split them (with a gap alone this was [3, 1, 1, 1])."""
+    assert arrivals(gap=0.01, max_wait=5.0, spacing=0.05, count=6, together=3) == [3, 3]
+
+
 def test_a_micro_batch_closes_at_its_longest_wait_or_on_a_quiet_gap() -> None:
     assert len(arrivals(gap=0.3, max_wait=0.05, spacing=0.02, count=10, together=2)) >= 3
-    assert arrivals(gap=0.01, max_wait=5.0, spacing=0.2, count=4, together=2) == [2, 1, 1]
+    # [2, 3] waits for its second claim, then closes on the gap; [4] waits for company that
+    # never comes, up to the longest wait.
+    assert arrivals(gap=0.01, max_wait=0.5, spacing=0.2, count=5, together=2) == [2, 2, 1]
 
 
 def test_a_lone_client_does_not_wait_for_company() -> None:
