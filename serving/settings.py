@@ -36,7 +36,7 @@ class ServiceSettings(DataSettings):
     precision: Precision = Field(
         default="fp32",
         description="On the CPU. fp32 keeps a claim's answer the same whoever it is batched "
-        "with. bf16 (auto: where the CPU has it natively) serves 1.35 to 1.5 times as many "
+        "with. bf16 (auto: where the CPU has it natively) serves 1.36 to 1.54 times as many "
         "claims a second under load and moves "
         "no metric by more than a tenth of a point, but a claim's probabilities then move by "
         "up to about 0.001 with its micro-batch neighbours. A GPU always runs bf16.",
