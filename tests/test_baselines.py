@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import multiprocessing
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -66,6 +68,8 @@ def test_folds_fitted_side_by_side_score_as_one_after_another(
     monkeypatch.setattr(baselines, "PARALLEL_FOLDS_FROM", 0)  # a large set's way, in processes
     side_by_side = out_of_fold_text_scores(development.claims, train_targets, counts, seed=0)
     np.testing.assert_allclose(side_by_side, one_by_one, atol=1e-6)
+    # Workers that outlived the fit kept a process fitting the partner beside a GPU from ending.
+    assert multiprocessing.active_children() == []
 
 
 def test_gradient_boosting_reads_the_structured_fields(split) -> None:

@@ -6,16 +6,18 @@ probability per task and label.
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
 import torch
-from joblib import Parallel, delayed
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedKFold
+from threadpoolctl import threadpool_limits
 
 from claims.features import StructuredFeatures
 from claims.partner import TFIDF
@@ -72,19 +74,39 @@ def out_of_fold_text_scores(
     stratify = next(iter(targets.values()))
     splits = list(folds.split(np.zeros(len(claims)), stratify))
     jobs = 1 if len(claims) < PARALLEL_FOLDS_FROM else min(len(splits), os.cpu_count() or 1)
-    fold_scores = Parallel(n_jobs=jobs)(
-        delayed(_fold_scores)(
+    arguments = [
+        (
             [claims[i] for i in fitted_rows],
             {task: values[fitted_rows] for task, values in targets.items()},
             [claims[i] for i in scored_rows],
             label_counts,
         )
         for fitted_rows, scored_rows in splits
-    )
+    ]
+    if jobs == 1:
+        fold_scores = [_fold_scores(*fold) for fold in arguments]
+    else:
+        # Processes that end with the fit: joblib's reusable workers idle on for five minutes,
+        # and a process fitting this beside a GPU cannot end before they do. Each keeps to its
+        # share of the cores, as joblib's workers do.
+        with ProcessPoolExecutor(
+            jobs,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=_keep_to_threads,
+            initargs=(max(1, (os.cpu_count() or 1) // jobs),),
+        ) as pool:
+            futures = [pool.submit(_fold_scores, *fold) for fold in arguments]
+            fold_scores = [future.result() for future in futures]
     scores = np.zeros((len(claims), sum(label_counts.values())))
     for (_, scored_rows), fold in zip(splits, fold_scores, strict=True):
         scores[scored_rows] = fold
     return scores
+
+
+def _keep_to_threads(threads: int) -> None:
+    """A worker's limit on its numeric libraries' threads; they are loaded by the time it runs,
+    as this module imports them."""
+    threadpool_limits(threads)
 
 
 def _fold_scores(
