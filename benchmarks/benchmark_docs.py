@@ -293,7 +293,7 @@ def _workload(result: dict) -> str:
     if naive < rows:
         text += f"; the naive loop on the first {naive:,} of them"
     runs = len(result["seconds"]["product"])
-    text += f"; {runs} runs of each path, alternating"
+    text += f"; {runs} run{'s' if runs > 1 else ''} of each path, alternating"
     if not result.get("complete", True):
         text += f" (**stopped early**: {runs} of the {result['repeats']} runs planned)"
     return text + "."
@@ -307,7 +307,7 @@ def _busy(result: dict) -> str:
     helpers = f"{workers} preparing processes" if workers > 1 else "a preparing thread"
     worked = ", ".join(f"{model:.1f} s / {waiting:.1f} s" for model, waiting in runs)
     return (
-        f"\nThe product's runs, with {helpers}: the model worked / waited for the CPU work "
+        f"\n\nThe product's runs, with {helpers}: the model worked / waited for the CPU work "
         f"{worked}.\n"
     )
 
