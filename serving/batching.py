@@ -126,7 +126,8 @@ class MicroBatcher:
                     continue
                 # The gap alone is not enough: answers go out only once recorded, so the first
                 # client back can come more than a gap before the rest, and passes split in two
-                # (16 clients on the 2-core CPU: 153 against 182 claims/s, see README).
+                # (16 clients on the 2-core CPU: 153 against 182 claims/s,
+                # docs/serving-experiments.md).
                 left = deadline - loop.time()
                 wait = left if len(batch) < expected else min(self.gap, left)
                 if wait <= 0:

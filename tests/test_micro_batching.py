@@ -116,8 +116,8 @@ def test_a_micro_batch_waits_for_as_many_claims_as_the_last_one_held() -> None:
 
 def test_a_micro_batch_closes_at_its_longest_wait_or_on_a_quiet_gap() -> None:
     assert len(arrivals(gap=0.3, max_wait=0.05, spacing=0.02, count=10, together=2)) >= 3
-    # [2, 3] waits for its second claim, then closes on the gap; [4] waits for company that
-    # never comes, up to the longest wait.
+    # Requests 2 and 3: the batch waits for a second claim, as the first batch held two, then
+    # closes on the gap. Request 4 waits for company that never comes, up to the longest wait.
     assert arrivals(gap=0.01, max_wait=0.5, spacing=0.2, count=5, together=2) == [2, 2, 1]
 
 
