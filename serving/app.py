@@ -18,7 +18,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from claims.features import FeatureError
 from claims.store import Store
 from serving.auth import Authenticator, Triage
-from serving.batching import InferenceTimeout, MicroBatcher, SerialRunner, in_passing_thread
+from serving.batching import InferenceLanes, InferenceTimeout, MicroBatcher, in_passing_thread
 from serving.jobs import JobLauncher
 from serving.limits import BodySizeLimit
 from serving.models import ModelService
@@ -61,8 +61,11 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
             log.warning(NO_AUTH_WARNING)
         app.state.models = models = await in_passing_thread(partial(ModelService.start, settings))
         app.state.launcher = launcher = JobLauncher(settings, store)
-        app.state.inference = SerialRunner(
-            models.triage, settings.inference_timeout, then=partial(record, store, metrics)
+        app.state.inference = InferenceLanes(
+            models.triage,
+            settings.inference_timeout,
+            then=partial(record, store, metrics),
+            lanes=settings.inference_lanes,
         )
         app.state.batcher = None
         if settings.micro_batching:

@@ -1,5 +1,5 @@
 """Concurrent single-claim requests share forward passes, answer as if alone, and time out;
-every pass runs on the service's one inference thread."""
+every pass runs in one of the service's inference lanes."""
 
 from __future__ import annotations
 
@@ -10,10 +10,11 @@ import threading
 from pathlib import Path
 
 import pytest
+import torch
 from fastapi.testclient import TestClient
 
 from serving.app import create_app
-from serving.batching import MicroBatcher, SerialRunner, in_passing_thread
+from serving.batching import InferenceLanes, MicroBatcher, in_passing_thread
 from serving.settings import ServiceSettings
 
 CLAIMS = [
@@ -89,7 +90,7 @@ def arrivals(
         return list(items)
 
     async def scenario() -> None:
-        batcher = MicroBatcher(SerialRunner(run, timeout=30), 64, gap=gap, max_wait=max_wait)
+        batcher = MicroBatcher(InferenceLanes(run, timeout=30), 64, gap=gap, max_wait=max_wait)
         await batcher.start()
         asked = []
         for item in range(count):
@@ -98,7 +99,7 @@ def arrivals(
                 await asyncio.sleep(spacing)
         assert await asyncio.gather(*asked) == list(range(count))  # each its own answer
         await batcher.stop()
-        batcher.serial.close()
+        batcher.runner.close()
 
     asyncio.run(scenario())
     return sizes
@@ -126,25 +127,59 @@ def test_a_lone_client_does_not_wait_for_company() -> None:
     assert arrivals(gap=0.3, max_wait=5.0, spacing=0.02, count=4) == [1, 1, 1, 1]
 
 
-def test_every_pass_runs_on_one_thread_and_recording_on_another() -> None:
-    """A thread per pass would leave an OpenMP team per thread, and slow every pass."""
-    passes: set[int] = set()
+@pytest.mark.parametrize("lanes", [1, 2])
+def test_passes_run_in_their_lanes_on_their_share_of_threads_and_recording_elsewhere(
+    lanes: int,
+) -> None:
+    """A thread per pass would leave an OpenMP team per thread, and slow every pass; lanes that
+    together hold more threads than torch's would do the same."""
+    passes: dict[int, int] = {}
     recordings: set[int] = set()
 
     def run(items: list) -> list:
-        passes.add(threading.get_ident())
+        passes[threading.get_ident()] = torch.get_num_threads()
         return list(items)
 
     def then(items: list, results: list) -> None:
         recordings.add(threading.get_ident())
 
     async def scenario() -> None:
-        runner = SerialRunner(run, timeout=30, then=then)
+        runner = InferenceLanes(run, timeout=30, then=then, lanes=lanes)
         await asyncio.gather(*(runner([n]) for n in range(20)))
         runner.close()
 
     asyncio.run(scenario())
-    assert len(passes) == 1 and passes.isdisjoint(recordings)
+    assert 1 <= len(passes) <= lanes and passes.keys().isdisjoint(recordings)
+    assert set(passes.values()) == {max(1, torch.get_num_threads() // lanes)}
+
+
+def test_with_two_lanes_a_batch_gathers_and_runs_while_the_last_one_runs() -> None:
+    """The first pass holds its lane until the second has started in the other; one lane alone
+    would wait here for ever."""
+    second_started = threading.Event()
+    sizes: list[int] = []
+
+    def run(items: list) -> list:
+        sizes.append(len(items))
+        if len(sizes) == 1:
+            assert second_started.wait(timeout=5), "the second batch waited for the first pass"
+        else:
+            second_started.set()
+        return list(items)
+
+    async def scenario() -> list[int]:
+        lanes = InferenceLanes(run, timeout=30, lanes=2)
+        batcher = MicroBatcher(lanes, 64, gap=0.05, max_wait=0.5)
+        await batcher.start()
+        first = asyncio.create_task(batcher.triage(0))
+        await asyncio.sleep(0.1)  # its pass has started and holds its lane
+        answers = await asyncio.gather(first, *(batcher.triage(n) for n in (1, 2, 3)))
+        await batcher.stop()
+        lanes.close()
+        return answers
+
+    assert asyncio.run(scenario()) == [0, 1, 2, 3]
+    assert sizes == [1, 3]  # the three that came during the first pass went together
 
 
 def test_the_next_pass_runs_while_the_last_batch_is_recorded() -> None:
@@ -164,14 +199,14 @@ def test_the_next_pass_runs_while_the_last_batch_is_recorded() -> None:
         recorded.extend(items)
 
     async def scenario() -> list[int]:
-        batcher = MicroBatcher(SerialRunner(run, timeout=30, then=then), 64, gap=0, max_wait=0)
+        batcher = MicroBatcher(InferenceLanes(run, timeout=30, then=then), 64, gap=0, max_wait=0)
         await batcher.start()
         first = asyncio.create_task(batcher.triage(0))
         await asyncio.sleep(0.2)  # its pass is over, its recording waits
         assert not first.done()
         answers = await asyncio.gather(first, batcher.triage(1))
         await batcher.stop()
-        batcher.serial.close()
+        batcher.runner.close()
         return answers
 
     assert asyncio.run(scenario()) == [0, 1]
