@@ -66,6 +66,23 @@ def test_concurrent_requests_share_passes_and_answer_as_if_alone(
     assert len({a["prediction_id"] for a in answers.values()}) == len(CLAIMS)
 
 
+def test_the_service_runs_its_passes_in_as_many_lanes_as_set(trained_checkpoint: Path) -> None:
+    settings = ServiceSettings(model_dir=trained_checkpoint, inference_lanes=2)
+    with TestClient(create_app(settings)) as client:
+        before = batch_sizes(client)
+        threads = [
+            threading.Thread(target=client.post, args=("/v1/triage",), kwargs={"json": claim})
+            for claim in CLAIMS
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        lanes = {t.name for t in threading.enumerate() if t.name.startswith("inference")}
+        claims_scored, _ = (a - b for a, b in zip(batch_sizes(client), before, strict=True))
+    assert len(lanes) == 2 and claims_scored == len(CLAIMS)
+
+
 @pytest.mark.parametrize("micro_batching", [True, False])
 def test_a_model_slower_than_the_timeout_gets_504(
     trained_checkpoint: Path, micro_batching: bool
