@@ -3,11 +3,13 @@
     python benchmarks/serving.py --model runs/specialist        # 1, 8, 32 and 128 clients
 
 The service runs as `claims serve` in its own process (development mode: no keys), pinned to
-the checkpoint, once with micro-batching and once without, both up at once; wrk (Debian's
-package: `apt-get install wrk`) keeps N connections each posting one claim at a time for
-`--seconds` per level after a warm-up, to one mode and then the other, on the same claims, for
-`--rounds` rounds, in each precision asked for (fp32, the service's default, and bf16). wrk is
-C: on 2 cores a Python load generator would take a core from the service.
+the checkpoint, once per mode, all up at once: one pass per request, one at a time on every
+core (one-at-a-time inference, the goal's reference), and micro-batching, each also in two
+inference lanes of one core each (`CLAIMS_INFERENCE_LANES=2`). wrk (Debian's package:
+`apt-get install wrk`) keeps N connections each posting one claim at a time for `--seconds`
+per level after a warm-up, to each mode in turn, on the same claims, for `--rounds` rounds, in
+each precision asked for (fp32, the service's default, and bf16). wrk is C: on 2 cores a Python
+load generator would take a core from the service.
 Reports median throughput and p50/p99 latency over the rounds, writes
 benchmarks/results/serving-<machine>.json and regenerates docs/benchmarks.md.
 """
@@ -35,6 +37,12 @@ from benchmark_docs import keep  # noqa: E402
 from common import claim_requests, machine, provenance, quick_model, start_service  # noqa: E402
 
 LEVELS = (1, 8, 32, 128)
+MODES = {  # each a service up at once, by its CLAIMS_* settings; the rest are the defaults
+    "one_at_a_time": {"micro_batching": "false"},  # one pass at a time: the goal's reference
+    "micro_batching": {"micro_batching": "true"},
+    "unbatched_2_lanes": {"micro_batching": "false", "inference_lanes": "2"},
+    "micro_batching_2_lanes": {"micro_batching": "true", "inference_lanes": "2"},
+}
 
 
 def lua_script(claims: list[dict], folder: Path) -> Path:
@@ -92,23 +100,22 @@ def _milliseconds(text: str) -> float:
 
 
 def measure(model: Path, claims: list[dict], precision: str, seconds: float, rounds: int) -> dict:
-    """Both modes at every level, in one precision, side by side: the two services run at once
-    (the idle one costs nothing), and each round drives one, then the other, at each level, so
-    the machine's drift over a run falls on both. Medians over the rounds; at 32 clients the
-    median of the rounds' ratios and the median p99."""
-    modes = ("one_at_a_time", "micro_batching")
+    """Every mode at every level, in one precision, side by side: the services run at once (an
+    idle one costs nothing), and each round drives each in turn at each level, starting from
+    the next mode every round, so the machine's drift over a run falls on all. Medians over the
+    rounds; at 32 clients the median of the rounds' ratios and the median p99."""
     with tempfile.TemporaryDirectory() as data_dir, contextlib.ExitStack() as stack:
         services = {}
-        for mode in modes:
+        for mode, settings in MODES.items():
             folder = Path(data_dir) / mode
             folder.mkdir()
             process, url = start_service(
                 model,
                 folder,
                 auth="false",
-                micro_batching=str(mode == "micro_batching").lower(),
                 rate_limit_per_minute="100000000",
                 precision=precision,
+                **settings,
             )
             stack.callback(_stop, process)
             services[mode] = url
@@ -116,29 +123,42 @@ def measure(model: Path, claims: list[dict], precision: str, seconds: float, rou
         for url in services.values():
             drive(url, script, 8, 3.0)  # warm-up
             drain(url, claims[0])
-        runs: dict[str, dict[int, list[dict]]] = {mode: {c: [] for c in LEVELS} for mode in modes}
+        runs: dict[str, dict[int, list[dict]]] = {mode: {c: [] for c in LEVELS} for mode in MODES}
+        order = list(services.items())
         for turn in range(rounds):
             for clients in LEVELS:
-                for mode, url in services.items():
+                for mode, url in order[turn % len(order) :] + order[: turn % len(order)]:
                     result = drive(url, script, clients, seconds)
                     drain(url, claims[0])
                     runs[mode][clients].append(result)
                     print(precision, f"round {turn + 1}", mode, result, flush=True)
-    levels = {mode: [_median(runs[mode][c]) for c in LEVELS] for mode in modes}
-    paired = zip(runs["micro_batching"][32], runs["one_at_a_time"][32], strict=True)
+    levels = {mode: [_median(runs[mode][c]) for c in LEVELS] for mode in MODES}
     return {
         "levels": levels,
         "rounds": {
             mode: {str(c): rows for c, rows in by_level.items()} for mode, by_level in runs.items()
         },
-        "speedup_at_32_clients": round(  # the median of each round's own ratio
-            statistics.median(m["claims_per_second"] / o["claims_per_second"] for m, o in paired),
-            2,
-        ),
-        "p99_ms_at_32_clients": next(r for r in levels["micro_batching"] if r["clients"] == 32)[
-            "p99_ms"
-        ],
+        "at_32_clients": {
+            batched: {
+                "speedup": _speedup(runs[batched], runs["one_at_a_time"]),
+                f"speedup_over_{unbatched}": _speedup(runs[batched], runs[unbatched]),
+                "p99_ms": next(r for r in levels[batched] if r["clients"] == 32)["p99_ms"],
+            }
+            for batched, unbatched in (
+                ("micro_batching", "one_at_a_time"),
+                ("micro_batching_2_lanes", "unbatched_2_lanes"),
+            )
+        },
     }
+
+
+def _speedup(runs: dict[int, list[dict]], reference: dict[int, list[dict]]) -> float:
+    """Claims per second at 32 clients over `reference`'s: the median of each round's own
+    ratio."""
+    paired = zip(runs[32], reference[32], strict=True)
+    return round(
+        statistics.median(m["claims_per_second"] / o["claims_per_second"] for m, o in paired), 2
+    )
 
 
 def _median(results: list[dict]) -> dict:
@@ -181,6 +201,7 @@ def main() -> None:
     result = {
         **provenance(),
         "seconds_per_level": arguments.seconds,
+        "modes": MODES,
         "rounds": arguments.rounds,
         "precisions": {
             precision: measure(model, claims, precision, arguments.seconds, arguments.rounds)
