@@ -57,7 +57,7 @@ class ServiceSettings(DataSettings):
         description="Forward passes that run at once, torch's threads shared out among them. "
         "1: one pass at a time on every core. On the 2-core CPU in bf16, 2 lanes of one core "
         "each served 1.34 times the claims a second under micro-batching at 32 clients and 1.28 "
-        "times at 128, but 0.80 times at 8 and 0.82 times at 1 (docs/serving-experiments.md): "
+        "times at 128, but 0.80 times at 8 and 0.81 times at 1 (docs/serving-experiments.md): "
         "for a platform that keeps 32 or more requests in flight.",
     )
     micro_batching: bool = Field(
