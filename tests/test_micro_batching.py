@@ -171,8 +171,8 @@ def test_passes_run_in_their_lanes_on_their_share_of_threads_and_recording_elsew
 
 
 def test_with_two_lanes_a_batch_gathers_and_runs_while_the_last_one_runs() -> None:
-    """The first pass holds its lane until the second has started in the other; one lane alone
-    would wait here for ever."""
+    """The first pass holds its lane until the second has started in the other; with one lane
+    the second could not start, and the first would fail after 5 s."""
     second_started = threading.Event()
     sizes: list[int] = []
 
