@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -197,6 +198,25 @@ def test_processes_opening_a_new_database_at_once_all_start(
 
 
 # Predictions
+
+
+def test_a_store_opened_while_another_process_writes_a_new_file_waits_for_it(
+    tmp_path: Path,
+) -> None:
+    """Switching the file to WAL mode, SQLite answers "database is locked" at once, past the
+    busy timeout, while another connection holds a write lock."""
+    path = tmp_path / "claims.db"
+    other = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    other.execute("CREATE TABLE elsewhere (x)")
+    other.execute("BEGIN IMMEDIATE")
+    other.execute("INSERT INTO elsewhere VALUES (1)")
+    threading.Timer(0.3, other.execute, args=("COMMIT",)).start()
+    store = Store(f"sqlite:///{path}")
+    try:
+        assert store.list_feedback() == []
+    finally:
+        store.close()
+        other.close()
 
 
 def test_predictions_round_trip(store: Store) -> None:

