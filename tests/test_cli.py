@@ -10,6 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from claims.cli import app
+from claims.tables import write_table
 from serving.cli import register as register_serving
 from training.cli import register as register_training
 
@@ -72,22 +73,16 @@ def test_train_stops_on_a_bad_row_naming_it(tmp_path: Path, claims_frame: pd.Dat
     assert not (tmp_path / "m").exists()
 
 
+def _evaluate(checkpoint: Path, data: Path, out: Path, *options: str) -> object:
+    arguments = ["evaluate", "--model", str(checkpoint), "--data", str(data), "--out", str(out)]
+    return runner.invoke(app, [*arguments, *options])
+
+
 @pytest.mark.slow
-def test_evaluate_compares_the_specialist_with_both_baselines(
+def test_evaluate_compares_the_specialist_with_every_baseline_and_says_how_sure_it_is(
     trained_checkpoint: Path, claims_csv: Path, tmp_path: Path
 ) -> None:
-    result = runner.invoke(
-        app,
-        [
-            "evaluate",
-            "--model",
-            str(trained_checkpoint),
-            "--data",
-            str(claims_csv),
-            "--out",
-            str(tmp_path),
-        ],
-    )
+    result = _evaluate(trained_checkpoint, claims_csv, tmp_path)
     assert result.exit_code == 0, result.output
     report = json.loads(next(tmp_path.glob("evaluation-*.json")).read_text())
     assert set(report["systems"]) == {
@@ -97,8 +92,52 @@ def test_evaluate_compares_the_specialist_with_both_baselines(
     assert report["primary_metrics"] == {
         "claim_type": "macro_f1", "severity": "macro_f1", "siu_referral": "auc"
     }  # fmt: skip
-    for system in report["systems"].values():
+    for name, system in report["systems"].items():
         assert 0 <= system["metrics"]["siu_referral"]["auc"] <= 1
         assert 0 <= system["metrics"]["severity"]["ece"] <= 1
+        for task, metric in report["primary_metrics"].items():
+            interval = system["intervals"][task]
+            assert interval["low"] <= system["metrics"][task][metric] <= interval["high"]
+            assert interval["high"] - interval["low"] > 0.01  # 96 held-out claims: wide
+        assert set(system["specialist_lead"]) == (
+            set() if name == "specialist" else set(report["primary_metrics"])
+        )
     markdown = next(tmp_path.glob("evaluation-*.md")).read_text()
     assert "| specialist |" in markdown and "| tfidf_logreg |" in markdown
+    assert "1,000 bootstrap resamples" in markdown
+
+
+@pytest.mark.slow
+def test_evaluate_scores_another_checkpoint_on_the_same_claims(
+    trained_checkpoint: Path, claims_csv: Path, tmp_path: Path
+) -> None:
+    result = _evaluate(
+        trained_checkpoint, claims_csv, tmp_path, "--against", str(trained_checkpoint)
+    )
+    assert result.exit_code == 0, result.output
+    report = json.loads(next(tmp_path.glob("evaluation-*.json")).read_text())
+    itself = report["systems"][report["model_version"]]
+    assert itself["metrics"] == report["systems"]["specialist"]["metrics"]
+    # the same predictions on the same resamples: no lead at all, not just an overlap
+    for lead in itself["specialist_lead"].values():
+        assert lead == {"low": 0.0, "high": 0.0}
+
+
+@pytest.mark.slow
+def test_evaluate_refuses_a_checkpoint_trained_on_another_file(
+    trained_checkpoint: Path, claims_csv: Path, tmp_path: Path
+) -> None:
+    from claims.synthetic import generate_claims
+    from schemas.config import Strategy
+    from tests.conftest import TRAINING_ROWS, quick_config
+    from training.trainer import SpecialistTrainer
+
+    other_data = write_table(generate_claims(TRAINING_ROWS, seed=12), tmp_path / "other.csv")
+    other = tmp_path / "other-model"
+    config = quick_config(strategy=Strategy.head, max_steps=1)
+    SpecialistTrainer(config, show_progress=False).fit(other_data, other)
+    result = _evaluate(
+        trained_checkpoint, claims_csv, tmp_path / "reports", "--against", str(other)
+    )
+    assert result.exit_code == 2
+    assert "trained on another file" in result.output

@@ -53,13 +53,19 @@ def evaluate(
     model: Path = typer.Option(..., help="Checkpoint folder."),
     data: Path = typer.Option(..., help="The labelled file; its held-out rows are scored."),
     out: Path = typer.Option(Path("reports"), help="Folder for the JSON and Markdown report."),
+    against: list[Path] = typer.Option(
+        [],
+        help="Another checkpoint trained on the same file and split (an ablation, the model in "
+        "service), scored on the same claims; repeatable.",
+    ),
 ) -> None:
-    """Score the specialist beside the base model zero-shot and TF-IDF + logistic regression."""
+    """Score the specialist beside the base model and classical baselines, with 95% intervals
+    and its paired lead over each."""
+    from training.evaluate import ComparisonError, write_report
     from training.evaluate import evaluate as run_evaluation
-    from training.evaluate import write_report
 
-    with user_errors():
-        report = run_evaluation(model, data)
+    with user_errors(ComparisonError):
+        report = run_evaluation(model, data, against)
         json_path, markdown_path = write_report(report, out)
     console.print(comparison_table(report))
     console.print(f"report: {markdown_path} and {json_path}")
@@ -129,9 +135,24 @@ def comparison_table(report: EvaluationReport) -> Table:
     for name in report.systems:
         table.add_column(name, justify="right")
     for task, primary in report.primary_metrics.items():
-        for metric in (primary, "ece"):
-            values = [system.metrics[task][metric] for system in report.systems.values()]
-            table.add_row(task, metric, *(f"{value:.3f}" for value in values))
+        systems = report.systems.values()
+        table.add_row(task, primary, *(f"{s.metrics[task][primary]:.3f}" for s in systems))
+        table.add_row(
+            "",
+            "95% interval",
+            *(f"{s.intervals[task].low:.3f}-{s.intervals[task].high:.3f}" for s in systems),
+        )
+        table.add_row(
+            "",
+            "specialist lead",
+            *(
+                f"{s.specialist_lead[task].low:+.3f} to {s.specialist_lead[task].high:+.3f}"
+                if task in s.specialist_lead
+                else ""
+                for s in systems
+            ),
+        )
+        table.add_row("", "ece", *(f"{s.metrics[task]['ece']:.3f}" for s in systems))
     return table
 
 

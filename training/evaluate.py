@@ -3,30 +3,51 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from claims.checkpoint import load_checkpoint
-from claims.dataset import DataError, load_claims
-from claims.encoder import (
-    file_sha256,
-)
+import numpy as np
+
+from claims.checkpoint import LoadedCheckpoint, load_checkpoint
+from claims.dataset import DataError, LabelledClaims, load_claims
+from claims.encoder import file_sha256
 from claims.features import StructuredFeatures
 from claims.predictor import TunedPredictor, ZeroShotPredictor
-from schemas.report import EvaluationReport, SystemResult
+from schemas.claim import Claim
+from schemas.config import SpecialistConfig, TaskKind
+from schemas.report import EvaluationReport, Interval, SystemResult
 from training.baselines import (
     RetrievalBaseline,
     StructuredBoostingBaseline,
     TfidfLogisticBaseline,
 )
 from training.labels import label_indices
-from training.metrics import primary_metric
+from training.metrics import BOOTSTRAP_RESAMPLES, paired_bootstrap, primary_metric
 from training.model_card import metrics_table
-from training.trainer import score_predictions
+from training.trainer import labelled_rows, score_predictions
 
 
-def evaluate(model_dir: str | Path, data_path: str | Path) -> EvaluationReport:
-    """Scores on the rows the checkpoint's config holds out; baselines learn from the rest."""
+class ComparisonError(ValueError):
+    """A checkpoint that cannot be compared on the specialist's held-out claims."""
+
+
+@dataclass
+class ScoredSystem:
+    description: str
+    probabilities: dict[str, np.ndarray]
+    decide: Callable[[str, np.ndarray], np.ndarray] | None = None
+    fit_seconds: float | None = None
+
+
+def evaluate(
+    model_dir: str | Path, data_path: str | Path, against: Sequence[str | Path] = ()
+) -> EvaluationReport:
+    """Scores on the rows the checkpoint's config holds out; baselines learn from the rest.
+
+    `against`: other checkpoints trained on the same file with the same split and labels (an
+    ablation, the model in service), scored on the same claims under their model version."""
     data_path = Path(data_path)
     checkpoint = load_checkpoint(model_dir)
     config, predictor = checkpoint.config, checkpoint.predictor
@@ -62,45 +83,98 @@ def evaluate(model_dir: str | Path, data_path: str | Path) -> EvaluationReport:
             StructuredBoostingBaseline(features, with_text=True, seed=seed),
         ),
     }
-    manifest = checkpoint.manifest
-    systems = {
-        "specialist": (
-            f"{manifest.model_version}: fine-tuned ({manifest.strategy}){_blend(predictor)}",
-            predictor.predict_proba(test.claims),
-        ),
-        "base_zero_shot": (
-            "the base model untuned: claim and label descriptions compared",
-            zero_shot.predict_proba(test.claims),
-        ),
-    }
-    fit_seconds = {"specialist": manifest.training_seconds}
+    systems = {"specialist": _tuned_system(checkpoint, test.claims)}
+    for other in against:
+        compared = load_checkpoint(other)
+        _check_comparable(checkpoint, compared)
+        systems[compared.manifest.model_version] = _tuned_system(compared, test.claims)
+    systems["base_zero_shot"] = ScoredSystem(
+        "the base model untuned: claim and label descriptions compared",
+        zero_shot.predict_proba(test.claims),
+    )
     for name, (description, baseline) in baselines.items():
         started = time.perf_counter()
         fitted = baseline.fit(development.claims, targets, counts)
-        fit_seconds[name] = round(time.perf_counter() - started, 2)
-        systems[name] = (description, fitted.predict_proba(test.claims))
+        seconds = round(time.perf_counter() - started, 2)
+        systems[name] = ScoredSystem(
+            description, fitted.predict_proba(test.claims), fit_seconds=seconds
+        )
+    intervals, leads = _uncertainty(config, systems, test, labels, seed)
     return EvaluationReport(
-        model_version=manifest.model_version,
+        model_version=checkpoint.manifest.model_version,
         created_at=datetime.now(UTC),
         data_file=data_path.name,
         data_sha256=file_sha256(data_path),
         test_rows=len(test),
         primary_metrics={task.name: primary_metric(task.kind) for task in config.tasks},
+        bootstrap_resamples=BOOTSTRAP_RESAMPLES,
         systems={
             name: SystemResult(
-                description=description,
+                description=system.description,
                 metrics=score_predictions(
-                    config,
-                    probabilities,
-                    test,
-                    labels,
-                    predictor.decide if name == "specialist" else None,
+                    config, system.probabilities, test, labels, system.decide
                 ),
-                fit_seconds=fit_seconds.get(name),
+                fit_seconds=system.fit_seconds,
+                intervals=intervals.get(name, {}),
+                specialist_lead=leads.get(name, {}),
             )
-            for name, (description, probabilities) in systems.items()
+            for name, system in systems.items()
         },
     )
+
+
+def _tuned_system(checkpoint: LoadedCheckpoint, claims: Sequence[Claim]) -> ScoredSystem:
+    manifest, predictor = checkpoint.manifest, checkpoint.predictor
+    return ScoredSystem(
+        f"{manifest.model_version}: fine-tuned ({manifest.strategy}){_blend(predictor)}",
+        predictor.predict_proba(claims),
+        predictor.decide,
+        manifest.training_seconds,
+    )
+
+
+def _check_comparable(specialist: LoadedCheckpoint, other: LoadedCheckpoint) -> None:
+    """Scores compare only on claims both held out, for the same tasks and labels."""
+    version = other.manifest.model_version
+    if other.manifest.training_data.sha256 != specialist.manifest.training_data.sha256:
+        raise ComparisonError(
+            f"{version}: trained on another file than the specialist; its held-out claims differ"
+        )
+    if other.config.split != specialist.config.split:
+        raise ComparisonError(f"{version}: its config splits the claims another way")
+    if other.predictor.labels != specialist.predictor.labels:
+        raise ComparisonError(f"{version}: its tasks or labels differ from the specialist's")
+
+
+def _uncertainty(
+    config: SpecialistConfig,
+    systems: dict[str, ScoredSystem],
+    test: LabelledClaims,
+    labels: dict[str, list[str]],
+    seed: int,
+) -> tuple[dict[str, dict[str, Interval]], dict[str, dict[str, Interval]]]:
+    """system -> task -> the primary metric's interval, and the specialist's lead over it."""
+    intervals: dict[str, dict[str, Interval]] = {name: {} for name in systems}
+    leads: dict[str, dict[str, Interval]] = {name: {} for name in systems}
+    for task, rows in labelled_rows(config, test, labels).items():
+        kind = config.task(task).kind
+        outputs = {}
+        for name, system in systems.items():
+            probabilities = system.probabilities[task][rows.known]
+            if kind is TaskKind.binary:
+                outputs[name] = probabilities[:, rows.positive]
+            elif system.decide:
+                outputs[name] = system.decide(task, probabilities)
+            else:
+                outputs[name] = probabilities.argmax(axis=1)
+        task_intervals, task_leads = paired_bootstrap(
+            kind, rows.targets, outputs, "specialist", rows.positive, seed=seed
+        )
+        for name, interval in task_intervals.items():
+            intervals[name][task] = interval
+        for name, lead in task_leads.items():
+            leads[name][task] = lead
+    return intervals, leads
 
 
 def _blend(predictor: TunedPredictor) -> str:
@@ -118,20 +192,50 @@ def render_report(report: EvaluationReport) -> str:
     header = (
         f"# Evaluation of {report.model_version}\n\n"
         f"{report.test_rows:,} held-out claims of `{report.data_file}` "
-        f"(sha256 `{report.data_sha256[:16]}…`), {report.created_at:%Y-%m-%d %H:%M} UTC.\n"
+        f"(sha256 `{report.data_sha256[:16]}…`), {report.created_at:%Y-%m-%d %H:%M} UTC. "
+        f"In brackets, 95% intervals from {report.bootstrap_resamples:,} bootstrap resamples "
+        "of these claims.\n"
     )
-    summary = [
-        "| system | " + " | ".join(f"{t} ({report.primary_metrics[t]})" for t in tasks) + " |",
-        "| --- | " + " | ".join("---" for _ in tasks) + " |",
-    ]
-    for name, system in report.systems.items():
-        cells = [f"{system.metrics[t][report.primary_metrics[t]]:.3f}" for t in tasks]
-        summary.append(f"| {name} | " + " | ".join(cells) + " |")
+    summary = _table(
+        report,
+        "system | " + " | ".join(f"{t} ({report.primary_metrics[t]})" for t in tasks),
+        lambda system, task: (
+            f"{system.metrics[task][report.primary_metrics[task]]:.3f} "
+            f"{system.intervals[task].bracketed()}"
+        ),
+        report.systems,
+    )
+    rivals = {name: system for name, system in report.systems.items() if system.specialist_lead}
+    leads = _table(
+        report,
+        "specialist minus | " + " | ".join(tasks),
+        lambda system, task: system.specialist_lead[task].bracketed(signed=True),
+        rivals,
+    )
     details = "\n\n".join(
         f"## {name}\n\n{system.description}\n\n{metrics_table(system.metrics)}"
         for name, system in report.systems.items()
     )
-    return f"{header}\n" + "\n".join(summary) + f"\n\n{details}\n"
+    return (
+        f"{header}\n{summary}\n\n"
+        "The specialist's lead over each system, paired on the same resamples (wholly above "
+        f"zero: ahead beyond sampling error):\n\n{leads}\n\n{details}\n"
+    )
+
+
+def _table(
+    report: EvaluationReport,
+    heading: str,
+    cell: Callable[[SystemResult, str], str],
+    systems: dict[str, SystemResult],
+) -> str:
+    tasks = list(report.primary_metrics)
+    lines = [f"| {heading} |", "|" + " --- |" * (len(tasks) + 1)]
+    lines += [
+        f"| {name} | " + " | ".join(cell(system, task) for task in tasks) + " |"
+        for name, system in systems.items()
+    ]
+    return "\n".join(lines)
 
 
 def write_report(report: EvaluationReport, out_dir: str | Path) -> tuple[Path, Path]:

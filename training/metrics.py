@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import numpy as np
 from sklearn.metrics import accuracy_score, average_precision_score, f1_score, roc_auc_score
 
 from schemas.config import TaskKind
+from schemas.report import Interval
 
 CALIBRATION_BINS = 15
+BOOTSTRAP_RESAMPLES = 1000
+CONFIDENCE = 0.95
 
 
 def expected_calibration_error(confidence: np.ndarray, correct: np.ndarray) -> float:
@@ -57,3 +62,76 @@ def task_metrics(
             probabilities.max(axis=1), (predicted == targets).astype(float)
         )
     return metrics
+
+
+def paired_bootstrap(
+    kind: TaskKind,
+    targets: np.ndarray,
+    outputs: Mapping[str, np.ndarray],
+    reference: str,
+    positive: int = 1,
+    resamples: int = BOOTSTRAP_RESAMPLES,
+    seed: int = 0,
+) -> tuple[dict[str, Interval], dict[str, Interval]]:
+    """How far sampling alone moves the primary metric: (each system's interval, the interval of
+    `reference` minus each other system). Every system is scored on the same resamples, so the
+    differences are paired: far narrower than the gap between two separate intervals suggests.
+
+    outputs: system -> the positive label's score (binary tasks: AUC) or the labels chosen
+    (macro-F1)."""
+    score = _weighted_auc if kind is TaskKind.binary else _weighted_macro_f1
+    if kind is TaskKind.binary:
+        truth = (targets == positive).astype(float)
+        prepared = {
+            name: np.unique(values, return_inverse=True)[1] for name, values in outputs.items()
+        }
+    else:
+        truth = targets.astype(int)
+        prepared = {name: np.asarray(values, dtype=int) for name, values in outputs.items()}
+    rng = np.random.default_rng(seed)
+    rows = len(targets)
+    values = {name: np.empty(resamples) for name in outputs}
+    for index in range(resamples):
+        weights = np.bincount(rng.integers(0, rows, rows), minlength=rows).astype(float)
+        for name, output in prepared.items():
+            values[name][index] = score(truth, output, weights)
+    tails = 100 * (1 - CONFIDENCE) / 2, 100 * (1 + CONFIDENCE) / 2
+
+    def interval(samples: np.ndarray) -> Interval:
+        low, high = np.nanpercentile(samples, tails)
+        return Interval(low=float(low), high=float(high))
+
+    intervals = {name: interval(samples) for name, samples in values.items()}
+    leads = {
+        name: interval(values[reference] - samples)
+        for name, samples in values.items()
+        if name != reference
+    }
+    return intervals, leads
+
+
+def _weighted_auc(is_positive: np.ndarray, score_rank: np.ndarray, weights: np.ndarray) -> float:
+    """AUC of rows repeated `weights` times; score_rank: each row's place among the distinct
+    scores, ties counted half as roc_auc_score does."""
+    places = int(score_rank.max()) + 1
+    positives = np.bincount(score_rank, weights * is_positive, places)
+    negatives = np.bincount(score_rank, weights * (1 - is_positive), places)
+    pairs = positives.sum() * negatives.sum()
+    if not pairs:
+        return float("nan")
+    below = np.cumsum(negatives) - negatives
+    return float(positives @ (below + 0.5 * negatives) / pairs)
+
+
+def _weighted_macro_f1(targets: np.ndarray, predicted: np.ndarray, weights: np.ndarray) -> float:
+    """Macro-F1 of rows repeated `weights` times, over the labels present or predicted (as
+    f1_score(average="macro") counts them)."""
+    labels = int(max(targets.max(), predicted.max())) + 1
+    confusion = np.bincount(targets * labels + predicted, weights, labels * labels).reshape(
+        labels, labels
+    )
+    true_positive = np.diag(confusion)
+    support, chosen = confusion.sum(axis=1), confusion.sum(axis=0)
+    counted = (support > 0) | (chosen > 0)
+    f1 = 2 * true_positive[counted] / (support[counted] + chosen[counted])
+    return float(f1.mean())

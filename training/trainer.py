@@ -451,6 +451,33 @@ class SpecialistTrainer:
         )
 
 
+@dataclass(frozen=True)
+class LabelledRows:
+    """One task's labelled rows of a split: which they are, their label indices, and the
+    positive label's index (binary tasks)."""
+
+    known: np.ndarray
+    targets: np.ndarray
+    positive: int
+
+
+def labelled_rows(
+    config: SpecialistConfig, split: LabelledClaims, labels: dict[str, list[str]]
+) -> dict[str, LabelledRows]:
+    """task -> its labelled rows; a task without any is left out."""
+    ids = [claim.claim_id for claim in split.claims]
+    rows = {}
+    for task in config.tasks:
+        targets = label_indices(task.name, split.labels[task.name], labels[task.name], ids)
+        known = targets != IGNORE
+        if known.any():
+            positive = (
+                labels[task.name].index(task.positive_label) if task.kind is TaskKind.binary else 1
+            )
+            rows[task.name] = LabelledRows(known, targets[known], positive)
+    return rows
+
+
 def score_predictions(
     config: SpecialistConfig,
     probabilities: dict[str, np.ndarray],
@@ -459,22 +486,14 @@ def score_predictions(
     decide: Callable[[str, np.ndarray], np.ndarray] | None = None,
 ) -> dict[str, dict[str, float]]:
     """Metrics per task over the rows that have a label for it; `decide` picks each label."""
-    ids = [claim.claim_id for claim in split.claims]
     scores = {}
-    for task in config.tasks:
-        targets = label_indices(task.name, split.labels[task.name], labels[task.name], ids)
-        known = targets != IGNORE
-        if not known.any():
-            continue
-        positive = (
-            labels[task.name].index(task.positive_label) if task.kind is TaskKind.binary else 1
-        )
-        chosen = probabilities[task.name][known]
-        scores[task.name] = task_metrics(
-            task.kind,
-            targets[known],
+    for task, rows in labelled_rows(config, split, labels).items():
+        chosen = probabilities[task][rows.known]
+        scores[task] = task_metrics(
+            config.task(task).kind,
+            rows.targets,
             chosen,
-            positive,
-            decide(task.name, chosen) if decide else None,
+            rows.positive,
+            decide(task, chosen) if decide else None,
         )
     return scores

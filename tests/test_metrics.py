@@ -1,0 +1,97 @@
+"""Bootstrap intervals: the same figures as scikit-learn on each resample, and pairing that
+separates a real lead from sampling noise."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sklearn.metrics import f1_score, roc_auc_score
+
+from schemas.config import TaskKind
+from training.metrics import CONFIDENCE, paired_bootstrap
+
+ROWS = 2000
+
+
+@pytest.fixture
+def binary_outputs() -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    rng = np.random.default_rng(3)
+    targets = (rng.random(ROWS) < 0.15).astype(int)
+    signal = targets + rng.normal(0, 1.2, ROWS)
+    return targets, {
+        "specialist": np.round(signal + rng.normal(0, 0.3, ROWS), 2),  # rounded: ties count
+        "weaker": np.round(signal + rng.normal(0, 1.5, ROWS), 2),
+        "same": np.round(signal + rng.normal(0, 0.3, ROWS), 2),
+    }
+
+
+def test_intervals_are_percentiles_of_scikit_learn_on_the_same_resamples(
+    binary_outputs: tuple[np.ndarray, dict[str, np.ndarray]],
+) -> None:
+    targets, outputs = binary_outputs
+    intervals, leads = paired_bootstrap(
+        TaskKind.binary, targets, outputs, "specialist", resamples=40, seed=5
+    )
+    rng = np.random.default_rng(5)
+    drawn = [rng.integers(0, ROWS, ROWS) for _ in range(40)]
+    auc = {
+        name: np.array([roc_auc_score(targets[rows], scores[rows]) for rows in drawn])
+        for name, scores in outputs.items()
+    }
+    tails = [100 * (1 - CONFIDENCE) / 2, 100 * (1 + CONFIDENCE) / 2]
+    for name in outputs:
+        assert [intervals[name].low, intervals[name].high] == pytest.approx(
+            np.percentile(auc[name], tails)
+        )
+    lead = np.percentile(auc["specialist"] - auc["weaker"], tails)
+    assert [leads["weaker"].low, leads["weaker"].high] == pytest.approx(lead)
+    assert "specialist" not in leads
+
+
+def test_pairing_tells_a_real_lead_from_noise(
+    binary_outputs: tuple[np.ndarray, dict[str, np.ndarray]],
+) -> None:
+    targets, outputs = binary_outputs
+    intervals, leads = paired_bootstrap(TaskKind.binary, targets, outputs, "specialist")
+    full = roc_auc_score(targets, outputs["specialist"])
+    assert intervals["specialist"].low < full < intervals["specialist"].high
+    assert leads["weaker"].low > 0  # ahead beyond sampling error
+    assert leads["same"].low < 0 < leads["same"].high  # equally good: no lead either way
+    # the separate intervals overlap even where the paired lead is clear
+    assert intervals["weaker"].high > intervals["specialist"].low
+    lead_width = leads["weaker"].high - leads["weaker"].low
+    assert lead_width < intervals["specialist"].high - intervals["weaker"].low
+
+
+def test_macro_f1_intervals_match_scikit_learn_and_count_only_labels_in_play() -> None:
+    rng = np.random.default_rng(8)
+    targets = rng.choice(4, ROWS, p=[0.6, 0.3, 0.1, 0.0])  # label 3 never occurs...
+    guessed = np.where(
+        rng.random(ROWS) < 0.7, targets, rng.integers(0, 4, ROWS)
+    )  # ...but is chosen
+    outputs = {"specialist": guessed, "perfect": targets}
+    intervals, leads = paired_bootstrap(
+        TaskKind.multiclass, targets, outputs, "specialist", resamples=30, seed=2
+    )
+    rng = np.random.default_rng(2)
+    drawn = [rng.integers(0, ROWS, ROWS) for _ in range(30)]
+    f1 = [f1_score(targets[rows], guessed[rows], average="macro") for rows in drawn]
+    tails = [100 * (1 - CONFIDENCE) / 2, 100 * (1 + CONFIDENCE) / 2]
+    assert [intervals["specialist"].low, intervals["specialist"].high] == pytest.approx(
+        np.percentile(f1, tails)
+    )
+    assert intervals["perfect"].low == intervals["perfect"].high == 1.0
+    assert leads["perfect"].high < 0  # the perfect system is ahead of the specialist
+
+
+def test_intervals_narrow_as_the_held_out_claims_grow() -> None:
+    rng = np.random.default_rng(4)
+    widths = []
+    for rows in (300, 6000):
+        targets = (rng.random(rows) < 0.2).astype(int)
+        scores = targets + rng.normal(0, 1, rows)
+        intervals, _ = paired_bootstrap(
+            TaskKind.binary, targets, {"specialist": scores}, "specialist", resamples=200
+        )
+        widths.append(intervals["specialist"].high - intervals["specialist"].low)
+    assert widths[1] < widths[0] / 3
