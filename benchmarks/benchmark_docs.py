@@ -6,6 +6,8 @@ import json
 from collections.abc import Iterator
 from pathlib import Path
 
+from schemas.report import Interval
+
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 DOCS = ROOT / "docs"
@@ -59,10 +61,15 @@ def plot_accuracy(result: dict, name: str) -> Path:
     for axis, task in zip(list(axes) if len(tasks) > 1 else [axes], tasks, strict=True):
         metric = result["primary_metrics"][task]
         values = [result["systems"][s]["metrics"][task][metric] for s in systems]
+        intervals = [result["systems"][s]["intervals"][task] for s in systems]
+        spread = [
+            [value - i["low"] for value, i in zip(values, intervals, strict=True)],
+            [i["high"] - value for value, i in zip(values, intervals, strict=True)],
+        ]
         colours = ["tab:green" if s == "specialist" else "tab:grey" for s in systems]
-        axis.barh(systems, values, color=colours)
-        for row, value in enumerate(values):
-            axis.text(value, row, f" {value:.3f}", va="center", fontsize=8)
+        axis.barh(systems, values, color=colours, xerr=spread, capsize=2)
+        for row, (value, interval) in enumerate(zip(values, intervals, strict=True)):
+            axis.text(interval["high"], row, f"  {value:.3f}", va="center", fontsize=8)
         axis.set_title(f"{task} ({metric})")
         axis.set_xlim(0.0, 1.12)  # from zero, so bar lengths compare honestly
         axis.invert_yaxis()
@@ -88,17 +95,20 @@ def table(result: dict) -> str:
 
 
 def goals(result: dict, name: str) -> str:
-    """Each goal beside the specialist's figure and the best baseline's: met or not, plainly."""
+    """Each goal beside the specialist's figure and the best baseline's: met or not, plainly,
+    with how far sampling alone could move each."""
     if name not in GOALS:
         return ""
     systems = result["systems"]
     lines = [
-        "| task | metric | goal | specialist | best baseline | met |",
-        "| --- | --- | --- | --- | --- | --- |",
+        "| task | metric | goal | specialist (95% interval) | best baseline "
+        "| specialist's lead over it (95%) | met |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
     ]
     for task, goal in GOALS[name].items():
         metric = result["primary_metrics"][task]
-        ours = systems["specialist"]["metrics"][task][metric]
+        specialist = systems["specialist"]
+        ours = specialist["metrics"][task][metric]
         baselines = {
             s: v["metrics"][task][metric]
             for s, v in systems.items()
@@ -107,14 +117,35 @@ def goals(result: dict, name: str) -> str:
         best = max(baselines, key=baselines.get)
         met = ours >= goal and ours > baselines[best]
         lines.append(
-            f"| {task} | {metric} | >= {goal:.3f} | {ours:.3f} | {baselines[best]:.3f} ({best}) "
+            f"| {task} | {metric} | >= {goal:.3f} | {ours:.3f} "
+            f"{_bracketed(specialist['intervals'][task])} | {baselines[best]:.3f} ({best}) "
+            f"| {_bracketed(systems[best]['specialist_lead'][task], signed=True)} "
             f"| {'yes' if met else 'no'} |"
         )
     return (
-        "Goals (the specialist must reach the goal and beat every baseline):\n\n"
-        + "\n".join(lines)
-        + "\n\n"
+        "Goals (the specialist must reach the goal and beat every baseline; met is judged on "
+        "the figures themselves, as the goals are set):\n\n" + "\n".join(lines) + "\n\n"
     )
+
+
+def leads(result: dict) -> str:
+    """The specialist minus each system, paired on the same resamples of the held-out claims."""
+    tasks = result["primary_metrics"]
+    lines = ["| specialist minus | " + " | ".join(tasks) + " |", "|" + " --- |" * (len(tasks) + 1)]
+    for system, values in result["systems"].items():
+        if system != "specialist":
+            cells = [_bracketed(values["specialist_lead"][t], signed=True) for t in tasks]
+            lines.append(f"| {system} | " + " | ".join(cells) + " |")
+    return (
+        f"The specialist's lead over each system, 95% intervals from "
+        f"{result['bootstrap_resamples']:,} bootstrap resamples of the held-out claims, every "
+        "system scored on the same resamples (wholly above zero: ahead beyond sampling error; "
+        "across zero: not told apart on these claims):\n\n" + "\n".join(lines)
+    )
+
+
+def _bracketed(interval: dict, signed: bool = False) -> str:
+    return Interval.model_validate(interval).bracketed(signed)
 
 
 def accuracy_section() -> str:
@@ -143,13 +174,15 @@ def accuracy_section() -> str:
             f"`{result['dataset']}`, {result['test_rows']:,} held-out claims; "
             f"{result['machine']}; {result['created_at']}. Specialist "
             f"{result['model_version']} ({result['systems']['specialist']['strategy']}).\n\n"
-            f"{table(result)}{extra}\n\n![{name}](img/accuracy-{name}.png)\n"
+            f"{table(result)}{extra}\n\n{leads(result)}\n\n"
+            f"![{name}](img/accuracy-{name}.png)\n"
         )
     return (
         "## Accuracy\n\nMade by `benchmarks/accuracy.py`; raw figures in "
         "`benchmarks/results/accuracy-*.json`. Every system is scored on the same held-out "
         "claims; baselines are fitted on the same development rows the specialist trained "
-        "on. Fit seconds on the machine named.\n\n" + "\n".join(sections)
+        "on. Fit seconds on the machine named; whiskers in the plots are 95% bootstrap "
+        "intervals.\n\n" + "\n".join(sections)
     )
 
 
