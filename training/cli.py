@@ -67,7 +67,8 @@ def evaluate(
     with user_errors(ComparisonError):
         report = run_evaluation(model, data, against)
         json_path, markdown_path = write_report(report, out)
-    console.print(comparison_table(report))
+    for table in comparison_tables(report):
+        console.print(table)
     console.print(f"report: {markdown_path} and {json_path}")
 
 
@@ -127,33 +128,25 @@ def retrain(
     console.print(f"[{colour}]{decision.reason}[/] (challenger {outcome.challenger.version})")
 
 
-def comparison_table(report: EvaluationReport) -> Table:
-    """One row per task and metric, one column per system: fits a terminal."""
-    table = Table(title=f"{report.test_rows:,} held-out claims of {report.data_file}")
-    table.add_column("task")
-    table.add_column("metric")
-    for name in report.systems:
-        table.add_column(name, justify="right")
+def comparison_tables(report: EvaluationReport) -> list[Table]:
+    """One table per task, one row per system: fits a terminal whatever the number of tasks."""
+    tables = []
     for task, primary in report.primary_metrics.items():
-        systems = report.systems.values()
-        table.add_row(task, primary, *(f"{s.metrics[task][primary]:.3f}" for s in systems))
-        table.add_row(
-            "",
-            "95% interval",
-            *(f"{s.intervals[task].low:.3f}-{s.intervals[task].high:.3f}" for s in systems),
-        )
-        table.add_row(
-            "",
-            "specialist lead",
-            *(
-                f"{s.specialist_lead[task].low:+.3f} to {s.specialist_lead[task].high:+.3f}"
-                if task in s.specialist_lead
-                else ""
-                for s in systems
-            ),
-        )
-        table.add_row("", "ece", *(f"{s.metrics[task]['ece']:.3f}" for s in systems))
-    return table
+        table = Table(title=f"{task}: {report.test_rows:,} held-out claims of {report.data_file}")
+        table.add_column("system")
+        for heading in (primary, "95% interval", "specialist's lead", "ece"):
+            table.add_column(heading, justify="right")
+        for name, system in report.systems.items():
+            lead = system.specialist_lead.get(task)
+            table.add_row(
+                name,
+                f"{system.metrics[task][primary]:.3f}",
+                system.intervals[task].bracketed(),
+                lead.bracketed(signed=True) if lead else "",
+                f"{system.metrics[task]['ece']:.3f}",
+            )
+        tables.append(table)
+    return tables
 
 
 def register(app: typer.Typer) -> None:
