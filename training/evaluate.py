@@ -35,6 +35,9 @@ class ComparisonError(ValueError):
 
 @dataclass
 class ScoredSystem:
+    """One system's answers on the held-out claims, and how it picks labels from them (the
+    tuned models' decision offsets; else the most probable)."""
+
     description: str
     probabilities: dict[str, np.ndarray]
     decide: Callable[[str, np.ndarray], np.ndarray] | None = None
@@ -115,8 +118,8 @@ def evaluate(
                     config, system.probabilities, test, labels, system.decide
                 ),
                 fit_seconds=system.fit_seconds,
-                intervals=intervals.get(name, {}),
-                specialist_lead=leads.get(name, {}),
+                intervals=intervals[name],
+                specialist_lead=leads[name],
             )
             for name, system in systems.items()
         },
