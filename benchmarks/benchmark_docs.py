@@ -186,6 +186,31 @@ def accuracy_section() -> str:
     )
 
 
+def search_section() -> str:
+    """Each candidate of the training-settings search beside the config it changes one thing of."""
+    sections = []
+    for name, result in _results("search"):
+        lines = ["| change | validation score | seconds |", "| --- | --- | --- |"]
+        for row in result["rows"]:
+            change = row["change"]
+            shown = change if isinstance(change, str) else json.dumps(change)
+            lines.append(f"| {shown} | {row['validation_score']:.4f} | {row['seconds']:.0f} |")
+        settings = ", ".join(f"{k} {v}" for k, v in result["training"].items() if v is not None)
+        sections.append(
+            f"### {name}\n\n`{result['data']}`, {result['validation_rows']:,} validation "
+            f"claims; {result['machine']}; {result['created_at']}. The config's settings: "
+            f"{settings}.\n\n" + "\n".join(lines) + "\n"
+        )
+    if not sections:
+        return ""
+    return (
+        "## Training settings search\n\nMade by `benchmarks/search.py`: one setting changed at "
+        "a time from the config's own, each candidate trained in full and scored by the mean "
+        "primary metric over tasks on the validation split (never the test split), best "
+        "first.\n\n" + "\n".join(sections)
+    )
+
+
 def _training_verdict(result: dict) -> str:
     """A capped (smoke) run never reads as meeting a goal, whatever its file says."""
     if result.get("max_steps"):
@@ -489,6 +514,7 @@ def render() -> None:
             section
             for section in (
                 accuracy_section(),
+                search_section(),
                 training_section(),
                 throughput_section(),
                 serving_section(),

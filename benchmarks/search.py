@@ -7,22 +7,29 @@
 Candidates change one setting at a time from the config's own training section (a coordinate
 search: affordable on two cores, and each row says what one change did). Scores are the mean
 validation primary metric over tasks, never the test split. Results go to
-benchmarks/results/search-<name>.json, best first.
+benchmarks/results/search-<name>.json, best first, and to a table in docs/benchmarks.md.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
 import tempfile
 import time
 from pathlib import Path
 
-from claims.config import load_config
-from training.metrics import primary_metric
-from training.trainer import SpecialistTrainer
-
 ROOT = Path(__file__).resolve().parents[1]
+sys.path[0] = str(ROOT)  # not this folder: benchmarks/serving.py would shadow `serving`
+sys.path.append(str(ROOT / "benchmarks"))
+
+from benchmark_docs import keep  # noqa: E402
+from common import provenance  # noqa: E402
+
+from claims.config import load_config  # noqa: E402
+from training.metrics import primary_metric  # noqa: E402
+from training.trainer import SpecialistTrainer  # noqa: E402
+
 CANDIDATES: list[dict[str, object]] = [
     {},
     {"learning_rate": 2e-4},
@@ -48,6 +55,7 @@ def main() -> None:
     arguments = parser.parse_args()
     base = load_config(arguments.config)
     rows = []
+    validation_rows = 0
     for change in CANDIDATES[: arguments.budget]:
         config = base.model_copy(deep=True)
         config.training = config.training.model_validate({**config.training.model_dump(), **change})
@@ -55,6 +63,7 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as folder:
             outcome = SpecialistTrainer(config, show_progress=False).fit(arguments.data, folder)
         validation = outcome.manifest.metrics["validation"]
+        validation_rows = outcome.manifest.training_data.validation_rows
         score = sum(
             validation[task.name][primary_metric(task.kind)] for task in config.tasks
         ) / len(config.tasks)
@@ -70,10 +79,14 @@ def main() -> None:
             f"{json.dumps(change) or '{}'}: {score:.4f} in {rows[-1]['seconds']:.0f} s", flush=True
         )
     rows.sort(key=lambda row: -row["validation_score"])
-    out = ROOT / "benchmarks" / "results" / f"search-{arguments.name}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"data": arguments.data.name, "rows": rows}, indent=2) + "\n")
-    print(f"wrote {out}")
+    result = {
+        **provenance(),
+        "data": arguments.data.name,
+        "training": base.training.model_dump(mode="json"),
+        "validation_rows": validation_rows,
+        "rows": rows,
+    }
+    print(f"wrote {keep('search', arguments.name, result)}")
 
 
 if __name__ == "__main__":
