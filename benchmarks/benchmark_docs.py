@@ -206,8 +206,8 @@ def search_section() -> str:
     return (
         "## Training settings search\n\nMade by `benchmarks/search.py`: one setting changed at "
         "a time from the config's own, each candidate trained in full and scored by the mean "
-        "primary metric over tasks on the validation split (never the test split), best "
-        "first.\n\n" + "\n".join(sections)
+        "primary metric over tasks of the tuned model alone (no partner, no decision offsets) "
+        "on the validation split (never the test split), best first.\n\n" + "\n".join(sections)
     )
 
 

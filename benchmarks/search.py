@@ -6,7 +6,9 @@
 
 Candidates change one setting at a time from the config's own training section (a coordinate
 search: affordable on two cores, and each row says what one change did). Scores are the mean
-validation primary metric over tasks, never the test split. Results go to
+validation primary metric over tasks of the tuned model alone, never the test split: the boosted
+partner and the decision offsets, chosen on the validation split itself, would mute and flatter
+what a setting changes. Results go to
 benchmarks/results/search-<name>.json, best first, and to a table in docs/benchmarks.md.
 """
 
@@ -28,6 +30,7 @@ from common import provenance  # noqa: E402
 
 from claims.config import load_config  # noqa: E402
 from training.metrics import primary_metric  # noqa: E402
+from training.model_card import TUNED_ALONE  # noqa: E402
 from training.trainer import SpecialistTrainer  # noqa: E402
 
 CANDIDATES: list[dict[str, object]] = [
@@ -62,7 +65,7 @@ def main() -> None:
         started = time.perf_counter()
         with tempfile.TemporaryDirectory() as folder:
             outcome = SpecialistTrainer(config, show_progress=False).fit(arguments.data, folder)
-        validation = outcome.manifest.metrics["validation"]
+        validation = outcome.manifest.metrics[TUNED_ALONE]
         validation_rows = outcome.manifest.training_data.validation_rows
         score = sum(
             validation[task.name][primary_metric(task.kind)] for task in config.tasks

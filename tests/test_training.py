@@ -62,7 +62,11 @@ def test_the_manifest_describes_the_model_and_its_data(trained_checkpoint: Path)
     assert manifest.strategy is Strategy.lora
     assert manifest.base_model.name == "sentence-transformers/all-MiniLM-L6-v2"
     assert 0 < manifest.trainable_parameters < manifest.total_parameters / 5
-    assert set(manifest.metrics) == {"validation", "test"}
+    assert set(manifest.metrics) == {"validation", "test", "tuned_alone"}
+    assert (
+        manifest.metrics["tuned_alone"]["severity"]["rows"]
+        == (manifest.metrics["validation"]["severity"]["rows"])
+    )
     assert 0.0 <= manifest.metrics["test"]["siu_referral"]["auc"] <= 1.0
     stages = manifest.stage_seconds  # where the time went
     assert {"preparing", "fine_tuning", "waiting_for_partner", "after"} <= set(stages)
@@ -73,6 +77,7 @@ def test_the_manifest_describes_the_model_and_its_data(trained_checkpoint: Path)
     card = (trained_checkpoint / "MODEL_CARD.md").read_text()
     assert manifest.model_version in card and "siu_referral" in card
     assert "decision_offsets.severity: validation macro-F1" in card  # the card says what it chose
+    assert "Validation split, the tuned model alone" in card
 
 
 def test_lora_tuning_changes_the_encoder(trained_checkpoint: Path, claims_csv: Path) -> None:

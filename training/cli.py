@@ -26,6 +26,7 @@ def train(
 ) -> None:
     """Fine-tune the base model on labelled claims and write a verified checkpoint."""
     from claims.config import load_config
+    from training.model_card import split_title
     from training.trainer import SpecialistTrainer
 
     with user_errors():
@@ -43,7 +44,7 @@ def train(
     )
     for split, metrics in manifest.metrics.items():
         shown = ("macro_f1", "accuracy", "auc", "ece")
-        table = Table("task", *shown, title=f"{split} split")
+        table = Table("task", *shown, title=split_title(split))
         for task, values in metrics.items():
             table.add_row(task, *(f"{values[m]:.3f}" if m in values else "" for m in shown))
         console.print(table)

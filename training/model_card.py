@@ -4,6 +4,15 @@ from __future__ import annotations
 
 from claims.checkpoint import TrainedSpecialist
 
+TUNED_ALONE = "tuned_alone"
+
+
+def split_title(split: str) -> str:
+    """How a key of the manifest's metrics reads to a person."""
+    if split == TUNED_ALONE:
+        return "validation split, the tuned model alone (no partner, no decision offsets)"
+    return f"{split} split"
+
 
 def metrics_table(metrics: dict[str, dict[str, float]]) -> str:
     names = ["macro_f1", "accuracy", "auc", "average_precision", "ece", "rows"]
@@ -37,7 +46,7 @@ def render_model_card(specialist: TrainedSpecialist, model_version: str) -> str:
     )
     choices = "\n".join(f"- {name}: {why}" for name, why in specialist.selection.items())
     sections = "\n\n".join(
-        f"### {split.capitalize()} split\n\n{metrics_table(values)}"
+        f"### {split_title(split).capitalize()}\n\n{metrics_table(values)}"
         for split, values in specialist.metrics.items()
     )
     return f"""# Claims specialist {model_version}

@@ -31,7 +31,7 @@ from schemas.checkpoint import DataInfo, Manifest
 from schemas.config import SpecialistConfig, TaskKind
 from training.labels import IGNORE, class_weights, label_indices, resolve_labels
 from training.metrics import task_metrics
-from training.model_card import render_model_card
+from training.model_card import TUNED_ALONE, render_model_card
 from training.partner import PartnerFit, choose_blend
 from training.strategies import count_parameters, prepare_encoder
 
@@ -172,7 +172,10 @@ class SpecialistTrainer:
         metrics = {
             "validation": score_predictions(
                 self.config, blended, validation, labels, predictor.decide
-            )
+            ),
+            # what the training settings change: neither the partner nor the decision offsets,
+            # both chosen on these same claims
+            TUNED_ALONE: score_predictions(self.config, tuned, validation, labels),
         }
         if len(test):
             metrics["test"] = self._score(predictor, test, labels)
