@@ -57,11 +57,10 @@ def _manifest(model: Path) -> dict:
 
 
 def collect(report: dict, specialist: Path, ablation: Path) -> dict:
-    systems = dict(report["systems"])
     ablation_manifest = _manifest(ablation)
     systems = {
         ABLATION if name == ablation_manifest["model_version"] else name: system
-        for name, system in systems.items()
+        for name, system in report["systems"].items()
     }
     systems[ABLATION]["description"] = "the same recipe with the encoder frozen: no fine-tuning"
     for name, manifest in (("specialist", _manifest(specialist)), (ABLATION, ablation_manifest)):

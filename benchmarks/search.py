@@ -8,8 +8,8 @@ Candidates change one setting at a time from the config's own training section (
 search: affordable on two cores, and each row says what one change did). Scores are the mean
 validation primary metric over tasks of the tuned model alone, never the test split: the boosted
 partner and the decision offsets, chosen on the validation split itself, would mute and flatter
-what a setting changes. Results go to
-benchmarks/results/search-<name>.json, best first, and to a table in docs/benchmarks.md.
+what a setting changes. Results go to benchmarks/results/search-<name>.json, best first, and to
+a table in docs/benchmarks.md.
 """
 
 from __future__ import annotations

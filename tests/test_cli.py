@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from typer.testing import CliRunner
+from typer.testing import CliRunner, Result
 
 from claims.cli import app
 from claims.tables import write_table
@@ -73,7 +73,7 @@ def test_train_stops_on_a_bad_row_naming_it(tmp_path: Path, claims_frame: pd.Dat
     assert not (tmp_path / "m").exists()
 
 
-def _evaluate(checkpoint: Path, data: Path, out: Path, *options: str) -> object:
+def _evaluate(checkpoint: Path, data: Path, out: Path, *options: str) -> Result:
     arguments = ["evaluate", "--model", str(checkpoint), "--data", str(data), "--out", str(out)]
     return runner.invoke(app, [*arguments, *options])
 

@@ -56,8 +56,8 @@ def evaluate(
     out: Path = typer.Option(Path("reports"), help="Folder for the JSON and Markdown report."),
     against: list[Path] = typer.Option(
         [],
-        help="Another checkpoint trained on the same file and split (an ablation, the model in "
-        "service), scored on the same claims; repeatable.",
+        help="Another checkpoint trained on the same file and split (an ablation, a model "
+        "trained with other settings), scored on the same claims; repeatable.",
     ),
 ) -> None:
     """Score the specialist beside the base model and classical baselines, with 95% intervals

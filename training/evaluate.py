@@ -50,7 +50,8 @@ def evaluate(
     """Scores on the rows the checkpoint's config holds out; baselines learn from the rest.
 
     `against`: other checkpoints trained on the same file with the same split and labels (an
-    ablation, the model in service), scored on the same claims under their model version."""
+    ablation, a model trained with other settings), scored on the same claims under their model
+    version."""
     data_path = Path(data_path)
     checkpoint = load_checkpoint(model_dir)
     config, predictor = checkpoint.config, checkpoint.predictor
