@@ -16,7 +16,7 @@ from claims.encoder import resolve_base_model
 from schemas.checkpoint import Manifest
 from schemas.config import Strategy
 from tests.conftest import quick_config
-from training.trainer import SpecialistTrainer
+from training.trainer import SpecialistTrainer, score_predictions, split_validation
 
 pytestmark = pytest.mark.slow
 
@@ -78,6 +78,29 @@ def test_the_manifest_describes_the_model_and_its_data(trained_checkpoint: Path)
     assert manifest.model_version in card and "siu_referral" in card
     assert "decision_offsets.severity: validation macro-F1" in card  # the card says what it chose
     assert "Validation split, the tuned model alone" in card
+
+
+def test_the_validation_claims_can_be_found_again_and_rescored(
+    trained_checkpoint: Path, claims_csv: Path
+) -> None:
+    """The settings search scores a kept checkpoint on its validation claims again, for its
+    paired intervals: the same claims and the tuned model's own figures must come back."""
+    loaded = load_checkpoint(trained_checkpoint)
+    development, _ = load_claims(claims_csv, loaded.config).split()
+    train, validation = split_validation(development, loaded.config.training.validation_fraction)
+    data = loaded.manifest.training_data
+    assert (len(train), len(validation)) == (data.train_rows, data.validation_rows)
+    loaded.predictor.partner = None
+    again = score_predictions(
+        loaded.config,
+        loaded.predictor.predict_proba(validation.claims),
+        validation,
+        loaded.predictor.labels,
+    )
+    recorded = loaded.manifest.metrics["tuned_alone"]
+    for task, metrics in recorded.items():
+        assert again[task]["rows"] == metrics["rows"]
+        assert again[task]["macro_f1"] == pytest.approx(metrics["macro_f1"], abs=0.01)
 
 
 def test_lora_tuning_changes_the_encoder(trained_checkpoint: Path, claims_csv: Path) -> None:

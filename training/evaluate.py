@@ -103,7 +103,7 @@ def evaluate(
         systems[name] = ScoredSystem(
             description, fitted.predict_proba(test.claims), fit_seconds=seconds
         )
-    intervals, leads = _uncertainty(config, systems, test, labels, seed)
+    intervals, leads = paired_uncertainty(config, systems, "specialist", test, labels, seed)
     return EvaluationReport(
         model_version=checkpoint.manifest.model_version,
         created_at=datetime.now(UTC),
@@ -150,17 +150,19 @@ def _check_comparable(specialist: LoadedCheckpoint, other: LoadedCheckpoint) -> 
         raise ComparisonError(f"{version}: its tasks or labels differ from the specialist's")
 
 
-def _uncertainty(
+def paired_uncertainty(
     config: SpecialistConfig,
     systems: dict[str, ScoredSystem],
-    test: LabelledClaims,
+    reference: str,
+    claims: LabelledClaims,
     labels: dict[str, list[str]],
     seed: int,
 ) -> tuple[dict[str, dict[str, Interval]], dict[str, dict[str, Interval]]]:
-    """system -> task -> the primary metric's interval, and the specialist's lead over it."""
+    """system -> task -> the primary metric's interval on `claims`, and the lead of system
+    `reference` over it (none for the reference itself)."""
     intervals: dict[str, dict[str, Interval]] = {name: {} for name in systems}
     leads: dict[str, dict[str, Interval]] = {name: {} for name in systems}
-    for task, rows in labelled_rows(config, test, labels).items():
+    for task, rows in labelled_rows(config, claims, labels).items():
         kind = config.task(task).kind
         outputs = {}
         for name, system in systems.items():
@@ -172,7 +174,7 @@ def _uncertainty(
             else:
                 outputs[name] = probabilities.argmax(axis=1)
         task_intervals, task_leads = paired_bootstrap(
-            kind, rows.targets, outputs, "specialist", rows.positive, seed=seed
+            kind, rows.targets, outputs, reference, rows.positive, seed=seed
         )
         for name, interval in task_intervals.items():
             intervals[name][task] = interval

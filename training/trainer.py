@@ -122,12 +122,7 @@ class SpecialistTrainer:
         development, test = everything.split()
         if len(development) < 10:
             raise DataError(f"{data_name}: only {len(development)} rows outside the test split")
-        in_validation = [
-            hash_fraction(c.claim_id, VALIDATION_SALT) < self.settings.validation_fraction
-            for c in development.claims
-        ]
-        train = development.subset(i for i, v in enumerate(in_validation) if not v)
-        validation = development.subset(i for i, v in enumerate(in_validation) if v)
+        train, validation = split_validation(development, self.settings.validation_fraction)
 
         labels = {t.name: resolve_labels(t, train.labels[t.name]) for t in self.config.tasks}
         features = StructuredFeatures.fit(
@@ -452,6 +447,18 @@ class SpecialistTrainer:
         return score_predictions(
             self.config, predictor.predict_proba(split.claims), split, labels, predictor.decide
         )
+
+
+def split_validation(
+    development: LabelledClaims, fraction: float
+) -> tuple[LabelledClaims, LabelledClaims]:
+    """(training rows, validation rows). A claim's side follows from its id alone, so the
+    settings search scores every candidate on the validation claims its training held out."""
+    in_validation = [
+        hash_fraction(claim.claim_id, VALIDATION_SALT) < fraction for claim in development.claims
+    ]
+    train = development.subset(i for i, held in enumerate(in_validation) if not held)
+    return train, development.subset(i for i, held in enumerate(in_validation) if held)
 
 
 @dataclass(frozen=True)
