@@ -190,11 +190,26 @@ def search_section() -> str:
     """Each candidate of the training-settings search beside the config it changes one thing of."""
     sections = []
     for name, result in _results("search"):
-        lines = ["| change | validation score | seconds |", "| --- | --- | --- |"]
+        tasks = list(result["rows"][0]["validation"])
+        lines = [
+            "| change | validation score | "
+            + " | ".join(f"lead over the defaults: {task}" for task in tasks)
+            + " | seconds |",
+            "|" + " --- |" * (len(tasks) + 3),
+        ]
         for row in result["rows"]:
             change = row["change"]
             shown = change if isinstance(change, str) else json.dumps(change)
-            lines.append(f"| {shown} | {row['validation_score']:.4f} | {row['seconds']:.0f} |")
+            leads = row.get("lead_over_defaults", {})
+            cells = [
+                Interval(**leads[task]).bracketed(signed=True) if task in leads else ""
+                for task in tasks
+            ]
+            lines.append(
+                f"| {shown} | {row['validation_score']:.4f} | "
+                + " | ".join(cells)
+                + f" | {row['seconds']:.0f} |"
+            )
         settings = ", ".join(f"{k} {v}" for k, v in result["training"].items() if v is not None)
         sections.append(
             f"### {name}\n\n`{result['data']}`, {result['validation_rows']:,} validation "
@@ -207,7 +222,10 @@ def search_section() -> str:
         "## Training settings search\n\nMade by `benchmarks/search.py`: one setting changed at "
         "a time from the config's own, each candidate trained in full and scored by the mean "
         "primary metric over tasks of the tuned model alone (no partner, no decision offsets) "
-        "on the validation split (never the test split), best first.\n\n" + "\n".join(sections)
+        "on the validation split (never the test split), best first. Each lead is the "
+        "candidate's primary metric minus the defaults' on that task, a 95% interval paired on "
+        "bootstrap resamples of the validation claims: wholly above zero, the change is better "
+        "beyond sampling error.\n\n" + "\n".join(sections)
     )
 
 

@@ -8,8 +8,10 @@ Candidates change one setting at a time from the config's own training section (
 search: affordable on two cores, and each row says what one change did). Scores are the mean
 validation primary metric over tasks of the tuned model alone, never the test split: the boosted
 partner and the decision offsets, chosen on the validation split itself, would mute and flatter
-what a setting changes. Results go to benchmarks/results/search-<name>.json, best first, and to
-a table in docs/benchmarks.md.
+what a setting changes. Each candidate's lead over the config's own settings gets a 95% interval
+per task, paired on bootstrap resamples of the same validation claims: a change is worth adopting
+only where its lead is above zero beyond sampling error. Results go to
+benchmarks/results/search-<name>.json, best first, and to a table in docs/benchmarks.md.
 """
 
 from __future__ import annotations
@@ -28,10 +30,15 @@ sys.path.append(str(ROOT / "benchmarks"))
 from benchmark_docs import keep  # noqa: E402
 from common import provenance  # noqa: E402
 
+from claims.checkpoint import load_checkpoint  # noqa: E402
 from claims.config import load_config  # noqa: E402
+from claims.dataset import LabelledClaims, load_claims  # noqa: E402
+from training.evaluate import ScoredSystem, paired_uncertainty  # noqa: E402
 from training.metrics import primary_metric  # noqa: E402
 from training.model_card import TUNED_ALONE  # noqa: E402
-from training.trainer import SpecialistTrainer  # noqa: E402
+from training.trainer import SpecialistTrainer, split_validation  # noqa: E402
+
+DEFAULTS = "config defaults"
 
 CANDIDATES: list[dict[str, object]] = [
     {},
@@ -49,6 +56,15 @@ CANDIDATES: list[dict[str, object]] = [
 ]
 
 
+def tuned_alone(folder: Path, validation: LabelledClaims) -> tuple[ScoredSystem, dict]:
+    """A candidate's validation answers as its search score counts them: the tuned model
+    alone, labels by the most probable; and its labels per task."""
+    predictor = load_checkpoint(folder).predictor
+    predictor.partner = None
+    probabilities = predictor.predict_proba(validation.claims)
+    return ScoredSystem("the tuned model alone", probabilities), predictor.labels
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, required=True)
@@ -57,36 +73,49 @@ def main() -> None:
     parser.add_argument("--budget", type=int, default=len(CANDIDATES), help="candidates to try")
     arguments = parser.parse_args()
     base = load_config(arguments.config)
-    rows = []
-    validation_rows = 0
+    development, _ = load_claims(arguments.data, base).split()
+    _, validation = split_validation(development, base.training.validation_fraction)
+    rows, answers = [], {}
     for change in CANDIDATES[: arguments.budget]:
+        name = json.dumps(change) if change else DEFAULTS
         config = base.model_copy(deep=True)
         config.training = config.training.model_validate({**config.training.model_dump(), **change})
         started = time.perf_counter()
         with tempfile.TemporaryDirectory() as folder:
             outcome = SpecialistTrainer(config, show_progress=False).fit(arguments.data, folder)
-        validation = outcome.manifest.metrics[TUNED_ALONE]
-        validation_rows = outcome.manifest.training_data.validation_rows
-        score = sum(
-            validation[task.name][primary_metric(task.kind)] for task in config.tasks
-        ) / len(config.tasks)
+            seconds = time.perf_counter() - started
+            answers[name], labels = tuned_alone(Path(folder), validation)
+        scores = outcome.manifest.metrics[TUNED_ALONE]
+        score = sum(scores[task.name][primary_metric(task.kind)] for task in config.tasks) / len(
+            config.tasks
+        )
+        lead = {}
+        if name != DEFAULTS:
+            _, leads = paired_uncertainty(
+                base,
+                {name: answers[name], DEFAULTS: answers[DEFAULTS]},
+                name,
+                validation,
+                labels,
+                base.training.seed,
+            )
+            lead = {task: interval.model_dump() for task, interval in leads[DEFAULTS].items()}
         rows.append(
             {
-                "change": change or "config defaults",
+                "change": change or DEFAULTS,
                 "validation_score": round(score, 4),
-                "validation": validation,
-                "seconds": round(time.perf_counter() - started, 1),
+                "validation": scores,
+                "lead_over_defaults": lead,
+                "seconds": round(seconds, 1),
             }
         )
-        print(
-            f"{json.dumps(change) or '{}'}: {score:.4f} in {rows[-1]['seconds']:.0f} s", flush=True
-        )
+        print(f"{name}: {score:.4f} in {seconds:.0f} s", flush=True)
     rows.sort(key=lambda row: -row["validation_score"])
     result = {
         **provenance(),
         "data": arguments.data.name,
         "training": base.training.model_dump(mode="json"),
-        "validation_rows": validation_rows,
+        "validation_rows": len(validation),
         "rows": rows,
     }
     print(f"wrote {keep('search', arguments.name, result)}")
