@@ -225,7 +225,9 @@ def search_section() -> str:
         "on the validation split (never the test split), best first. Each lead is the "
         "candidate's primary metric minus the defaults' on that task, a 95% interval paired on "
         "bootstrap resamples of the validation claims: wholly above zero, the change is better "
-        "beyond sampling error.\n\n" + "\n".join(sections)
+        "beyond sampling error. With a dozen candidates and a few tasks, about one interval in "
+        "twenty misses zero by chance alone, so a single one does not move the defaults.\n\n"
+        + "\n".join(sections)
     )
 
 
