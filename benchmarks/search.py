@@ -56,7 +56,9 @@ CANDIDATES: list[dict[str, object]] = [
 ]
 
 
-def tuned_alone(folder: Path, validation: LabelledClaims) -> tuple[ScoredSystem, dict]:
+def tuned_alone(
+    folder: Path, validation: LabelledClaims
+) -> tuple[ScoredSystem, dict[str, list[str]]]:
     """A candidate's validation answers as its search score counts them: the tuned model
     alone, labels by the most probable; and its labels per task."""
     predictor = load_checkpoint(folder).predictor
