@@ -9,9 +9,11 @@ search: affordable on two cores, and each row says what one change did). Scores 
 validation primary metric over tasks of the tuned model alone, never the test split: the boosted
 partner and the decision offsets, chosen on the validation split itself, would mute and flatter
 what a setting changes. Each candidate's lead over the config's own settings gets a 95% interval
-per task, paired on bootstrap resamples of the same validation claims: a change is worth adopting
-only where its lead is above zero beyond sampling error. Results go to
-benchmarks/results/search-<name>.json, best first, and to a table in docs/benchmarks.md.
+per task, paired on bootstrap resamples of the same validation claims. With a dozen candidates
+and a few tasks, about one interval in twenty misses zero by chance alone: a change earns the
+defaults by leading beyond sampling error on more than one task, or again on another file.
+Results go to benchmarks/results/search-<name>.json, best first, and to a table in
+docs/benchmarks.md.
 """
 
 from __future__ import annotations
