@@ -33,7 +33,7 @@ from claims.encoder import (
 )
 from claims.features import StructuredFeatures
 from claims.model import Calibration, SpecialistModel
-from claims.partner import BoostedPartner, PartnerState
+from claims.partner import BoostedPartner
 from claims.predictor import TunedPredictor
 from schemas.checkpoint import BaseModelInfo, DataInfo, FileDigest, Manifest
 from schemas.config import SpecialistConfig, Strategy
@@ -44,7 +44,8 @@ SPECIALIST = "specialist.json"  # label maps, fitted structured features, calibr
 HEADS = "heads.safetensors"
 ENCODER = "encoder.safetensors"  # last-layers / full: the tuned encoder tensors only
 ADAPTER = "adapter"  # LoRA: peft's own adapter folder
-PARTNER = "partner.json"  # the boosted partner, when the trainer chose to blend with it
+PARTNER = "partner.json"  # the stack's other members and weights, when it has them
+PARTNER_ARRAYS = "partner.safetensors"  # the text member's vocabulary-sized arrays
 MODEL_CARD = "MODEL_CARD.md"
 _LIBRARIES = ("torch", "transformers", "peft", "lightgbm", "scikit-learn", "claims-specialist")
 
@@ -84,7 +85,7 @@ class TrainedSpecialist:
     total_parameters: int
     training_seconds: float
     selection: dict[str, str]
-    partner: PartnerState | None = None
+    partner: BoostedPartner | None = None
     stage_seconds: dict[str, float] = field(default_factory=dict)
 
 
@@ -134,7 +135,7 @@ def write_checkpoint(
             },
         )
         if specialist.partner is not None:
-            (staging / PARTNER).write_text(specialist.partner.model_dump_json(), encoding="utf-8")
+            specialist.partner.save(staging / PARTNER, staging / PARTNER_ARRAYS)
         files = _digests(staging)
         model_version = (
             "sp-"
@@ -297,8 +298,11 @@ def _build_predictor(
     if missing_heads or unexpected:
         raise ValueError(f"{HEADS}: missing {missing_heads[:3]}, unexpected {unexpected[:3]}")
     partner = None
-    if any(entry.path == PARTNER for entry in manifest.files):
-        partner = BoostedPartner(PartnerState.model_validate_json((folder / PARTNER).read_bytes()))
+    listed = {entry.path for entry in manifest.files}
+    if PARTNER in listed:
+        if PARTNER_ARRAYS not in listed:  # never read a file the manifest does not vouch for
+            raise ValueError(f"{PARTNER} is listed but {PARTNER_ARRAYS} is not")
+        partner = BoostedPartner.load(folder / PARTNER, folder / PARTNER_ARRAYS)
     return TunedPredictor(
         model,
         load_tokenizer(base_path),

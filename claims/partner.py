@@ -1,110 +1,166 @@
-"""The boosted partner: gradient boosting over the structured fields and the narrative's TF-IDF
-scores, which the trainer blends with the tuned model, task by task, where that is better on
-the validation claims.
+"""The specialist's other members, and the stack that combines them with the tuned encoder.
 
-Trees read amounts and counts well and the tuned encoder reads the narrative well; a blend of
-the two beats either alone on third-party claims (docs/accuracy-experiments.md). Stored as
-JSON: the TF-IDF vocabulary and weights, and LightGBM's own text model format. Nothing is
-unpickled.
+Per task the served answer is a weighted product of three members' probabilities: the tuned
+encoder; TF-IDF of the narrative's words and characters with a logistic regression (what an
+insurer's data team would build first); and gradient boosting over the structured fields and
+that text model's scores. The weights are fitted on the validation claims, which no member was
+trained on, so the stack never serves worse than its best member there
+(docs/accuracy-experiments.md). Stored as JSON (vocabularies, LightGBM's text model format, the
+weights) and safetensors (the text model's arrays). Nothing is unpickled.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from functools import cached_property
+from pathlib import Path
 
 import lightgbm
 import numpy as np
+import scipy.sparse
 from pydantic import BaseModel, Field
-from scipy.special import expit, softmax
+from safetensors.numpy import load_file, save_file
+from scipy.special import expit, log_softmax, softmax
 from sklearn.feature_extraction.text import TfidfVectorizer
 
-TFIDF = {"ngram_range": (1, 2), "sublinear_tf": True}  # the text baseline's, exactly
+# The text model's recipe: word 1-2 grams and character 3-5 grams within words, each
+# sublinear TF-IDF, side by side (scikit-learn's FeatureUnion of the two).
+WORD_TFIDF = {"ngram_range": (1, 2), "sublinear_tf": True}
+CHAR_TFIDF = {"analyzer": "char_wb", "ngram_range": (3, 5), "sublinear_tf": True}
+MIN_DOCUMENT_FREQUENCY = 2
+TEXT_REGULARISATION = 10.0  # scikit-learn's C, with balanced class weights
+
+TUNED, TEXT, BOOSTED = "tuned", "text", "boosted"
+MEMBERS = (TUNED, TEXT, BOOSTED)
+PROBABILITY_FLOOR = 1e-12
+
+Members = dict[str, dict[str, np.ndarray]]  # member -> task -> (claims, labels) probabilities
 
 
-class TextScorer(BaseModel):
-    """Word and word-pair TF-IDF of the narrative, one logistic regression per task."""
+class TextScorerState(BaseModel):
+    """The text model's JSON part; its idf and weights are arrays beside it."""
 
-    vocabulary: dict[str, int]
-    idf: list[float]
+    word_vocabulary: dict[str, int]
+    char_vocabulary: dict[str, int]
     classes: dict[str, list[int]] = Field(description="Label indices each regression saw.")
-    coefficients: dict[str, list[list[float]]]
-    intercepts: dict[str, list[float]]
     label_counts: dict[str, int]
 
-    @cached_property
-    def _vectorizer(self) -> TfidfVectorizer:
-        vectorizer = TfidfVectorizer(**TFIDF, vocabulary=self.vocabulary)
-        vectorizer.idf_ = np.asarray(self.idf)
-        return vectorizer
+
+class TextScorer:
+    """TF-IDF of the narrative's words and characters, one logistic regression per task."""
+
+    def __init__(self, state: TextScorerState, arrays: dict[str, np.ndarray]) -> None:
+        """`arrays`: `word_idf`, `char_idf`, and per task `coef.<task>` (labels seen by
+        features) and `intercept.<task>`."""
+        self.state = state
+        self.arrays = arrays
 
     @cached_property
-    def _regressions(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-        """Per task, the weights as arrays (vocabulary by labels) and the intercepts: made once,
-        not from the JSON lists at every call, which cost milliseconds per call."""
-        return {
-            task: (np.asarray(self.coefficients[task]).T.copy(), np.asarray(self.intercepts[task]))
-            for task in self.label_counts
-        }
+    def _vectorizers(self) -> tuple[TfidfVectorizer, TfidfVectorizer]:
+        word = TfidfVectorizer(**WORD_TFIDF, vocabulary=self.state.word_vocabulary)
+        word.idf_ = self.arrays["word_idf"]
+        char = TfidfVectorizer(**CHAR_TFIDF, vocabulary=self.state.char_vocabulary)
+        char.idf_ = self.arrays["char_idf"]
+        return word, char
+
+    def features(self, texts: Sequence[str]) -> scipy.sparse.csr_matrix:
+        word, char = self._vectorizers
+        return scipy.sparse.hstack([word.transform(texts), char.transform(texts)]).tocsr()
 
     def scores(self, texts: Sequence[str]) -> np.ndarray:
         """Every task's label probabilities side by side: (texts, sum of label counts)."""
+        counts = self.state.label_counts
         if not texts:  # a chunk whose every row was rejected
-            return np.zeros((0, sum(self.label_counts.values())))
-        matrix = self._vectorizer.transform(list(texts))
+            return np.zeros((0, sum(counts.values())))
+        matrix = self.features(list(texts))
         columns = []
-        for task, count in self.label_counts.items():
-            weights, intercepts = self._regressions[task]
-            margins = matrix @ weights + intercepts
+        for task, count in counts.items():
+            margins = matrix @ self.arrays[f"coef.{task}"] + self.arrays[f"intercept.{task}"]
             seen = (
                 np.column_stack([1 - expit(margins[:, 0]), expit(margins[:, 0])])
                 if margins.shape[1] == 1
                 else softmax(margins, axis=1)
             )
             full = np.zeros((len(texts), count))
-            full[:, self.classes[task]] = seen
+            full[:, self.state.classes[task]] = seen
             columns.append(full)
         return np.hstack(columns)
 
+    def split(self, scores: np.ndarray) -> dict[str, np.ndarray]:
+        """`scores`' columns as each task's probabilities."""
+        tasks, start = {}, 0
+        for task, count in self.state.label_counts.items():
+            tasks[task] = scores[:, start : start + count]
+            start += count
+        return tasks
+
 
 class PartnerState(BaseModel):
-    text: TextScorer
+    """The JSON part of the members beside the tuned encoder, and the stack's weights."""
+
+    text: TextScorerState
     boosters: dict[str, str] = Field(description="Per task, LightGBM's text model.")
-    tuned_weights: dict[str, float] = Field(
-        description="Per task, the tuned model's share of the blend: 1 keeps it alone."
+    stack_weights: dict[str, dict[str, float]] = Field(
+        description="Per task, each member's weight in the stack: the served log-probabilities "
+        "are the weighted sum of the members', renormalised. {tuned: 1} is the tuned model alone."
     )
 
 
 class BoostedPartner:
-    def __init__(self, state: PartnerState, threads: int = 0) -> None:
+    """The text and boosted members, and the stack that joins them to the tuned encoder."""
+
+    def __init__(
+        self, state: PartnerState, arrays: dict[str, np.ndarray], threads: int = 0
+    ) -> None:
         """`threads`: LightGBM's threads per prediction; 0 is every core, 1 suits a process
         that is one of many."""
         self.state = state
+        self.arrays = arrays
         self.threads = threads
+        self.text = TextScorer(state.text, arrays)
         self.boosters = {
             task: lightgbm.Booster(model_str=text) for task, text in state.boosters.items()
         }
 
+    def save(self, json_path: Path, arrays_path: Path) -> None:
+        json_path.write_text(self.state.model_dump_json(), encoding="utf-8")
+        save_file({name: np.ascontiguousarray(a) for name, a in self.arrays.items()}, arrays_path)
+
+    @classmethod
+    def load(cls, json_path: Path, arrays_path: Path) -> BoostedPartner:
+        return cls(PartnerState.model_validate_json(json_path.read_bytes()), load_file(arrays_path))
+
     def inputs(self, texts: Sequence[str], structured: np.ndarray) -> np.ndarray:
-        """The boosters' features: the structured fields and the narrative's TF-IDF scores."""
-        return np.hstack([structured, self.state.text.scores(texts)])
+        """The boosters' features: the structured fields and the text model's scores."""
+        return np.hstack([structured, self.text.scores(texts)])
 
-    def predict_proba(self, inputs: np.ndarray) -> dict[str, np.ndarray]:
-        return {task: self._predict(task, inputs) for task in self.boosters}
+    def predict_proba(self, inputs: np.ndarray) -> Members:
+        """Each member's probabilities but the tuned encoder's, from `inputs`."""
+        text_width = sum(self.state.text.label_counts.values())
+        return {
+            TEXT: self.text.split(inputs[:, inputs.shape[1] - text_width :]),
+            BOOSTED: {task: self._boosted(task, inputs) for task in self.boosters},
+        }
 
-    def _predict(self, task: str, inputs: np.ndarray) -> np.ndarray:
+    def _boosted(self, task: str, inputs: np.ndarray) -> np.ndarray:
         if not len(inputs):
             return np.zeros((0, self.state.text.label_counts[task]))
         predicted = self.boosters[task].predict(inputs, num_threads=self.threads)
         return np.column_stack([1 - predicted, predicted]) if predicted.ndim == 1 else predicted
 
-    def blend(
-        self, tuned: dict[str, np.ndarray], boosted: dict[str, np.ndarray]
-    ) -> dict[str, np.ndarray]:
-        """The tuned model's probabilities, mixed with the partner's (`predict_proba`) where the
-        trainer chose so."""
-        mixed = dict(tuned)
-        for task, weight in self.state.tuned_weights.items():
-            if weight < 1.0:
-                mixed[task] = weight * tuned[task] + (1 - weight) * boosted[task]
-        return mixed
+    def blend(self, tuned: dict[str, np.ndarray], members: Members) -> dict[str, np.ndarray]:
+        """The stack's probabilities from the tuned model's and the other members'."""
+        everyone = {TUNED: tuned, **members}
+        return {
+            task: stack({member: everyone[member][task] for member in weights}, weights)
+            for task, weights in self.state.stack_weights.items()
+        }
+
+
+def stack(probabilities: dict[str, np.ndarray], weights: dict[str, float]) -> np.ndarray:
+    """softmax(sum of weight * log-probability): a weighted geometric pool of the members."""
+    pooled = sum(
+        weight * np.log(np.clip(probabilities[member], PROBABILITY_FLOOR, None))
+        for member, weight in weights.items()
+    )
+    return np.exp(log_softmax(np.asarray(pooled, dtype=float), axis=1))

@@ -25,7 +25,7 @@ from claims.encoder import base_model_info, load_encoder, load_tokenizer, mean_p
 from claims.features import StructuredFeatures
 from claims.model import Calibration, SpecialistModel, decide_labels
 from claims.packing import PackedTokens, enable_packing, packed_embeddings, packing_pays
-from claims.partner import BoostedPartner
+from claims.partner import TUNED, BoostedPartner, Members
 from schemas.checkpoint import BaseModelInfo
 from schemas.claim import Claim
 from schemas.config import TaskConfig, TaskKind
@@ -65,15 +65,15 @@ class PreparedClaims:
 
     tokens: TokenMatrix
     structured: np.ndarray  # (claims, features) float32
-    partner: dict[str, np.ndarray] | None = None  # the boosted partner's probabilities
+    partner: Members | None = None  # the stack's other members' probabilities
 
     def __len__(self) -> int:
         return len(self.tokens)
 
 
 class ClaimPreparer:
-    """The CPU work before the encoder: tokens, structured features and the boosted partner's
-    answer. Holds no torch model, so a pool of processes can each keep one."""
+    """The CPU work before the encoder: tokens, structured features and the stack's other
+    members' answers. Holds no torch model, so a pool of processes can each keep one."""
 
     def __init__(
         self,
@@ -111,7 +111,7 @@ class TunedPredictor:
         batch_size: int = 64,
         partner: BoostedPartner | None = None,
     ) -> None:
-        """`partner`: the boosted model the trainer chose to blend with, if any."""
+        """`partner`: the stack's other members and its weights, if the trainer fitted them."""
         self.model = model.eval()
         self.preparer = ClaimPreparer(tokenizer, features, max_length, partner)
         self.calibration = calibration
@@ -197,13 +197,23 @@ class TunedPredictor:
 
     def predict_proba(self, claims: Sequence[Claim] | PreparedClaims) -> dict[str, np.ndarray]:
         prepared = claims if isinstance(claims, PreparedClaims) else self.prepare(claims)
-        tuned = {
-            task: self.calibration.probabilities(task, values).numpy()
-            for task, values in self.logits(prepared).items()
-        }
+        tuned = self._tuned_probabilities(prepared)
         if self.partner is None:
             return tuned
         return self.partner.blend(tuned, prepared.partner)
+
+    def _tuned_probabilities(self, prepared: PreparedClaims) -> dict[str, np.ndarray]:
+        return {
+            task: self.calibration.probabilities(task, values).numpy()
+            for task, values in self.logits(prepared).items()
+        }
+
+    def member_probabilities(self, claims: Sequence[Claim]) -> Members:
+        """Each member's own answer (the tuned encoder's calibrated, the others' as fitted),
+        which the stack pools: what evaluation scores beside it."""
+        prepared = self.prepare(claims)
+        members = {TUNED: self._tuned_probabilities(prepared)}
+        return members if prepared.partner is None else members | prepared.partner
 
     def decide(self, task: str, probabilities: np.ndarray) -> np.ndarray:
         return self.calibration.decide(task, probabilities)

@@ -29,6 +29,16 @@ class Strategy(StrEnum):
     head = "head"
 
 
+# The encoder's learning rate per strategy when the config names none: few trainable
+# parameters (LoRA's) take a larger step than the whole encoder's pretrained weights.
+STRATEGY_LEARNING_RATES = {
+    Strategy.lora: 5e-4,
+    Strategy.last_layers: 1e-4,
+    Strategy.full: 5e-5,
+    Strategy.head: 5e-5,  # unused: no encoder parameter trains
+}
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -91,11 +101,17 @@ class SplitConfig(_Strict):
 
 
 class TrainingConfig(_Strict):
-    strategy: Strategy = Strategy.lora
+    strategy: Strategy = Field(
+        default=Strategy.full,
+        description="What fine-tuning changes: every encoder weight (full), LoRA adapters, "
+        "the top layers, or only the heads. docs/accuracy-experiments.md compares them.",
+    )
     epochs: int = Field(default=3, ge=1, le=100)
     max_steps: int | None = Field(default=None, ge=1)
     batch_size: int = Field(default=32, ge=1, le=4096)
-    learning_rate: float = Field(default=5e-4, gt=0)
+    learning_rate: float | None = Field(
+        default=None, gt=0, description="The encoder's; none: the strategy's own default."
+    )
     head_learning_rate: float = Field(default=3e-3, gt=0)
     weight_decay: float = Field(default=0.01, ge=0)
     max_length: int = Field(default=128, ge=8, le=512)
@@ -112,9 +128,14 @@ class TrainingConfig(_Strict):
     seed: int = 0
     boosted_partner: bool = Field(
         default=True,
-        description="Fit gradient boosting on the structured fields and TF-IDF scores beside "
-        "the tuned model, and blend the two per task where that lowers the validation log loss.",
+        description="Fit a TF-IDF text model and gradient boosting on the structured fields and "
+        "text scores beside the tuned model, and serve the three stacked per task with the "
+        "weights that minimise the validation log loss.",
     )
+
+    @property
+    def encoder_learning_rate(self) -> float:
+        return self.learning_rate or STRATEGY_LEARNING_RATES[self.strategy]
 
 
 class RetrainingConfig(_Strict):

@@ -132,7 +132,7 @@ def claims_csv(claims_frame: pd.DataFrame, tmp_path_factory: pytest.TempPathFact
 
 @pytest.fixture(scope="session")
 def trained_checkpoint(claims_csv: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A LoRA specialist really fine-tuned for a few steps on the CPU."""
+    """A specialist (the default recipe) really fine-tuned for a few steps on the CPU."""
     from training.trainer import SpecialistTrainer
 
     out = tmp_path_factory.mktemp("runs") / "specialist"

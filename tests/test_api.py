@@ -120,7 +120,7 @@ def test_health_readiness_and_the_active_model(client: TestClient, trained_check
         "auth": "disabled",  # the tests' development mode; test_auth turns keys on
     }
     active = client.get("/v1/models/active").json()
-    assert active["source"] == "tuned" and active["tuned"]["strategy"] == "lora"
+    assert active["source"] == "tuned" and active["tuned"]["strategy"] == "full"
     assert active["tuned"]["checkpoint"] == str(trained_checkpoint)
     assert active["tasks"]["severity"] == ["low", "medium", "high", "severe"]
 

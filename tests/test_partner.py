@@ -1,24 +1,31 @@
-"""The boosted partner: stored as text exactly as it was fitted, and blended only where it helps."""
+"""The stack's other members, stored exactly as they were fitted, and the weights that pool them."""
 
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from claims.checkpoint import PARTNER, load_checkpoint
+from claims.checkpoint import (
+    PARTNER,
+    PARTNER_ARRAYS,
+    CheckpointError,
+    FallbackCode,
+    load_checkpoint,
+)
 from claims.config import load_config
 from claims.dataset import frame_to_claims
 from claims.features import StructuredFeatures
-from claims.partner import BoostedPartner, PartnerState
+from claims.partner import BOOSTED, TEXT, TUNED, BoostedPartner, stack
 from schemas.config import Strategy
 from tests.conftest import quick_config
 from training.baselines import TfidfLogisticBaseline
 from training.labels import label_indices, resolve_labels
-from training.partner import PartnerFit, choose_blend, fit_partner
+from training.partner import PartnerFit, fit_partner, fit_stack_weights, stack_log_loss
 from training.trainer import SpecialistTrainer
 
 
@@ -43,19 +50,24 @@ def test_the_stored_text_scorer_gives_scikit_learns_probabilities(fitted) -> Non
     development, test, _, targets, counts, partner = fitted
     reference = TfidfLogisticBaseline().fit(development.claims, targets, counts)
     expected = np.hstack(list(reference.predict_proba(test.claims).values()))
-    stored = partner.state.text.scores([claim.description for claim in test.claims])
+    stored = partner.text.scores([claim.description for claim in test.claims])
     np.testing.assert_allclose(stored, expected, atol=1e-9)
 
 
-def test_the_partner_reloads_from_json_to_identical_probabilities(fitted) -> None:
+def test_the_partner_reloads_from_its_files_to_identical_probabilities(
+    fitted, tmp_path: Path
+) -> None:
     _, test, features, _, _, partner = fitted
-    reloaded = BoostedPartner(PartnerState.model_validate_json(partner.state.model_dump_json()))
+    partner.save(tmp_path / PARTNER, tmp_path / PARTNER_ARRAYS)
+    reloaded = BoostedPartner.load(tmp_path / PARTNER, tmp_path / PARTNER_ARRAYS)
     texts = [claim.description for claim in test.claims]
     inputs = partner.inputs(texts, features.transform(test.claims))
     before, after = partner.predict_proba(inputs), reloaded.predict_proba(inputs)
-    for task, values in before.items():
-        np.testing.assert_allclose(values.sum(axis=1), 1.0)
-        np.testing.assert_array_equal(after[task], values)
+    assert set(before) == {TEXT, BOOSTED}
+    for member, tasks in before.items():
+        for task, values in tasks.items():
+            np.testing.assert_allclose(values.sum(axis=1), 1.0)
+            np.testing.assert_array_equal(after[member][task], values)
 
 
 def test_the_partner_learns_claim_type(fitted) -> None:
@@ -68,31 +80,47 @@ def test_the_partner_learns_claim_type(fitted) -> None:
         [c.claim_id for c in test.claims],
     )
     inputs = partner.inputs([c.description for c in test.claims], features.transform(test.claims))
-    assert (partner.predict_proba(inputs)["claim_type"].argmax(1) == truth).mean() > 0.5
+    for member in (TEXT, BOOSTED):
+        answers = partner.predict_proba(inputs)[member]["claim_type"]
+        assert (answers.argmax(1) == truth).mean() > 0.5
 
 
-def test_the_blend_keeps_the_tuned_model_unless_the_partner_lowers_the_loss() -> None:
-    rng = np.random.default_rng(0)
-    truth = rng.integers(0, 2, 400)
-    good = np.column_stack([np.where(truth == 0, 0.8, 0.2), np.where(truth == 1, 0.8, 0.2)])
-    useless = np.full((400, 2), 0.5)
-    weight, losses = choose_blend(good, useless, truth)
-    assert weight == 1.0 and losses[1.0] < losses[0.0]
-    weight, _ = choose_blend(useless, good, truth)
-    assert weight == 0.0
-    assert choose_blend(good, good, truth)[0] == 1.0  # a tie keeps the tuned model alone
-    # each model sure and right on its own half of the rows, unsure on the other: mix them
-    first = np.arange(400) < 200
-    sure = np.where(first, 0.9, 0.5)
-    tuned = np.column_stack(
+def _sure_where(truth: np.ndarray, sure: np.ndarray) -> np.ndarray:
+    """Binary probabilities that put `sure` on the true label of each row."""
+    return np.column_stack(
         [np.where(truth == 0, sure, 1 - sure), np.where(truth == 1, sure, 1 - sure)]
     )
-    other = np.where(first, 0.5, 0.9)
-    partner = np.column_stack(
-        [np.where(truth == 0, other, 1 - other), np.where(truth == 1, other, 1 - other)]
-    )
-    weight, losses = choose_blend(tuned, partner, truth)
-    assert weight == 0.5 and losses[0.5] < min(losses[1.0], losses[0.0])
+
+
+def test_the_stack_weighs_a_useless_member_out_and_mixes_complementary_ones() -> None:
+    rng = np.random.default_rng(0)
+    truth = rng.integers(0, 2, 400)
+    good = _sure_where(truth, np.full(400, 0.8))
+    useless = np.full((400, 2), 0.5)
+    weights = fit_stack_weights({TUNED: good, TEXT: useless}, truth)
+    assert weights[TUNED] > 1.0 and weights[TEXT] == pytest.approx(0.0, abs=1e-3)
+    # each member sure and right on its own half of the rows, unsure on the other: pool both
+    first = np.arange(400) < 200
+    members = {
+        TUNED: _sure_where(truth, np.where(first, 0.9, 0.5)),
+        TEXT: _sure_where(truth, np.where(first, 0.5, 0.9)),
+    }
+    weights = fit_stack_weights(members, truth)
+    assert min(weights.values()) > 0.5
+    pooled = stack_log_loss(members, truth, weights)
+    assert pooled < min(stack_log_loss(members, truth, {m: 1.0}) for m in members)
+
+
+def test_the_stack_never_fits_worse_than_the_first_member_alone() -> None:
+    """The pool starts from the tuned model alone and keeps it if nothing lowers the loss."""
+    rng = np.random.default_rng(1)
+    truth = rng.integers(0, 4, 300)
+    members = {m: rng.dirichlet(np.ones(4), 300) for m in (TUNED, TEXT, BOOSTED)}
+    weights = fit_stack_weights(members, truth)
+    assert stack_log_loss(members, truth, weights) <= stack_log_loss(members, truth, {TUNED: 1})
+    served = stack(members, weights)
+    np.testing.assert_allclose(served.sum(axis=1), 1.0)
+    np.testing.assert_allclose(stack(members, {TUNED: 1.0}), members[TUNED], rtol=1e-9)
 
 
 def test_one_thread_or_none_the_partner_answers_alike(fitted) -> None:
@@ -100,13 +128,14 @@ def test_one_thread_or_none_the_partner_answers_alike(fitted) -> None:
     _, test, features, _, counts, partner = fitted
     texts = [claim.description for claim in test.claims]
     inputs = partner.inputs(texts, features.transform(test.claims))
-    one_thread = BoostedPartner(partner.state, threads=1)
-    for task, values in partner.predict_proba(inputs).items():
-        np.testing.assert_array_equal(one_thread.predict_proba(inputs)[task], values)
+    one_thread = BoostedPartner(partner.state, partner.arrays, threads=1)
+    for task, values in partner.predict_proba(inputs)[BOOSTED].items():
+        np.testing.assert_array_equal(one_thread.predict_proba(inputs)[BOOSTED][task], values)
     empty = partner.predict_proba(partner.inputs([], features.transform([])))
-    assert {task: values.shape for task, values in empty.items()} == {
-        task: (0, count) for task, count in counts.items()
-    }
+    for member in (TEXT, BOOSTED):
+        assert {task: values.shape for task, values in empty[member].items()} == {
+            task: (0, count) for task, count in counts.items()
+        }
 
 
 def test_a_partner_fitted_beside_in_another_process_answers_as_one_fitted_here(fitted) -> None:
@@ -115,23 +144,48 @@ def test_a_partner_fitted_beside_in_another_process_answers_as_one_fitted_here(f
     beside = PartnerFit(development.claims, structured, targets, counts, 0, beside=True)
     texts = [claim.description for claim in test.claims]
     inputs = partner.inputs(texts, features.transform(test.claims))
-    answers = beside.result().predict_proba(inputs)
-    for task, values in partner.predict_proba(inputs).items():
+    answers = beside.result().predict_proba(inputs)[BOOSTED]
+    for task, values in partner.predict_proba(inputs)[BOOSTED].items():
         np.testing.assert_allclose(answers[task], values, atol=1e-6)
 
 
-def test_a_checkpoint_records_its_blend_and_serves_it(trained_checkpoint: Path) -> None:
+def test_a_checkpoint_records_its_stack_and_serves_it(
+    trained_checkpoint: Path, claims_csv: Path
+) -> None:
     manifest = json.loads((trained_checkpoint / "manifest.json").read_text())
-    blends = {k: v for k, v in manifest["selection"].items() if k.startswith("blend.")}
-    assert set(blends) == {f"blend.{task.name}" for task in load_config().tasks}
+    notes = {k: v for k, v in manifest["selection"].items() if k.startswith("stack.")}
+    assert set(notes) == {f"stack.{task.name}" for task in load_config().tasks}
     predictor = load_checkpoint(trained_checkpoint).predictor
-    stored = (trained_checkpoint / PARTNER).is_file()
-    assert stored == (predictor.partner is not None)
-    if stored:
-        weights = predictor.partner.state.tuned_weights
-        assert any(weight < 1.0 for weight in weights.values())
-        for task, weight in weights.items():
-            assert f"tuned model weight {weight:.1f}" in blends[f"blend.{task}"]
+    assert predictor.partner is not None
+    card = (trained_checkpoint / "MODEL_CARD.md").read_text()
+    for task, weights in predictor.partner.state.stack_weights.items():
+        assert set(weights) == {TUNED, TEXT, BOOSTED}
+        assert f"{TUNED} {weights[TUNED]:.2f}" in notes[f"stack.{task}"]
+        assert f"| {task} | {weights[TUNED]:.2f} |" in card
+    claims = frame_to_claims(
+        pd.read_csv(claims_csv).head(20),
+        load_config(),
+        source="t",
+    ).claims
+    members = predictor.member_probabilities(claims)
+    served = predictor.predict_proba(claims)
+    for task, weights in predictor.partner.state.stack_weights.items():
+        expected = stack({m: members[m][task] for m in weights}, weights)
+        np.testing.assert_allclose(served[task], expected, atol=1e-6)
+
+
+def test_a_partner_listed_without_its_arrays_does_not_load(
+    trained_checkpoint: Path, tmp_path: Path
+) -> None:
+    """The manifest must vouch for every file read: arrays it does not list are never loaded."""
+    copy = tmp_path / "copy"
+    shutil.copytree(trained_checkpoint, copy)
+    manifest = json.loads((copy / "manifest.json").read_text())
+    manifest["files"] = [f for f in manifest["files"] if f["path"] != PARTNER_ARRAYS]
+    (copy / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(CheckpointError) as error:
+        load_checkpoint(copy)
+    assert error.value.code is FallbackCode.load_failed and PARTNER_ARRAYS in error.value.detail
 
 
 def test_without_the_partner_the_tuned_model_answers_alone(

@@ -56,12 +56,12 @@ def test_weights_stored_in_bf16_answer_exactly_as_autocast_does(
 def test_the_manifest_describes_the_model_and_its_data(trained_checkpoint: Path) -> None:
     manifest = Manifest.model_validate_json((trained_checkpoint / MANIFEST).read_text())
     files = {entry.path for entry in manifest.files}
-    assert {"heads.safetensors", "adapter/adapter_model.safetensors", "config.json"} <= files
-    assert {"specialist.json", "MODEL_CARD.md"} <= files
+    assert {"heads.safetensors", "encoder.safetensors", "config.json"} <= files
+    assert {"specialist.json", "MODEL_CARD.md", "partner.json", "partner.safetensors"} <= files
     assert not any(path.endswith((".bin", ".pt", ".pkl")) for path in files)
-    assert manifest.strategy is Strategy.lora
+    assert manifest.strategy is Strategy.full
     assert manifest.base_model.name == "sentence-transformers/all-MiniLM-L6-v2"
-    assert 0 < manifest.trainable_parameters < manifest.total_parameters / 5
+    assert manifest.trainable_parameters == manifest.total_parameters
     assert set(manifest.metrics) == {"validation", "test", "tuned_alone"}
     assert (
         manifest.metrics["tuned_alone"]["severity"]["rows"]
@@ -103,8 +103,8 @@ def test_the_validation_claims_can_be_found_again_and_rescored(
         assert again[task]["macro_f1"] == pytest.approx(metrics["macro_f1"], abs=0.01)
 
 
-def test_lora_tuning_changes_the_encoder(trained_checkpoint: Path, claims_csv: Path) -> None:
-    """The adapter is not a no-op: merged weights differ from the base model's."""
+def test_fine_tuning_changes_the_encoder(trained_checkpoint: Path, claims_csv: Path) -> None:
+    """The tuned weights are not a no-op: they differ from the base model's."""
     tuned = load_checkpoint(trained_checkpoint).predictor.model.encoder
     base = BertModel.from_pretrained(str(resolve_base_model("default")))
     tuned_query = tuned.state_dict()["encoder.layer.0.attention.self.query.weight"]
@@ -125,19 +125,21 @@ def test_same_seed_same_model(claims_csv: Path, tmp_path: Path) -> None:
     assert weights(first) == weights(second)
 
 
-@pytest.mark.parametrize("strategy", [Strategy.last_layers, Strategy.full])
+@pytest.mark.parametrize("strategy", [Strategy.last_layers, Strategy.lora])
 def test_other_strategies_save_only_what_they_tuned(
     strategy: Strategy, claims_csv: Path, tmp_path: Path
 ) -> None:
-    config = quick_config(max_steps=2, strategy=strategy, last_layers=1)
+    config = quick_config(max_steps=2, strategy=strategy, last_layers=1, boosted_partner=False)
     outcome = SpecialistTrainer(config, show_progress=False).fit(claims_csv, tmp_path / "m")
     from safetensors.torch import load_file
 
-    tuned = load_file(tmp_path / "m" / "encoder.safetensors")
     if strategy is Strategy.last_layers:
+        tuned = load_file(tmp_path / "m" / "encoder.safetensors")
         assert all(name.startswith("encoder.layer.5.") for name in tuned)
     else:
-        assert "embeddings.word_embeddings.weight" in tuned
+        assert not (tmp_path / "m" / "encoder.safetensors").exists()
+        assert (tmp_path / "m" / "adapter" / "adapter_model.safetensors").is_file()
+        assert 0 < outcome.manifest.trainable_parameters < outcome.manifest.total_parameters / 5
     loaded = load_checkpoint(tmp_path / "m")
     assert loaded.manifest.model_version == outcome.manifest.model_version
 

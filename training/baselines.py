@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
+import scipy.sparse
 import torch
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.feature_extraction.text import TfidfVectorizer
@@ -20,7 +21,12 @@ from sklearn.model_selection import StratifiedKFold
 from threadpoolctl import threadpool_limits
 
 from claims.features import StructuredFeatures
-from claims.partner import TFIDF
+from claims.partner import (
+    CHAR_TFIDF,
+    MIN_DOCUMENT_FREQUENCY,
+    TEXT_REGULARISATION,
+    WORD_TFIDF,
+)
 from schemas.claim import Claim
 from training.labels import IGNORE
 
@@ -38,25 +44,36 @@ def _full_width(model: object, probabilities: np.ndarray, rows: int, labels: int
 
 
 class TfidfLogisticBaseline:
-    """Word and word-pair TF-IDF of the narrative, one logistic regression per task."""
+    """TF-IDF of the narrative's word 1-2 grams and character 3-5 grams, side by side, and one
+    logistic regression per task (balanced class weights): the classical text model."""
 
     def __init__(self) -> None:
-        self.vectorizer = TfidfVectorizer(min_df=2, **TFIDF)
+        self.vectorizers = (
+            TfidfVectorizer(min_df=MIN_DOCUMENT_FREQUENCY, **WORD_TFIDF),
+            TfidfVectorizer(min_df=MIN_DOCUMENT_FREQUENCY, **CHAR_TFIDF),
+        )
         self.models: dict[str, LogisticRegression] = {}
         self.label_counts: dict[str, int] = {}
+
+    def _matrix(self, claims: Sequence[Claim], fit: bool = False) -> scipy.sparse.csr_matrix:
+        texts = [claim.description for claim in claims]
+        parts = [v.fit_transform(texts) if fit else v.transform(texts) for v in self.vectorizers]
+        return scipy.sparse.hstack(parts).tocsr()
 
     def fit(
         self, claims: Sequence[Claim], targets: Targets, label_counts: dict[str, int]
     ) -> TfidfLogisticBaseline:
-        matrix = self.vectorizer.fit_transform([claim.description for claim in claims])
+        matrix = self._matrix(claims, fit=True)
         self.label_counts = label_counts
         for task, values in targets.items():
             known = values != IGNORE
-            self.models[task] = LogisticRegression(max_iter=2000).fit(matrix[known], values[known])
+            self.models[task] = LogisticRegression(
+                C=TEXT_REGULARISATION, class_weight="balanced", max_iter=2000
+            ).fit(matrix[known], values[known])
         return self
 
     def predict_proba(self, claims: Sequence[Claim]) -> Probabilities:
-        matrix = self.vectorizer.transform([claim.description for claim in claims])
+        matrix = self._matrix(claims)
         return {
             task: _full_width(
                 model, model.predict_proba(matrix), len(claims), self.label_counts[task]

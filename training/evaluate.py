@@ -7,6 +7,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 
@@ -14,6 +15,7 @@ from claims.checkpoint import LoadedCheckpoint, load_checkpoint
 from claims.dataset import DataError, LabelledClaims, load_claims
 from claims.encoder import file_sha256
 from claims.features import StructuredFeatures
+from claims.partner import BOOSTED, TEXT, TUNED
 from claims.predictor import TunedPredictor, ZeroShotPredictor
 from schemas.claim import Claim
 from schemas.config import SpecialistConfig, TaskKind
@@ -27,6 +29,16 @@ from training.labels import label_indices
 from training.metrics import BOOTSTRAP_RESAMPLES, paired_bootstrap, primary_metric
 from training.model_card import metrics_table
 from training.trainer import labelled_rows, score_predictions
+
+MEMBER_PREFIX = "specialist."
+
+
+class Baseline(Protocol):
+    def fit(
+        self, claims: Sequence[Claim], targets: dict[str, np.ndarray], label_counts: dict[str, int]
+    ) -> Baseline: ...
+
+    def predict_proba(self, claims: Sequence[Claim]) -> dict[str, np.ndarray]: ...
 
 
 class ComparisonError(ValueError):
@@ -69,7 +81,7 @@ def evaluate(
         development.claims, config.input.numeric, config.input.categorical
     )
     seed = config.training.seed
-    baselines = {
+    baselines: dict[str, tuple[str, Baseline]] = {
         "base_retrieval": (
             "the base model untuned: nearest historical claims, voted by similarity",
             RetrievalBaseline(zero_shot.embed),
@@ -78,16 +90,18 @@ def evaluate(
             "TF-IDF on the narrative + logistic regression",
             TfidfLogisticBaseline(),
         ),
-        "gbm_structured": (
-            "gradient boosting on the structured fields",
-            StructuredBoostingBaseline(features, with_text=False, seed=seed),
-        ),
         "gbm_stacked": (
             "gradient boosting on the structured fields + out-of-fold TF-IDF scores",
             StructuredBoostingBaseline(features, with_text=True, seed=seed),
         ),
     }
+    if features.dimension:  # a narrative-only config has no structured fields to boost on
+        baselines["gbm_structured"] = (
+            "gradient boosting on the structured fields",
+            StructuredBoostingBaseline(features, with_text=False, seed=seed),
+        )
     systems = {"specialist": _tuned_system(checkpoint, test.claims)}
+    systems |= _member_systems(checkpoint, test.claims)
     for other in against:
         compared = load_checkpoint(other)
         _check_comparable(checkpoint, compared)
@@ -137,6 +151,34 @@ def _tuned_system(checkpoint: LoadedCheckpoint, claims: Sequence[Claim]) -> Scor
     )
 
 
+MEMBER_DESCRIPTIONS = {
+    TUNED: "the fine-tuned encoder and its heads, calibrated",
+    TEXT: "TF-IDF words and characters + logistic regression, fitted on the training split",
+    BOOSTED: "LightGBM on the structured fields and the text member's scores",
+}
+
+
+def _member_systems(
+    checkpoint: LoadedCheckpoint, claims: Sequence[Claim]
+) -> dict[str, ScoredSystem]:
+    """Each member of the specialist's stack alone, labels by the most probable: what the
+    stack adds over its best member."""
+    partner = checkpoint.predictor.partner
+    if partner is None:  # the tuned model alone is the specialist itself
+        return {}
+    weights = partner.state.stack_weights
+    return {
+        f"{MEMBER_PREFIX}{member}": ScoredSystem(
+            f"the specialist's {member} member alone: {MEMBER_DESCRIPTIONS[member]} (stack "
+            "weights: "
+            + ", ".join(f"{task} {w.get(member, 0.0):.2f}" for task, w in weights.items())
+            + ")",
+            probabilities,
+        )
+        for member, probabilities in checkpoint.predictor.member_probabilities(claims).items()
+    }
+
+
 def _check_comparable(specialist: LoadedCheckpoint, other: LoadedCheckpoint) -> None:
     """Scores compare only on claims both held out, for the same tasks and labels."""
     version = other.manifest.model_version
@@ -184,13 +226,10 @@ def paired_uncertainty(
 
 
 def _blend(predictor: TunedPredictor) -> str:
-    """What share of each task's answer the tuned model gives, when it is blended."""
+    """Whether the tuned model answers alone or in its stack."""
     if predictor.partner is None:
-        return ""
-    weights = ", ".join(
-        f"{task} {weight:.1f}" for task, weight in predictor.partner.state.tuned_weights.items()
-    )
-    return f", blended with the boosted partner (tuned model's weight: {weights})"
+        return ", alone"
+    return ", stacked with the text and boosted members"
 
 
 def render_report(report: EvaluationReport) -> str:

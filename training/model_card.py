@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from claims.checkpoint import TrainedSpecialist
+from claims.partner import MEMBERS
 
 TUNED_ALONE = "tuned_alone"
 
@@ -10,7 +11,7 @@ TUNED_ALONE = "tuned_alone"
 def split_title(split: str) -> str:
     """How a key of the manifest's metrics reads to a person."""
     if split == TUNED_ALONE:
-        return "validation split, the tuned model alone (no partner, no decision offsets)"
+        return "validation split, the tuned model alone (no stack, no decision offsets)"
     return f"{split} split"
 
 
@@ -36,6 +37,16 @@ def metrics_table(metrics: dict[str, dict[str, float]]) -> str:
     return "\n".join(lines)
 
 
+def stack_table(stack_weights: dict[str, dict[str, float]]) -> str:
+    """Each member's weight in each task's stack; 0 leaves a member out."""
+    lines = ["| task | " + " | ".join(MEMBERS) + " |", "| --- |" + " --- |" * len(MEMBERS)]
+    lines += [
+        f"| {task} | " + " | ".join(f"{weights.get(m, 0.0):.2f}" for m in MEMBERS) + " |"
+        for task, weights in stack_weights.items()
+    ]
+    return "\n".join(lines)
+
+
 def render_model_card(specialist: TrainedSpecialist, model_version: str) -> str:
     config = specialist.config
     data = specialist.training_data
@@ -43,6 +54,14 @@ def render_model_card(specialist: TrainedSpecialist, model_version: str) -> str:
         f"- `{task.name}` ({task.kind.value}, column `{task.column}`): "
         + ", ".join(f"`{label}`" for label in specialist.labels[task.name])
         for task in config.tasks
+    )
+    stacked = (
+        "The tuned encoder alone: no stack."
+        if specialist.partner is None
+        else "Each task's answer pools the members' log-probabilities with these weights, "
+        "fitted on the validation split (tuned: the fine-tuned encoder; text: TF-IDF words and "
+        "characters + logistic regression; boosted: LightGBM on the structured fields and the "
+        "text scores):\n\n" + stack_table(specialist.partner.state.stack_weights)
     )
     choices = "\n".join(f"- {name}: {why}" for name, why in specialist.selection.items())
     sections = "\n\n".join(
@@ -61,6 +80,9 @@ A fine-tuned copy of `{specialist.base_model.name}` that triages first notices o
   held-out test.
 - Structured fields: numeric {config.input.numeric or "none"}, categorical
   {config.input.categorical or "none"}.
+
+## The stack
+{stacked}
 
 ## What training chose, and why
 {choices}

@@ -1,10 +1,11 @@
-"""Fitting the boosted partner on the training split, and choosing per task on the validation
-split how much of it to blend with the tuned model.
+"""Fitting the stack's other members on the training split, and its weights per task on the
+validation split.
 
-The partner is what a data team would build (the gbm_stacked baseline's recipe, in LightGBM so
-that it can be stored as text): out-of-fold TF-IDF scores of every task beside the structured
-fields. The blend weight is the one with the lowest validation log loss, a proper score that
-neither model's training saw; at equal loss the tuned model alone is kept.
+The members are what a data team would build: the TF-IDF text model (the tfidf_logreg
+baseline's recipe), and gradient boosting over the structured fields and out-of-fold text
+scores (the gbm_stacked baseline's recipe, in LightGBM so that it can be stored as text). The
+weights are the ones with the lowest validation log loss, a proper score on claims that no
+member's training saw.
 """
 
 from __future__ import annotations
@@ -15,9 +16,17 @@ from concurrent.futures import Future, ProcessPoolExecutor
 
 import lightgbm
 import numpy as np
-from sklearn.metrics import log_loss
+from scipy.optimize import minimize
+from scipy.special import log_softmax
 
-from claims.partner import BoostedPartner, PartnerState, TextScorer
+from claims.partner import (
+    PROBABILITY_FLOOR,
+    TUNED,
+    BoostedPartner,
+    PartnerState,
+    TextScorer,
+    TextScorerState,
+)
 from schemas.claim import Claim
 from training.baselines import TfidfLogisticBaseline, out_of_fold_text_scores
 from training.labels import IGNORE
@@ -33,19 +42,23 @@ BOOSTING = {  # the tuned settings of the data set READMEs' strongest classical 
 }
 MAX_ROUNDS = 600
 EARLY_STOPPING_FRACTION = 0.1
-BLEND_GRID = np.round(np.linspace(0.0, 1.0, 11), 2)
+MAX_STACK_WEIGHT = 5.0
 
 
 def _text_scorer(model: TfidfLogisticBaseline) -> TextScorer:
-    vectorizer = model.vectorizer
-    return TextScorer(
-        vocabulary={term: int(index) for term, index in vectorizer.vocabulary_.items()},
-        idf=vectorizer.idf_.tolist(),
+    """The fitted scikit-learn text model as stored state: vocabularies and arrays."""
+    word, char = model.vectorizers
+    arrays = {"word_idf": word.idf_, "char_idf": char.idf_}
+    for task, regression in model.models.items():
+        arrays[f"coef.{task}"] = np.ascontiguousarray(regression.coef_.T)
+        arrays[f"intercept.{task}"] = regression.intercept_
+    state = TextScorerState(
+        word_vocabulary={term: int(index) for term, index in word.vocabulary_.items()},
+        char_vocabulary={term: int(index) for term, index in char.vocabulary_.items()},
         classes={task: m.classes_.tolist() for task, m in model.models.items()},
-        coefficients={task: m.coef_.tolist() for task, m in model.models.items()},
-        intercepts={task: m.intercept_.tolist() for task, m in model.models.items()},
         label_counts=model.label_counts,
     )
+    return TextScorer(state, arrays)
 
 
 def _boost(
@@ -81,8 +94,8 @@ def fit_partner(
     label_counts: dict[str, int],
     seed: int,
 ) -> BoostedPartner:
-    """Fitted on the training split; every task starts with the tuned model alone (weight 1)."""
-    text = TfidfLogisticBaseline().fit(claims, targets, label_counts)
+    """Fitted on the training split; every task starts with the tuned model alone."""
+    text = _text_scorer(TfidfLogisticBaseline().fit(claims, targets, label_counts))
     matrix = np.hstack([structured, out_of_fold_text_scores(claims, targets, label_counts, seed)])
     boosters = {}
     for task, values in targets.items():
@@ -91,10 +104,11 @@ def fit_partner(
         boosters[task] = booster.model_to_string()
     return BoostedPartner(
         PartnerState(
-            text=_text_scorer(text),
+            text=text.state,
             boosters=boosters,
-            tuned_weights={task: 1.0 for task in targets},
-        )
+            stack_weights={task: {TUNED: 1.0} for task in targets},
+        ),
+        text.arrays,
     )
 
 
@@ -127,19 +141,47 @@ class PartnerFit:
         return self._future.result()
 
 
-def choose_blend(
-    tuned: np.ndarray, partner: np.ndarray, targets: np.ndarray
-) -> tuple[float, dict[float, float]]:
-    """(the tuned model's weight, validation log loss per weight) for one task's labelled rows."""
-    labels = np.arange(tuned.shape[1])
-    tuned, partner = (p / p.sum(axis=1, keepdims=True) for p in (tuned.astype(float), partner))
-    losses = {
-        float(weight): float(
-            log_loss(targets, weight * tuned + (1 - weight) * partner, labels=labels)
-        )
-        for weight in BLEND_GRID
-    }
-    best = min(losses.values())
-    # The tuned model alone at equal loss; otherwise the lowest loss, the larger weight on ties.
-    chosen = max(weight for weight, loss in losses.items() if loss <= best + 1e-6)
-    return chosen, losses
+def stack_log_loss(
+    members: dict[str, np.ndarray], targets: np.ndarray, weights: dict[str, float]
+) -> float:
+    """The validation log loss of the members pooled with these weights."""
+    logs = _log_probabilities(members)
+    pooled = log_softmax(np.tensordot([weights.get(m, 0.0) for m in members], logs, 1), axis=1)
+    return float(-pooled[np.arange(len(targets)), targets].mean())
+
+
+def _log_probabilities(members: dict[str, np.ndarray]) -> np.ndarray:
+    """(members, rows, labels), each member's rows renormalised."""
+    return np.stack(
+        [
+            np.log(np.clip(p / p.sum(axis=1, keepdims=True), PROBABILITY_FLOOR, None))
+            for p in members.values()
+        ]
+    )
+
+
+def fit_stack_weights(members: dict[str, np.ndarray], targets: np.ndarray) -> dict[str, float]:
+    """Non-negative weights of the members' log-probabilities that minimise the log loss of
+    one task's labelled validation rows (a logarithmic opinion pool: a weight also sets the
+    member's temperature). Starts from the first member alone."""
+    logs = _log_probabilities(members)
+    rows = np.arange(len(targets))
+    chosen = logs[:, rows, targets]  # (members, rows)
+
+    def loss_and_gradient(weights: np.ndarray) -> tuple[float, np.ndarray]:
+        pooled = log_softmax(np.tensordot(weights, logs, 1), axis=1)
+        expected = np.einsum("rl,mrl->mr", np.exp(pooled), logs)  # E_pool[log p_m] per row
+        loss = -pooled[rows, targets].mean()
+        return float(loss), (expected - chosen).mean(axis=1)
+
+    start = np.zeros(len(members))
+    start[0] = 1.0
+    result = minimize(
+        loss_and_gradient,
+        start,
+        jac=True,
+        method="L-BFGS-B",
+        bounds=[(0.0, MAX_STACK_WEIGHT)] * len(members),
+    )
+    weights = result.x if result.fun <= loss_and_gradient(start)[0] else start
+    return {member: round(float(w), 4) for member, w in zip(members, weights, strict=True)}

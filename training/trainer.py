@@ -26,13 +26,14 @@ from claims.encoder import (
 )
 from claims.features import StructuredFeatures
 from claims.model import Calibration, SpecialistModel
+from claims.partner import TUNED
 from claims.predictor import PreparedClaims, TunedPredictor
 from schemas.checkpoint import DataInfo, Manifest
 from schemas.config import SpecialistConfig, TaskKind
 from training.labels import IGNORE, class_weights, label_indices, resolve_labels
 from training.metrics import task_metrics
 from training.model_card import TUNED_ALONE, render_model_card
-from training.partner import PartnerFit, choose_blend
+from training.partner import PartnerFit, fit_stack_weights, stack_log_loss
 from training.strategies import count_parameters, prepare_encoder
 
 VALIDATION_SALT = "validation:"
@@ -124,7 +125,10 @@ class SpecialistTrainer:
             raise DataError(f"{data_name}: only {len(development)} rows outside the test split")
         train, validation = split_validation(development, self.settings.validation_fraction)
 
-        labels = {t.name: resolve_labels(t, train.labels[t.name]) for t in self.config.tasks}
+        # every label of the development rows: a rare one may fall in the validation split alone
+        labels = {
+            t.name: resolve_labels(t, development.labels[t.name]) for t in self.config.tasks
+        }
         features = StructuredFeatures.fit(
             train.claims, self.config.input.numeric, self.config.input.categorical
         )
@@ -197,7 +201,7 @@ class SpecialistTrainer:
             training_seconds=time.perf_counter() - started,
             stage_seconds=stages.lap("after"),
             selection={"epoch_and_step": kept, **calibrated},
-            partner=None if predictor.partner is None else predictor.partner.state,
+            partner=predictor.partner,
         )
         manifest = write_checkpoint(
             specialist, out_dir, lambda version: render_model_card(specialist, version)
@@ -241,9 +245,9 @@ class SpecialistTrainer:
         tuned: dict[str, np.ndarray],
         stages: _StageClock,
     ) -> tuple[dict[str, np.ndarray], dict[str, str]]:
-        """Keeps the boosted partner for the tasks where a blend of it with the tuned model's
-        validation probabilities `tuned` lowers the log loss. Returns the validation
-        probabilities as served, and what it chose per task."""
+        """Stacks the tuned model with the text and boosted members, task by task, with the
+        weights that minimise the log loss of the validation probabilities. Returns the
+        validation probabilities as served, and the weights chosen per task."""
         if fit is None:
             return tuned, {"partner": "not fitted: boosted_partner is off in the config"}
         stages.lap("after")
@@ -254,25 +258,31 @@ class SpecialistTrainer:
         finally:
             stages.lap("waiting_for_partner")
         texts = [claim.description for claim in validation.claims.claims]
-        inputs = partner.inputs(texts, validation.structured.numpy())
-        boosted = partner.predict_proba(inputs)
+        members = {
+            TUNED: tuned,
+            **partner.predict_proba(partner.inputs(texts, validation.structured.numpy())),
+        }
         notes = {}
         for task, values in validation.targets.items():
             known = (values != IGNORE).numpy()
             if not known.any():
                 continue
-            weight, losses = choose_blend(
-                tuned[task][known], boosted[task][known], values.numpy()[known]
+            labelled = {member: answers[task][known] for member, answers in members.items()}
+            truth = values.numpy()[known]
+            weights = fit_stack_weights(labelled, truth)
+            partner.state.stack_weights[task] = weights
+            alone = ", ".join(
+                f"{member} alone {stack_log_loss(labelled, truth, {member: 1.0}):.4f}"
+                for member in labelled
             )
-            partner.state.tuned_weights[task] = weight
-            notes[f"blend.{task}"] = (
-                f"tuned model weight {weight:.1f}: validation log loss {losses[weight]:.4f} "
-                f"(tuned alone {losses[1.0]:.4f}, partner alone {losses[0.0]:.4f})"
+            notes[f"stack.{task}"] = (
+                "weights "
+                + ", ".join(f"{member} {weight:.2f}" for member, weight in weights.items())
+                + f": validation log loss {stack_log_loss(labelled, truth, weights):.4f} "
+                f"({alone})"
             )
-        if all(weight >= 1.0 for weight in partner.state.tuned_weights.values()):
-            return tuned, notes
         predictor.partner = partner
-        return partner.blend(tuned, boosted), notes
+        return partner.blend(tuned, {m: a for m, a in members.items() if m != TUNED}), notes
 
     def _fit_decision_offsets(
         self,
@@ -350,7 +360,7 @@ class SpecialistTrainer:
         head_parameters = [p for n, p in model.named_parameters() if not n.startswith("encoder.")]
         optimiser = torch.optim.AdamW(
             [
-                {"params": encoder_parameters, "lr": settings.learning_rate},
+                {"params": encoder_parameters, "lr": settings.encoder_learning_rate},
                 {"params": head_parameters, "lr": settings.head_learning_rate},
             ],
             weight_decay=settings.weight_decay,
