@@ -126,9 +126,7 @@ class SpecialistTrainer:
         train, validation = split_validation(development, self.settings.validation_fraction)
 
         # every label of the development rows: a rare one may fall in the validation split alone
-        labels = {
-            t.name: resolve_labels(t, development.labels[t.name]) for t in self.config.tasks
-        }
+        labels = {t.name: resolve_labels(t, development.labels[t.name]) for t in self.config.tasks}
         features = StructuredFeatures.fit(
             train.claims, self.config.input.numeric, self.config.input.categorical
         )
