@@ -268,3 +268,29 @@ def test_a_config_naming_all_mpnet_base_v2_uses_the_installed_folder(tmp_path: P
         embedding = mean_pool(encoder(**batch).last_hidden_state, batch["attention_mask"])
     assert embedding.shape == (2, 768)
     assert base_model_info(path).name == MPNET
+
+
+@pytest.mark.slow
+@mpnet_packages
+def test_a_specialist_tuned_on_all_mpnet_base_v2_loads_only_on_a_verified_folder(
+    claims_csv: Path, tmp_path: Path
+) -> None:
+    from claims.checkpoint import CheckpointError, FallbackCode, load_checkpoint
+    from tests.conftest import quick_config
+    from training.trainer import SpecialistTrainer
+
+    folder = _install(MPNET)
+    config = quick_config(max_steps=2, batch_size=8, max_length=32)
+    config.base_model = MPNET
+    out = tmp_path / "specialist"
+    SpecialistTrainer(config, show_progress=False).fit(claims_csv, out)
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["base_model"] == {
+        "name": MPNET,
+        "sha256": base_model_info(folder.resolve()).sha256,
+    }
+    assert load_checkpoint(out) is not None
+    (folder / "tokenizer_config.json").write_text("{}")
+    with pytest.raises(CheckpointError, match="failed verification") as refused:
+        load_checkpoint(out)
+    assert refused.value.code is FallbackCode.base_model_mismatch
