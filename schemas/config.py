@@ -161,7 +161,8 @@ class RetrainingConfig(_Strict):
 class SpecialistConfig(_Strict):
     base_model: str = Field(
         default="default",
-        description="'default' (the packaged all-MiniLM-L6-v2) or a Hugging Face encoder folder.",
+        description="'default' (the packaged all-MiniLM-L6-v2), a name from `claims base-models "
+        "list` once installed, or a Hugging Face encoder folder.",
     )
     input: InputConfig = Field(default_factory=InputConfig)
     split: SplitConfig = Field(default_factory=SplitConfig)
