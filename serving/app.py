@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import gc
 import logging
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from functools import partial
@@ -17,7 +18,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 
 from claims.features import FeatureError
 from claims.store import Store
-from serving.auth import Authenticator, Triage
+from serving.auth import Authenticator, KeyGate, Triage
 from serving.batching import InferenceLanes, InferenceTimeout, MicroBatcher, in_passing_thread
 from serving.jobs import JobLauncher
 from serving.limits import BodySizeLimit
@@ -55,10 +56,15 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
         app.state.metrics = metrics
         app.state.store = store = Store.from_settings(settings)
         app.state.auth = Authenticator(
-            store, enabled=settings.auth, per_minute=settings.rate_limit_per_minute
+            store,
+            enabled=settings.auth,
+            per_minute=settings.rate_limit_per_minute,
+            failed_per_minute=settings.failed_keys_per_minute,
         )
         if not settings.auth:
             log.warning(NO_AUTH_WARNING)
+        if "CLAIMS_AUTH" in os.environ:
+            log.warning("CLAIMS_AUTH is ignored: only `claims serve --no-auth` turns keys off")
         app.state.models = models = await in_passing_thread(partial(ModelService.start, settings))
         app.state.launcher = launcher = JobLauncher(settings, store)
         app.state.inference = InferenceLanes(
@@ -110,6 +116,8 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
         max_bytes=settings.max_body_bytes,
         larger={batch_jobs.router.prefix: settings.max_upload_bytes},
     )
+    # before the size limit and any body parsing: a request without a key reads no body
+    app.add_middleware(KeyGate, enabled=settings.auth, allowed_hosts=settings.allowed_hosts)
     app.add_middleware(RequestObservability, metrics=metrics)  # outermost: sees 413s too
     app.include_router(status_routes.router)
     for routes in (triage, batch_jobs, feedback, retraining, registry):
