@@ -42,10 +42,15 @@ def new_key(data_dir: Path, role: Role = Role.triage) -> str:
 
 
 @pytest.fixture(scope="module")
-def keyed_app(session_data_dir: Path) -> Iterator[FastAPI]:
+def keyed(session_data_dir: Path) -> Iterator[TestClient]:
     """A service with keys on, started (models loaded) once for the module."""
     with TestClient(create_app(keyed_settings(session_data_dir))) as client:
-        yield client.app
+        yield client
+
+
+@pytest.fixture(scope="module")
+def keyed_app(keyed: TestClient) -> FastAPI:
+    return keyed.app
 
 
 def test_an_anonymous_upload_is_refused_before_its_body_is_read(keyed_app: FastAPI) -> None:
@@ -248,3 +253,24 @@ def test_without_keys_local_callers_are_served(
     keyless: TestClient, headers: dict[str, str]
 ) -> None:
     assert keyless.get("/v1/models/active", headers=headers).status_code == 200
+
+
+def test_a_chunked_body_over_the_limit_gets_413(keyless: TestClient) -> None:
+    """No Content-Length to refuse early: the limit is found while the body streams."""
+    def chunks() -> Iterator[bytes]:
+        yield b'{"claim_id": "A-1", "description": "'
+        for _ in range(80):
+            yield b"x" * CHUNK  # 5 MiB in all
+        yield b'"}'
+
+    for path in ("/v1/triage", "/v1/triage/batch", "/v1/feedback"):
+        response = keyless.post(path, content=chunks(), headers={"content-type": "application/json"})
+        assert response.status_code == 413, (path, response.status_code, response.text)
+        assert "larger than" in response.json()["detail"]
+
+
+def test_readyz_names_no_path_to_anyone(keyed: TestClient, session_data_dir: Path) -> None:
+    ready = keyed.get("/readyz")
+    assert ready.status_code == 200
+    assert ready.json()["status"] == "degraded" and ready.json()["reason"] == "checkpoint_missing"
+    assert str(session_data_dir) not in ready.text and "/" not in ready.text
