@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -57,10 +58,8 @@ class BodySizeLimit:
             started = started or message["type"] == "http.response.start"
             await send(message)
 
-        try:
+        with contextlib.suppress(BodyTooLarge):  # answered below, or already answered
             await self.app(scope, counting_receive, tracking_send)
-        except BodyTooLarge:
-            pass
         if overflowed and not started:
             await self._refuse(send, limit)
 

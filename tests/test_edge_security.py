@@ -257,14 +257,16 @@ def test_without_keys_local_callers_are_served(
 
 def test_a_chunked_body_over_the_limit_gets_413(keyless: TestClient) -> None:
     """No Content-Length to refuse early: the limit is found while the body streams."""
+
     def chunks() -> Iterator[bytes]:
         yield b'{"claim_id": "A-1", "description": "'
         for _ in range(80):
             yield b"x" * CHUNK  # 5 MiB in all
         yield b'"}'
 
+    headers = {"content-type": "application/json"}
     for path in ("/v1/triage", "/v1/triage/batch", "/v1/feedback"):
-        response = keyless.post(path, content=chunks(), headers={"content-type": "application/json"})
+        response = keyless.post(path, content=chunks(), headers=headers)
         assert response.status_code == 413, (path, response.status_code, response.text)
         assert "larger than" in response.json()["detail"]
 
