@@ -276,3 +276,22 @@ def test_readyz_names_no_path_to_anyone(keyed: TestClient, session_data_dir: Pat
     assert ready.status_code == 200
     assert ready.json()["status"] == "degraded" and ready.json()["reason"] == "checkpoint_missing"
     assert str(session_data_dir) not in ready.text and "/" not in ready.text
+
+
+def test_a_long_attribute_gets_422_naming_it(keyless: TestClient) -> None:
+    long_value = {**CLAIM, "attributes": {"region": "x" * 4 * 1024 * 1024}}
+    response = keyless.post("/v1/triage", json=long_value)
+    assert response.status_code in (413, 422)  # 4 MiB of text is over the body limit too
+    response = keyless.post("/v1/triage", json={**CLAIM, "attributes": {"region": "x" * 1001}})
+    assert response.status_code == 422
+    (error,) = response.json()["detail"]
+    assert error["loc"] == ["body", "attributes", "region"] and "1,000" in error["msg"]
+    response = keyless.post("/v1/triage", json={**CLAIM, "attributes": {"k" * 129: 1}})
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["loc"][:2] == ["body", "attributes"]
+    batch = {"claims": [CLAIM, {**CLAIM, "attributes": {"region": "x" * 1001}}]}
+    response = keyless.post("/v1/triage/batch", json=batch)
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["loc"] == ["body", "claims", 1, "attributes", "region"]
+    fine = keyless.post("/v1/triage", json={**CLAIM, "attributes": {"region": "x" * 1000}})
+    assert fine.status_code == 200, fine.text
