@@ -30,6 +30,7 @@ from serving.routes import status as status_routes
 from serving.settings import ServiceSettings
 
 log = logging.getLogger("claims.serving")
+RETENTION_INTERVAL_SECONDS = 3600.0
 NO_AUTH_WARNING = (
     "\n" + "!" * 78 + "\n!! AUTHENTICATION IS OFF (--no-auth): anyone who can reach this port may "
     "triage,\n!! read feedback, retrain and promote models. For development only.\n" + "!" * 78
@@ -44,6 +45,22 @@ async def follow_champion(models: ModelService, interval: float) -> None:
             await in_passing_thread(models.reload)
         except Exception:  # the loop must outlive any one bad look
             log.exception("reloading the champion failed")
+
+
+async def keep_retention(launcher: JobLauncher, interval: float) -> None:
+    """Deletes what is past its retention at start-up, then every `interval` seconds."""
+    while True:
+        try:
+            emptied, forgotten = await in_passing_thread(launcher.forget_old)
+            if emptied or forgotten:
+                log.info(
+                    "retention: files of %d batch jobs and %d predictions deleted",
+                    emptied,
+                    forgotten,
+                )
+        except Exception:  # the loop must outlive any one bad pass
+            log.exception("deleting what is past its retention failed")
+        await asyncio.sleep(interval)
 
 
 def create_app(settings: ServiceSettings | None = None) -> FastAPI:
@@ -89,9 +106,13 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
             if models.pinned
             else asyncio.create_task(follow_champion(models, settings.reload_interval))
         )
+        retention = asyncio.create_task(keep_retention(launcher, RETENTION_INTERVAL_SECONDS))
         try:
             yield
         finally:
+            retention.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await retention
             if app.state.batcher is not None:
                 await app.state.batcher.stop()
             if follower is not None:

@@ -286,6 +286,11 @@ def require(role: Role) -> Callable[..., Awaitable[ApiKeyInfo | None]]:
     return check
 
 
+def caller(request: Request) -> ApiKeyInfo | None:
+    """The key the request came with, as the gate found it; None without keys."""
+    return getattr(request.state, KEY_STATE, None)
+
+
 def charge_claims(request: Request, claims: int) -> None:
     """A request of `claims` claims costs its key that many requests' worth of its rate; the
     first was taken when it was let in."""

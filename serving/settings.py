@@ -148,6 +148,36 @@ class ServiceSettings(DataSettings):
         "the machine with live triage, so 1 (a thread beside the job's model) unless the "
         "machine has cores to spare.",
     )
+    batch_jobs_per_key: int = Field(
+        default=1,
+        ge=1,
+        description="Batch jobs (uploading, queued or running) one key may have at once; "
+        "past it `POST /v1/batch-jobs` gets 429 before the upload is read.",
+    )
+    batch_jobs_total: int = Field(
+        default=2,
+        ge=1,
+        description="Batch jobs the service runs at once, all keys together; past it 429. Each "
+        "job is a `claims score` process that uses every core it is given beside live "
+        "triage: jobs at once share the cores rather than finish sooner, and the second "
+        "lets one client's job start while another's runs.",
+    )
+    batch_retention_days: float = Field(
+        default=7.0,
+        gt=0,
+        description="Days a finished batch job's upload, output, rejects and log are kept, from "
+        "its end; then deleted (the job's status stays, its downloads answer 410). They are "
+        "copies of the insurer's claims, narratives included, with no use once downloaded.",
+    )
+    prediction_retention_days: float = Field(
+        default=365.0,
+        ge=0,
+        description="Days a recorded prediction, with its claim's narrative, is kept; then "
+        "deleted. Feedback that named it is kept (its labels are the insurer's record and "
+        "retraining's signal; it holds no narrative), no longer linked to it; a correction "
+        "of a claim not in the historical data then has no text left to retrain on. 0: kept "
+        "for ever.",
+    )
     inference_timeout: float = Field(default=30.0, gt=0, description="Seconds before a 504.")
     shutdown_grace: float = Field(
         default=30.0, ge=0, description="Seconds to finish requests in flight on SIGTERM."
