@@ -231,3 +231,19 @@ def test_two_retrains_at_once_start_one_job(claims_csv: Path, data_dir: Path) ->
     finally:
         stop_jobs(data_dir)
     assert sorted(statuses) == [202] + [409] * (attempts - 1)
+
+
+def test_a_form_that_is_not_one_file_gets_422_naming_it(champion: str) -> None:
+    with TestClient(create_app(ServiceSettings())) as client:
+        two = [("file", ("a.csv", BACKLOG, "text/csv")), ("file", ("b.csv", BACKLOG, "text/csv"))]
+        for files in (two, {"other": ("a.csv", BACKLOG, "text/csv")}):
+            response = client.post("/v1/batch-jobs", files=files)
+            assert response.status_code == 422, response.text
+            assert response.json()["detail"][0]["loc"] == ["body", "file"]
+        broken = client.post(
+            "/v1/batch-jobs",
+            content=b"--b0undary\r\nContent-Disposition: form-data; name=",
+            headers={"content-type": "multipart/form-data; boundary=b0undary"},
+        )
+        assert broken.status_code == 422, broken.text
+        assert not client.app.state.store.jobs(kind="score")

@@ -15,6 +15,7 @@ from fastapi import APIRouter, HTTPException, Request, status
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse
 from starlette.datastructures import UploadFile
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from claims.tables import TableFormatError, table_format
 from schemas.auth import ApiKeyInfo, Role
@@ -95,7 +96,11 @@ async def start_batch_job(
         await run_in_threadpool(launcher.check_room, owner)
     except TooManyJobs as error:
         raise _too_many(error) from error
-    async with request.form(max_files=1, max_fields=1) as form:
+    try:
+        form = await request.form(max_files=1, max_fields=1)
+    except StarletteHTTPException as error:  # its 400 for a body that is not the form
+        raise _unprocessable("file", str(error.detail)) from error
+    try:
         file = form.get("file")
         if not isinstance(file, UploadFile):
             raise _unprocessable("file", "a file is required, as the form field `file`")
@@ -111,7 +116,15 @@ async def start_batch_job(
         folder = launcher.batch_folder(job.job_id)
         suffix = name[name.lower().rindex(f".{kind}") :]
         source, out = folder / f"input{suffix}", folder / f"output{suffix}"
-        await run_in_threadpool(_save, file, source)
+        try:
+            await run_in_threadpool(_save, file, source)
+        except Exception:  # a full disk: the job must not hold a slot for ever
+            await run_in_threadpool(
+                store.update_job, job.job_id, state=JobState.failed, error="the upload was lost"
+            )
+            raise
+    finally:
+        await form.close()
     message = f"queued: {name}, model {serving.registry_version}"
     await run_in_threadpool(store.update_job, job.job_id, message=message)
     checkpoint = Path(serving.checkpoint_path) if serving.checkpoint_path else None
