@@ -78,12 +78,13 @@ def free_port() -> int:
 
 def start_service(model: Path, data_dir: Path, **settings: str) -> tuple[subprocess.Popen, str]:
     """`claims serve` pinned to `model` in its own process, CLAIMS_* settings given by name;
-    returns once it is ready."""
+    returns once it is ready. `auth="false"` is `--no-auth`: no variable turns keys off."""
     port = free_port()
+    no_auth = ["--no-auth"] if settings.pop("auth", "true") == "false" else []
     environment = {**os.environ, "CLAIMS_DATA_DIR": str(data_dir)}
     environment |= {f"CLAIMS_{name.upper()}": value for name, value in settings.items()}
     process = subprocess.Popen(
-        [*CLAIMS, "serve", "--model", str(model), "--port", str(port)],
+        [*CLAIMS, "serve", "--model", str(model), "--port", str(port), *no_auth],
         env=environment,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

@@ -12,12 +12,39 @@ from pydantic import (
     Field,
     StringConstraints,
     ValidationInfo,
+    WithJsonSchema,
     field_validator,
 )
 
 MAX_DESCRIPTION_CHARS = 20_000
+MAX_ATTRIBUTE_CHARS = 1_000  # structured fields: a code, a name, an address, not a narrative
+MAX_ATTRIBUTE_NAME_CHARS = 128
 
-AttributeValue = str | int | float | bool | None
+
+def _short_text(value: str | int | float | bool | None) -> str | int | float | bool | None:
+    if isinstance(value, str) and len(value) > MAX_ATTRIBUTE_CHARS:
+        raise ValueError(
+            f"{len(value):,} characters: an attribute holds at most {MAX_ATTRIBUTE_CHARS:,}"
+        )
+    return value
+
+
+AttributeName = Annotated[str, StringConstraints(max_length=MAX_ATTRIBUTE_NAME_CHARS)]
+AttributeValue = Annotated[
+    str | int | float | bool | None,
+    AfterValidator(_short_text),  # one error naming the attribute, not one per type it is not
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "string", "maxLength": MAX_ATTRIBUTE_CHARS},
+                {"type": "integer"},
+                {"type": "number"},
+                {"type": "boolean"},
+                {"type": "null"},
+            ]
+        }
+    ),
+]
 
 
 def _not_in_future(value: date) -> date:
@@ -48,10 +75,12 @@ class Claim(BaseModel):
     claimant_age: int | None = Field(default=None, ge=0, le=120)
     prior_claims: int | None = Field(default=None, ge=0, le=1000)
     channel: Annotated[str, StringConstraints(max_length=64)] | None = None
-    attributes: dict[str, AttributeValue] = Field(
+    attributes: dict[AttributeName, AttributeValue] = Field(
         default_factory=dict,
         max_length=200,
-        description="Further structured fields by name, e.g. those a training config maps.",
+        description="Further structured fields by name, e.g. those a training config maps; "
+        f"a text value up to {MAX_ATTRIBUTE_CHARS:,} characters, a name up to "
+        f"{MAX_ATTRIBUTE_NAME_CHARS}.",
     )
 
     @field_validator("reported_date")

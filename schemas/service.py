@@ -18,7 +18,11 @@ class Liveness(BaseModel):
 class Readiness(BaseModel):
     status: Literal["ready", "degraded"]
     source: Literal["tuned", "base"]
-    reason: str | None = Field(default=None, description="Why the tuned specialist is not serving.")
+    reason: str | None = Field(
+        default=None,
+        description="Why the tuned specialist is not serving, as a code (`checkpoint_missing`); "
+        "the full reason, which names paths, is for keys only: `GET /v1/models/active`.",
+    )
     auth: Literal["enabled", "disabled"] = Field(
         default="enabled",
         description="'disabled' only in development (`claims serve --no-auth`): anyone may call.",

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import gc
 import logging
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from functools import partial
@@ -17,7 +18,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 
 from claims.features import FeatureError
 from claims.store import Store
-from serving.auth import Authenticator, Triage
+from serving.auth import Authenticator, KeyGate, Triage
 from serving.batching import InferenceLanes, InferenceTimeout, MicroBatcher, in_passing_thread
 from serving.jobs import JobLauncher
 from serving.limits import BodySizeLimit
@@ -29,6 +30,7 @@ from serving.routes import status as status_routes
 from serving.settings import ServiceSettings
 
 log = logging.getLogger("claims.serving")
+RETENTION_INTERVAL_SECONDS = 3600.0
 NO_AUTH_WARNING = (
     "\n" + "!" * 78 + "\n!! AUTHENTICATION IS OFF (--no-auth): anyone who can reach this port may "
     "triage,\n!! read feedback, retrain and promote models. For development only.\n" + "!" * 78
@@ -45,6 +47,22 @@ async def follow_champion(models: ModelService, interval: float) -> None:
             log.exception("reloading the champion failed")
 
 
+async def keep_retention(launcher: JobLauncher, interval: float) -> None:
+    """Deletes what is past its retention at start-up, then every `interval` seconds."""
+    while True:
+        try:
+            emptied, forgotten = await in_passing_thread(launcher.forget_old)
+            if emptied or forgotten:
+                log.info(
+                    "retention: files of %d batch jobs and %d predictions deleted",
+                    emptied,
+                    forgotten,
+                )
+        except Exception:  # the loop must outlive any one bad pass
+            log.exception("deleting what is past its retention failed")
+        await asyncio.sleep(interval)
+
+
 def create_app(settings: ServiceSettings | None = None) -> FastAPI:
     settings = settings or ServiceSettings()
     metrics = ServiceMetrics()
@@ -55,10 +73,15 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
         app.state.metrics = metrics
         app.state.store = store = Store.from_settings(settings)
         app.state.auth = Authenticator(
-            store, enabled=settings.auth, per_minute=settings.rate_limit_per_minute
+            store,
+            enabled=settings.auth,
+            per_minute=settings.rate_limit_per_minute,
+            failed_per_minute=settings.failed_keys_per_minute,
         )
         if not settings.auth:
             log.warning(NO_AUTH_WARNING)
+        if "CLAIMS_AUTH" in os.environ:
+            log.warning("CLAIMS_AUTH is ignored: only `claims serve --no-auth` turns keys off")
         app.state.models = models = await in_passing_thread(partial(ModelService.start, settings))
         app.state.launcher = launcher = JobLauncher(settings, store)
         app.state.inference = InferenceLanes(
@@ -83,9 +106,13 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
             if models.pinned
             else asyncio.create_task(follow_champion(models, settings.reload_interval))
         )
+        retention = asyncio.create_task(keep_retention(launcher, RETENTION_INTERVAL_SECONDS))
         try:
             yield
         finally:
+            retention.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await retention
             if app.state.batcher is not None:
                 await app.state.batcher.stop()
             if follower is not None:
@@ -110,6 +137,8 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
         max_bytes=settings.max_body_bytes,
         larger={batch_jobs.router.prefix: settings.max_upload_bytes},
     )
+    # before the size limit and any body parsing: a request without a key reads no body
+    app.add_middleware(KeyGate, enabled=settings.auth, allowed_hosts=settings.allowed_hosts)
     app.add_middleware(RequestObservability, metrics=metrics)  # outermost: sees 413s too
     app.include_router(status_routes.router)
     for routes in (triage, batch_jobs, feedback, retraining, registry):

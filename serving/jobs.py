@@ -4,13 +4,24 @@ of its own.
 Neither blocks a request or takes the service down with it, and both carry on when the service
 restarts. Their state lives in the store, so any instance of the service can report it; a
 scoring job whose process died is started again and resumes at its first unscored chunk.
+
+A job is started under a lock on a file in the data directory, so that two requests, in one
+process or in several that share the directory, cannot both pass the checks (one retrain at a
+time, the caps on scoring jobs) before either has created its job. A scoring job's owner (the
+key that created it) is a file beside its log; issue 27 will move it into the store with the
+rest of the job.
 """
 
 from __future__ import annotations
 
+import fcntl
 import os
+import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from claims.store import Store
@@ -31,6 +42,10 @@ class RetrainRunning(RuntimeError):
         self.job = job
 
 
+class TooManyJobs(RuntimeError):
+    """A cap on scoring jobs at once is reached: the caller may try again once one ends."""
+
+
 class JobLauncher:
     def __init__(self, settings: ServiceSettings, store: Store) -> None:
         self.settings = settings
@@ -43,13 +58,81 @@ class JobLauncher:
             raise RetrainUnavailable(
                 "the service has no historical claims to retrain on: set CLAIMS_TRAINING_DATA"
             )
-        for job in self.store.jobs(kind=RETRAIN, states=ACTIVE):
-            job = self.status(job.job_id) or job
-            if job.state in ACTIVE:
-                raise RetrainRunning(job)
-        job = self.store.create_job(RETRAIN, message="queued")
-        self._spawn(job.job_id, ["retrain", "--data", str(Path(data).resolve())])
+        with self._launching():
+            for job in self.store.jobs(kind=RETRAIN, states=ACTIVE):
+                job = self.status(job.job_id) or job
+                if job.state in ACTIVE:
+                    raise RetrainRunning(job)
+            job = self.store.create_job(RETRAIN, message="queued")
+            self._spawn(job.job_id, ["retrain", "--data", str(Path(data).resolve())])
         return job
+
+    def check_room(self, owner: str | None) -> None:
+        """Raises TooManyJobs when `owner` (a key id; None without keys) may not start another
+        scoring job now; cheap, so an upload is refused before it is read."""
+        active = [job.job_id for job in self.store.jobs(kind=SCORE, states=ACTIVE)]
+        if len(active) >= self.settings.batch_jobs_total:
+            raise TooManyJobs(
+                f"{len(active)} batch jobs are running, the most the service runs at once: "
+                "try again when one has finished"
+            )
+        mine = sum(self.owner(job_id) == (owner or "") for job_id in active)
+        if mine >= self.settings.batch_jobs_per_key:
+            raise TooManyJobs(
+                f"this key has {mine} batch jobs running, the most a key may: "
+                "try again when one has finished"
+            )
+
+    def create_scoring(self, owner: str | None, message: str) -> JobStatus:
+        """A new scoring job owned by `owner`, within the caps (checked again, under the lock,
+        since an upload may have been read while others were)."""
+        with self._launching():
+            self.check_room(owner)
+            job = self.store.create_job(SCORE, message=message)
+            self.jobs_dir.mkdir(parents=True, exist_ok=True)
+            self._owner_file(job.job_id).write_text(owner or "")
+        return job
+
+    def forget_old(self, now: datetime | None = None) -> tuple[int, int]:
+        """Deletes what retention says is too old: the files of scoring jobs finished more than
+        `batch_retention_days` ago, and predictions (their claims' text) older than
+        `prediction_retention_days`. Returns (jobs whose files went, predictions deleted)."""
+        now = now or datetime.now(UTC)
+        settings = self.settings
+        cutoff = now - timedelta(days=settings.batch_retention_days)
+        emptied = 0
+        for job in self.store.jobs(kind=SCORE):
+            if job.state in ACTIVE or job.updated_at >= cutoff:
+                continue
+            folder = self.batch_folder(job.job_id)
+            leftovers = [self.jobs_dir / f"{job.job_id}.{end}" for end in ("command", "log", "pid")]
+            if folder.exists() or any(path.exists() for path in leftovers):
+                shutil.rmtree(folder, ignore_errors=True)
+                for path in leftovers:
+                    path.unlink(missing_ok=True)
+                emptied += 1
+        forgotten = 0
+        if settings.prediction_retention_days:
+            before = now - timedelta(days=settings.prediction_retention_days)
+            forgotten, _ = self.store.forget_predictions(before)
+        return emptied, forgotten
+
+    def owner(self, job_id: str) -> str | None:
+        """The key id that created the job; "" when keys were off; None when not recorded (a job
+        from before owners were kept, or a retrain): then only an admin may read it."""
+        path = self._owner_file(job_id)
+        return path.read_text() if path.is_file() else None
+
+    @contextmanager
+    def _launching(self) -> Iterator[None]:
+        """Held while a job is checked for and started; blocks other threads and processes."""
+        self.jobs_dir.mkdir(parents=True, exist_ok=True)
+        with open(self.jobs_dir / "launch.lock", "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
 
     def batch_folder(self, job_id: str) -> Path:
         return self.settings.data_dir.resolve() / "batch" / job_id
@@ -110,6 +193,9 @@ class JobLauncher:
 
     def _pid_file(self, job_id: str) -> Path:
         return self.jobs_dir / f"{job_id}.pid"
+
+    def _owner_file(self, job_id: str) -> Path:
+        return self.jobs_dir / f"{job_id}.owner"
 
 
 def _alive(pid_file: Path) -> bool:

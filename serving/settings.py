@@ -3,14 +3,53 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from pydantic import Field
+from pydantic.fields import FieldInfo
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource
 
 from claims.settings import DataSettings
 from schemas.scoring import Precision
 
+ARGUMENTS_ONLY = frozenset({"auth"})
+
+
+class WithoutArgumentsOnly(PydanticBaseSettingsSource):
+    """A settings source (the environment, a dotenv file) that cannot set `ARGUMENTS_ONLY`."""
+
+    def __init__(self, settings_cls: type[BaseSettings], inner: PydanticBaseSettingsSource) -> None:
+        super().__init__(settings_cls)
+        self.inner = inner
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        if field_name in ARGUMENTS_ONLY:
+            return None, field_name, False
+        return self.inner.get_field_value(field, field_name)
+
+    def __call__(self) -> dict[str, Any]:
+        return {name: v for name, v in self.inner().items() if name not in ARGUMENTS_ONLY}
+
 
 class ServiceSettings(DataSettings):
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Arguments first, as by default; `auth` only from them (`claims serve --no-auth`)."""
+        return (
+            init_settings,
+            *(
+                WithoutArgumentsOnly(settings_cls, source)
+                for source in (env_settings, dotenv_settings, file_secret_settings)
+            ),
+        )
+
     model_dir: Path | None = Field(
         default=None,
         description="A checkpoint to serve, pinned: the registry's champion is not followed.",
@@ -30,9 +69,28 @@ class ServiceSettings(DataSettings):
         description="Largest backlog file `POST /v1/batch-jobs` takes.",
     )
     auth: bool = Field(
-        default=True, description="False only for development: `claims serve --no-auth`."
+        default=True,
+        description="False only for development: `claims serve --no-auth`. Never read from the "
+        "environment: a stray CLAIMS_AUTH=false must not open a production service.",
     )
-    rate_limit_per_minute: int = Field(default=6000, ge=1, description="Requests per key.")
+    allowed_hosts: list[str] = Field(
+        default=["localhost", "127.0.0.1", "::1"],
+        description="Without keys (`--no-auth`), the only names the service answers to, as Host "
+        "and as any Origin: a web page elsewhere cannot drive a developer's service, by a "
+        "cross-site request or by rebinding its own name to a loopback address.",
+    )
+    rate_limit_per_minute: int = Field(
+        default=6000,
+        ge=1,
+        description="Claims per key a minute (a request without claims counts one, a batch "
+        "one per claim), in bursts of up to a tenth.",
+    )
+    failed_keys_per_minute: int = Field(
+        default=60,
+        ge=1,
+        description="Look-ups of keys that prove not valid, per client address a minute; past "
+        "it the address gets 429 before its next look-up.",
+    )
     precision: Precision = Field(
         default="fp32",
         description="On the CPU. fp32 keeps a claim's answer the same whoever it is batched "
@@ -89,6 +147,36 @@ class ServiceSettings(DataSettings):
         description="Preparing processes of a scoring job started through the API. It shares "
         "the machine with live triage, so 1 (a thread beside the job's model) unless the "
         "machine has cores to spare.",
+    )
+    batch_jobs_per_key: int = Field(
+        default=1,
+        ge=1,
+        description="Batch jobs (uploading, queued or running) one key may have at once; "
+        "past it `POST /v1/batch-jobs` gets 429 before the upload is read.",
+    )
+    batch_jobs_total: int = Field(
+        default=2,
+        ge=1,
+        description="Batch jobs the service runs at once, all keys together; past it 429. Each "
+        "job is a `claims score` process that uses every core it is given beside live "
+        "triage: jobs at once share the cores rather than finish sooner, and the second "
+        "lets one client's job start while another's runs.",
+    )
+    batch_retention_days: float = Field(
+        default=7.0,
+        gt=0,
+        description="Days a finished batch job's upload, output, rejects and log are kept, from "
+        "its end; then deleted (the job's status stays, its downloads answer 410). They are "
+        "copies of the insurer's claims, narratives included, with no use once downloaded.",
+    )
+    prediction_retention_days: float = Field(
+        default=365.0,
+        ge=0,
+        description="Days a recorded prediction, with its claim's narrative, is kept; then "
+        "deleted. Feedback that named it is kept (its labels are the insurer's record and "
+        "retraining's signal; it holds no narrative), no longer linked to it; a correction "
+        "of a claim not in the historical data then has no text left to retrain on. 0: kept "
+        "for ever.",
     )
     inference_timeout: float = Field(default=30.0, gt=0, description="Seconds before a 504.")
     shutdown_grace: float = Field(

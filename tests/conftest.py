@@ -38,12 +38,8 @@ def running_service(
 ) -> Iterator[tuple[subprocess.Popen, str]]:
     """`claims serve` in its own process, as an operator starts it; killed at the end."""
     port = port or free_port()
-    environment = {
-        **os.environ,
-        "CLAIMS_DATA_DIR": str(data_dir),
-        "CLAIMS_AUTH": str(auth).lower(),
-        "OMP_NUM_THREADS": "1",
-    }
+    environment = {**os.environ, "CLAIMS_DATA_DIR": str(data_dir), "OMP_NUM_THREADS": "1"}
+    options = options if auth else ("--no-auth", *options)
     process = subprocess.Popen(
         [sys.executable, "-m", "claims", "serve", "--port", str(port), *options],
         env=environment,
@@ -111,11 +107,17 @@ def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 @pytest.fixture(scope="session", autouse=True)
 def development_mode() -> Iterator[None]:
-    """Tests of other concerns call the service without keys; test_auth turns keys on and
-    checks every role on every route."""
+    """Tests of other concerns call the service without keys, as `claims serve --no-auth` does
+    (no environment variable can turn keys off); test_auth turns keys on and checks every role
+    on every route. TestClient's requests name the host `testserver`."""
+    from serving.settings import ServiceSettings
+
     with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("CLAIMS_AUTH", "false")
+        patch.setattr(ServiceSettings.model_fields["auth"], "default", False)
+        patch.setenv("CLAIMS_ALLOWED_HOSTS", '["localhost", "127.0.0.1", "::1", "testserver"]')
+        ServiceSettings.model_rebuild(force=True)
         yield
+    ServiceSettings.model_rebuild(force=True)
 
 
 @pytest.fixture(scope="session")

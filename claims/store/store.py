@@ -27,10 +27,12 @@ from sqlalchemy import (
     Connection,
     Engine,
     create_engine,
+    delete,
     event,
     func,
     make_url,
     select,
+    update,
 )
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
@@ -139,6 +141,23 @@ class Store:
                 for claim_id, claim in rows:
                     claims[claim_id] = Claim.model_validate_json(claim)
         return claims
+
+    def forget_predictions(self, before: datetime) -> tuple[int, int]:
+        """Deletes the predictions recorded before `before`, and with them the claims' text.
+
+        The feedback that named one is kept, its labels, reason, adjuster and claim id as they
+        were, but no longer linked to the deleted prediction. Returns (predictions deleted,
+        feedback items unlinked)."""
+        old = select(Prediction.prediction_id).where(
+            Prediction.created_at < _aware(before, "before")
+        )
+        unlink = update(Feedback).where(Feedback.prediction_id.in_(old)).values(prediction_id=None)
+        forget = delete(Prediction).where(Prediction.created_at < before)
+        unchecked = {"synchronize_session": False}  # no objects of these rows are loaded
+        with self._writing.begin() as session:
+            unlinked = session.execute(unlink, execution_options=unchecked).rowcount
+            deleted = session.execute(forget, execution_options=unchecked).rowcount
+        return deleted, unlinked
 
     # Feedback
 

@@ -7,7 +7,7 @@ from fastapi import APIRouter, Request, Response
 
 from schemas.claim import Claim
 from schemas.triage import BatchTriageRequest, BatchTriageResponse, TriageResult
-from serving.auth import Triage
+from serving.auth import Triage, charge_claims
 from serving.responses import SECURED, documented
 
 router = APIRouter(
@@ -34,4 +34,5 @@ async def triage_claim(claim: Claim, request: Request) -> Response:
 
 @router.post("/triage/batch", response_model=BatchTriageResponse)
 async def triage_batch(batch: BatchTriageRequest, request: Request) -> Response:
+    charge_claims(request, len(batch.claims))  # the rate counts claims, not requests
     return _json(BatchTriageResponse(results=await request.app.state.inference(batch.claims)))
