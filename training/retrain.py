@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,7 +22,7 @@ from pathlib import Path
 from claims.checkpoint import load_checkpoint
 from claims.dataset import LabelledClaims, hash_fraction, load_claims
 from claims.predictor import Predictor, ZeroShotPredictor
-from claims.registry import Registry, RegistryError
+from claims.registry import CHALLENGER_PREFIX, Registry, RegistryError
 from claims.store import Store
 from schemas.claim import Claim
 from schemas.config import SpecialistConfig
@@ -160,6 +159,7 @@ def retrain(
     """Train a challenger from history plus confirmed feedback, gate it, register it, and
     promote it only if the gate says so. The decision is recorded in the registry either way."""
     report = progress or (lambda fraction, message: None)
+    registry.remove_abandoned()  # what killed retrains left behind
     champion_version = registry.champion()
     if champion_version is None:
         raise RegistryError("the registry has no champion to retrain: register and promote one")
@@ -178,8 +178,7 @@ def retrain(
         report(0.05 + 0.8 * step / total, f"training step {step}/{total}")
 
     data_sha256 = data.sha256()  # serialises every claim: once
-    registry.root.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix=".challenger-", dir=registry.root) as work:
+    with registry.scratch(CHALLENGER_PREFIX) as work:
         outcome = SpecialistTrainer(
             config, show_progress=show_progress, on_step=on_step
         ).fit_claims(
