@@ -58,6 +58,7 @@ class FallbackCode(StrEnum):
     config_mismatch = "config_mismatch"
     load_failed = "load_failed"
     inference_error = "inference_error"
+    previous_champion = "previous_champion"  # the champion cannot serve; the one before it does
 
 
 class CheckpointError(RuntimeError):
