@@ -190,7 +190,7 @@ class Registry:
 
     @contextmanager
     def _locked(self) -> Iterator[None]:
-        """One promotion or rollback at a time, across processes."""
+        """One promotion, rollback, clean-up or new work folder at a time, across processes."""
         make_private_dirs(self.root)
         with open(self.root / ".lock", "w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
