@@ -59,6 +59,7 @@ class FallbackCode(StrEnum):
     config_mismatch = "config_mismatch"
     load_failed = "load_failed"
     inference_error = "inference_error"
+    previous_champion = "previous_champion"  # the champion cannot serve; the one before it does
 
 
 class CheckpointError(RuntimeError):
@@ -181,8 +182,19 @@ def _digests(folder: Path) -> list[FileDigest]:
     ]
 
 
+def required_files(strategy: Strategy) -> set[str]:
+    """What every checkpoint of this strategy holds, whatever else it may (the partner)."""
+    required = {CONFIG, SPECIALIST, HEADS, MODEL_CARD}
+    if strategy is Strategy.lora:
+        required |= {f"{ADAPTER}/adapter_config.json", f"{ADAPTER}/adapter_model.safetensors"}
+    elif strategy is not Strategy.head:
+        required.add(ENCODER)
+    return required
+
+
 def verify_checkpoint(folder: str | Path) -> Manifest:
-    """Read the manifest and check every file it lists against its digest."""
+    """Read the manifest, check that it lists every file there and every file the strategy
+    needs, and check every file against its digest."""
     folder = Path(folder)
     if not (folder / MANIFEST).is_file():
         raise CheckpointError(FallbackCode.checkpoint_missing, f"no {MANIFEST} in {folder}")
@@ -190,6 +202,18 @@ def verify_checkpoint(folder: str | Path) -> Manifest:
         manifest = Manifest.model_validate_json((folder / MANIFEST).read_bytes())
     except ValidationError as error:
         raise CheckpointError(FallbackCode.manifest_invalid, str(error).splitlines()[0]) from error
+    # a file the manifest leaves out would be read unchecked: every file is listed, and so is
+    # every file the strategy loads
+    listed = {entry.path for entry in manifest.files}
+    unlisted = sorted(required_files(manifest.strategy) - listed)
+    if unlisted:
+        raise CheckpointError(
+            FallbackCode.manifest_invalid, f"the manifest does not list {', '.join(unlisted)}"
+        )
+    for path in sorted(folder.rglob("*")):
+        name = path.relative_to(folder).as_posix()
+        if path.is_file() and name != MANIFEST and name not in listed:
+            raise CheckpointError(FallbackCode.manifest_invalid, f"{name} is not in the manifest")
     for entry in manifest.files:
         path = folder / entry.path
         if not path.is_file():

@@ -5,8 +5,11 @@
       versions/<version>/version.json  when it was registered, where it came from, its gate
       champion.json                    which version serves; replaced atomically
       events.jsonl                     every promotion and rollback, appended
+      .challenger-*/, versions/.sp-*/  work in progress, each locked by the process doing it
 
-A running service polls `champion.json`, so promoting here switches what it serves.
+A running service polls `champion.json`, so promoting here switches what it serves. Every copy,
+write and rename is fsynced, folders included, before the registry says it happened; work
+folders whose process died are removed by `remove_abandoned`.
 """
 
 from __future__ import annotations
@@ -21,12 +24,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from claims.checkpoint import verify_checkpoint
+from claims.files import fsync_path, fsync_tree, make_private_dirs
 from schemas.registry import ChampionPointer, Lineage, ModelVersion, RegistryEvent
 
 CHECKPOINT = "checkpoint"
 VERSION_FILE = "version.json"
 CHAMPION_FILE = "champion.json"
 EVENTS_FILE = "events.jsonl"
+CHALLENGER_PREFIX = ".challenger-"  # retraining's work folder, in the registry's root
 
 
 class RegistryError(RuntimeError):
@@ -44,11 +49,7 @@ class Registry:
         folder = self.versions_dir / manifest.model_version
         if (folder / VERSION_FILE).is_file():
             return self.get(manifest.model_version)
-        self.versions_dir.mkdir(parents=True, exist_ok=True)
-        staging = Path(
-            tempfile.mkdtemp(prefix=f".{manifest.model_version}-", dir=self.versions_dir)
-        )
-        try:
+        with self.scratch(f".{manifest.model_version}-", self.versions_dir) as staging:
             shutil.copytree(checkpoint, staging / CHECKPOINT)
             verify_checkpoint(staging / CHECKPOINT)
             entry = ModelVersion(
@@ -61,11 +62,46 @@ class Registry:
             )
             _write_atomically(staging / VERSION_FILE, entry.model_dump_json(indent=2))
             staging.chmod(0o755)
+            fsync_tree(staging)  # the copy is on disk before its name says it is registered
             staging.rename(folder)
-        except BaseException:
-            shutil.rmtree(staging, ignore_errors=True)
-            raise
+            fsync_path(self.versions_dir)
         return entry
+
+    @contextmanager
+    def scratch(self, prefix: str, parent: Path | None = None) -> Iterator[Path]:
+        """A work folder in the registry, removed on leaving; it stays locked while its process
+        lives, so `remove_abandoned` takes only the folders of processes that died."""
+        parent = parent or self.root
+        with self._locked():  # made and locked at once, out of remove_abandoned's reach
+            make_private_dirs(parent)
+            folder = Path(tempfile.mkdtemp(prefix=prefix, dir=parent))
+            holder = os.open(folder, os.O_RDONLY)
+            fcntl.flock(holder, fcntl.LOCK_EX)
+        try:
+            yield folder
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)  # gone already once renamed into place
+            os.close(holder)
+
+    def remove_abandoned(self) -> list[str]:
+        """Delete the work folders (and half-written files) of registrations and retrains that
+        were killed; those of live processes stay. Returns the names removed."""
+        if not self.root.is_dir():
+            return []
+        removed = []
+        with self._locked():
+            candidates = [*self.root.glob(f"{CHALLENGER_PREFIX}*"), *self.root.glob(".*.json-*")]
+            if self.versions_dir.is_dir():
+                candidates += self.versions_dir.glob(".*")
+            for path in sorted(candidates):
+                if path.is_dir() and not path.is_symlink():
+                    if not _abandoned(path):
+                        continue
+                    shutil.rmtree(path, ignore_errors=True)
+                else:
+                    path.unlink(missing_ok=True)
+                removed.append(path.name)
+        return removed
 
     def get(self, version: str) -> ModelVersion:
         path = self.versions_dir / version / VERSION_FILE
@@ -149,12 +185,13 @@ class Registry:
             log.write(event.model_dump_json() + "\n")
             log.flush()
             os.fsync(log.fileno())
+        fsync_path(self.root)  # the log's name, the first time it is written
         _write_atomically(self.root / CHAMPION_FILE, pointer.model_dump_json(indent=2))
 
     @contextmanager
     def _locked(self) -> Iterator[None]:
-        """One promotion or rollback at a time, across processes."""
-        self.root.mkdir(parents=True, exist_ok=True)
+        """One promotion, rollback, clean-up or new work folder at a time, across processes."""
+        make_private_dirs(self.root)
         with open(self.root / ".lock", "w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             try:
@@ -173,6 +210,22 @@ def _write_atomically(path: Path, text: str) -> None:
             os.fsync(handle.fileno())
         os.chmod(temporary, 0o644)
         os.replace(temporary, path)
+        fsync_path(path.parent)  # the rename itself
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
+
+
+def _abandoned(folder: Path) -> bool:
+    """Whether no process holds the folder's lock: its owner finished or was killed."""
+    try:
+        holder = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(holder, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    finally:
+        os.close(holder)
+    return True

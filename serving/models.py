@@ -1,5 +1,8 @@
 """Which model answers: the tuned specialist when its checkpoint is sound, else the base model.
 
+A registry champion that cannot load at start gives way to the champion before it (each of
+them passed the gate once), with a `previous_champion` reason, and only then to the base model.
+
 The base model is always loaded, so a request on which the specialist fails is still answered.
 The specialist is the registry's champion unless a checkpoint folder is pinned; when the
 champion changes, the new one is loaded beside the old and swapped in whole, so requests in
@@ -12,7 +15,7 @@ import gc
 import logging
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -77,7 +80,7 @@ def load_serving(
         except CheckpointError as error:
             reason = str(error)
     if reason:
-        log.warning("serving from the base model: %s", reason)
+        log.warning("the specialist cannot serve: %s", reason)
     config = tuned.config if tuned else (expected or load_config())
     base_path = tuned.base_path if tuned else (override or resolve_base_model(config.base_model))
     labels = tuned.predictor.labels if tuned else {t.name: list(t.labels) for t in config.tasks}
@@ -133,10 +136,42 @@ class ModelService:
     @classmethod
     def start(cls, settings: ServiceSettings) -> ModelService:
         registry = Registry(settings.registry_dir)
-        version = None if settings.model_dir else registry.champion()
-        service = cls(settings, registry, load_serving(settings, registry, version))
+        version = None
+        if not settings.model_dir:
+            try:
+                registry.remove_abandoned()  # work folders of retrains killed mid-way
+            except OSError as error:
+                log.warning("could not clear abandoned registry work: %s", error)
+            version = registry.champion()
+        serving = load_serving(settings, registry, version)
+        service = cls(settings, registry, serving)
+        if serving.tuned is None and version is not None:
+            service._fall_back_to_earlier_champion(version, serving)
         freeze_loaded_objects()
         return service
+
+    def _fall_back_to_earlier_champion(self, version: str, failed: Serving) -> None:
+        """The champion cannot serve: the champions before it, newest first, each of which
+        once passed the gate, are tried before the base model. The champion is not retried
+        until the registry names another."""
+        self._failed_version = version
+        self.reload_error = f"champion {version} cannot serve: {failed.fallback_reason}"
+        pointer = self.registry.pointer()
+        for earlier in reversed(pointer.previous if pointer else []):
+            try:
+                candidate = load_serving(self.settings, self.registry, earlier, failed)
+            except Exception as error:
+                log.warning("earlier champion %s cannot serve: %s", earlier, error)
+                continue
+            if candidate.tuned is None:
+                continue
+            reason = (
+                f"{FallbackCode.previous_champion}: champion {version} cannot serve "
+                f"({failed.fallback_reason}); {earlier}, a champion before it, serves"
+            )
+            self.serving = replace(candidate, fallback_reason=reason)
+            log.error("%s", reason)
+            return
 
     @property
     def pinned(self) -> bool:
@@ -157,6 +192,9 @@ class ModelService:
                 current = self.serving
                 if version == current.registry_version:
                     self.reload_error = self._failed_version = None  # e.g. a rollback
+                    if current.tuned is not None and current.fallback_reason is not None:
+                        # the earlier champion that stood in is the champion again
+                        self.serving = replace(current, fallback_reason=None)
                     return False
                 if version is None or version == self._failed_version:
                     return False
@@ -198,6 +236,8 @@ class ModelService:
     def readiness(self) -> Readiness:
         serving = self.serving
         if serving.tuned is not None:
+            if serving.fallback_reason is not None:  # an earlier champion stands in
+                return Readiness(status="degraded", source="tuned", reason=serving.fallback_reason)
             return Readiness(status="ready", source="tuned")
         return Readiness(status="degraded", source="base", reason=serving.fallback_reason)
 

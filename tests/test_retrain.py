@@ -75,8 +75,12 @@ def test_the_newest_correction_wins_and_a_corrected_holdout_claim_is_judged_not_
         "severity": [None],
         "siu_referral": [None],
     }
-    # the frozen holdout keeps history's labels: corrections cannot move the yardstick
-    assert len(data.holdout) == sum(history.is_test) - 1
+    # the frozen holdout keeps every held-out claim with history's labels: corrections can
+    # neither move nor shrink the yardstick
+    assert len(data.holdout) == sum(history.is_test)
+    held = [claim.claim_id for claim in data.holdout.claims].index(test_id)
+    original = [claim.claim_id for claim in history.claims].index(test_id)
+    assert data.holdout.labels["claim_type"][held] == history.labels["claim_type"][original]
     assert (data.used_feedback, data.held_out_feedback) == (["a", "b"], ["c"])
 
 
@@ -112,7 +116,9 @@ def scores(champion: float, challenger: float, rows: int = 100) -> dict:
         (scores(0.80, 0.65), scores(0.2, 0.9), False, "holdout"),
         (scores(0.80, 0.75), scores(0.5, 0.5), False, "no task"),
         (scores(0.80, 0.80), scores(0.1, 0.9, rows=5), False, "no task"),  # too few to count
-        (scores(0.80, 0.805, rows=5), scores(0.5, 0.9), True, "accuracy on feedback"),
+        (scores(0.80, 0.85), scores(0.5, 0.9, rows=5), True, "macro_f1 on holdout"),
+        # a holdout too small to gate refuses, whatever the feedback says
+        (scores(0.80, 0.805, rows=5), scores(0.5, 0.9), False, "cannot gate"),
     ],
 )
 def test_the_gate_promotes_only_when_nothing_falls_and_something_rises(

@@ -46,8 +46,10 @@ def judge(
 ) -> GateDecision:
     """`scores`: slice -> system ('champion', 'challenger', 'base') -> task -> metrics.
 
-    Rejects if any gated metric falls by more than the tolerance, or if none rises by the
-    minimum improvement; a slice with fewer than `min_rows` labelled claims is shown, not gated.
+    Rejects if the frozen holdout cannot gate every task (fewer than `min_rows` labelled
+    claims, or an undefined metric), if any gated metric falls by more than the tolerance, or if
+    none rises by the minimum improvement. A feedback slice too small to gate is shown, not
+    gated: the holdout is the yardstick nobody can move, so without it nothing is promoted.
     """
     rules: RetrainingConfig = config.retraining
     checks = []
@@ -88,16 +90,24 @@ def judge(
                     verdict=verdict,
                 )
             )
+    gated_on_holdout = {
+        check.task for check in checks if check.slice == HOLDOUT and check.verdict != "not_gated"
+    }
+    ungated = [task.name for task in config.tasks if task.name not in gated_on_holdout]
     fell = [check for check in checks if check.verdict == "fell"]
     improved = [check for check in checks if check.verdict == "improved"]
-    if fell:
+    if ungated:
+        reason = "rejected: the frozen holdout cannot gate " + "; ".join(
+            _describe_ungated(checks, task, rules.min_rows) for task in ungated
+        )
+    elif fell:
         reason = "rejected: " + "; ".join(_describe(check) for check in fell)
     elif not improved:
         reason = "rejected: no task's primary metric improved by " + f"{rules.min_improvement}"
     else:
         reason = "promoted: " + "; ".join(_describe(check) for check in improved)
     return GateDecision(
-        promoted=not fell and bool(improved),
+        promoted=not ungated and not fell and bool(improved),
         reason=reason,
         champion_version=champion_version,
         challenger_version=challenger_version,
@@ -113,3 +123,12 @@ def _describe(check: GateCheck) -> str:
         f"{check.task} {check.metric} on {check.slice} {check.champion:.3f} -> "
         f"{check.challenger:.3f} ({check.change:+.3f})"
     )
+
+
+def _describe_ungated(checks: list[GateCheck], task: str, min_rows: int) -> str:
+    check = next((c for c in checks if c.slice == HOLDOUT and c.task == task), None)
+    if check is None:
+        return f"{task} (no holdout slice was scored)"
+    if check.rows < min_rows:
+        return f"{task} ({check.rows} labelled claims, fewer than min_rows {min_rows})"
+    return f"{task} ({check.metric} is undefined on its {check.rows} labelled claims)"

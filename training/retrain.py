@@ -2,8 +2,10 @@
 
 The historical claims plus every confirmed correction (the newest per claim and task wins)
 train a challenger with the champion's own recipe. Two slices judge it, and neither trains:
-- the frozen holdout: the claims the config holds out, with the labels history gave them,
-  so a batch of bad corrections cannot move the yardstick;
+- the frozen holdout: the historical claims the config holds out, all of them, with the labels
+  history gave them, so no batch of corrections can move or shrink the yardstick (corrections
+  of held-out claims are judged on the feedback slice instead); a holdout too small to gate a
+  task refuses the promotion;
 - the feedback slice: corrected claims scored on their corrections, namely every corrected
   held-out claim and a hashed share of the other corrected claims. It shows whether the
   challenger learned what the adjusters taught.
@@ -13,15 +15,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from claims.checkpoint import load_checkpoint
 from claims.dataset import LabelledClaims, hash_fraction, load_claims
-from claims.predictor import ZeroShotPredictor
-from claims.registry import Registry, RegistryError
+from claims.predictor import Predictor, ZeroShotPredictor
+from claims.registry import CHALLENGER_PREFIX, Registry, RegistryError
 from claims.store import Store
 from schemas.claim import Claim
 from schemas.config import SpecialistConfig
@@ -114,14 +115,30 @@ def merge_feedback(
     )
     return RetrainingData(
         training=merged.subset(row for row in range(len(claims)) if row not in set(judged)),
-        holdout=merged.subset(
-            row for row in range(len(claims)) if is_test[row] and row not in corrected
-        ),
+        # history's own test rows with history's labels, whatever the feedback says: neither a
+        # correction nor a claim id chosen to hash into the test split can shrink or relabel it
+        holdout=historical.subset(row for row, test in enumerate(historical.is_test) if test),
         feedback_slice=feedback_slice,
         used_feedback=[item for item, claim_id in used if claim_id not in judged_ids],
         held_out_feedback=[item for item, claim_id in used if claim_id in judged_ids],
         unusable_feedback=unusable,
     )
+
+
+def gate_challenger(
+    config: SpecialistConfig,
+    data: RetrainingData,
+    systems: Mapping[str, Predictor],
+    champion_version: str,
+    challenger_version: str,
+) -> GateDecision:
+    """Score champion, challenger and base model on the frozen holdout and the feedback slice,
+    and judge: the decision retraining registers, whatever it says."""
+    scores = {
+        name: {system: score_slice(config, model, claims) for system, model in systems.items()}
+        for name, claims in ((HOLDOUT, data.holdout), (FEEDBACK, data.feedback_slice))
+    }
+    return judge(config, scores, champion_version, challenger_version)
 
 
 @dataclass
@@ -142,6 +159,7 @@ def retrain(
     """Train a challenger from history plus confirmed feedback, gate it, register it, and
     promote it only if the gate says so. The decision is recorded in the registry either way."""
     report = progress or (lambda fraction, message: None)
+    registry.remove_abandoned()  # what killed retrains left behind
     champion_version = registry.champion()
     if champion_version is None:
         raise RegistryError("the registry has no champion to retrain: register and promote one")
@@ -160,8 +178,7 @@ def retrain(
         report(0.05 + 0.8 * step / total, f"training step {step}/{total}")
 
     data_sha256 = data.sha256()  # serialises every claim: once
-    registry.root.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix=".challenger-", dir=registry.root) as work:
+    with registry.scratch(CHALLENGER_PREFIX) as work:
         outcome = SpecialistTrainer(
             config, show_progress=show_progress, on_step=on_step
         ).fit_claims(
@@ -176,11 +193,9 @@ def retrain(
             champion.base_path, config.tasks, champion.predictor.labels, config.training.max_length
         )
         systems = {"champion": champion.predictor, "challenger": challenger.predictor, "base": base}
-        scores = {
-            name: {system: score_slice(config, model, claims) for system, model in systems.items()}
-            for name, claims in ((HOLDOUT, data.holdout), (FEEDBACK, data.feedback_slice))
-        }
-        decision = judge(config, scores, champion_version, outcome.manifest.model_version)
+        decision = gate_challenger(
+            config, data, systems, champion_version, outcome.manifest.model_version
+        )
         lineage = Lineage(
             origin="retrained",
             parent_version=champion_version,

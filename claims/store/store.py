@@ -37,6 +37,7 @@ from sqlalchemy import (
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
+from claims.files import make_private, private_sqlite_file
 from claims.settings import DataSettings
 from claims.store.tables import ApiKey, Feedback, FeedbackLabel, Job, Prediction
 from schemas.auth import ApiKeyInfo, Role
@@ -92,6 +93,7 @@ class Store:
 
     @classmethod
     def from_settings(cls, settings: DataSettings) -> Store:
+        make_private(settings.data_dir)  # it holds claims: the store, job files, the registry
         return cls(settings.store_url)
 
     def close(self) -> None:
@@ -356,7 +358,7 @@ def _create_engine(url: str) -> Engine:
     if parsed.get_backend_name() != "sqlite":
         return create_engine(parsed, pool_pre_ping=True)
     if parsed.database not in (None, "", ":memory:"):
-        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        private_sqlite_file(Path(parsed.database))  # claim narratives: 0600, in a 0700 folder
     engine = create_engine(parsed)
     event.listen(engine, "connect", _configure_sqlite)
     event.listen(engine, "begin", _begin_sqlite)
