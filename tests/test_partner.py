@@ -183,7 +183,12 @@ def test_a_partner_listed_without_its_arrays_does_not_load(
     manifest = json.loads((copy / "manifest.json").read_text())
     manifest["files"] = [f for f in manifest["files"] if f["path"] != PARTNER_ARRAYS]
     (copy / "manifest.json").write_text(json.dumps(manifest))
-    with pytest.raises(CheckpointError) as error:
+    with pytest.raises(CheckpointError) as error:  # there, but not vouched for
+        load_checkpoint(copy)
+    assert error.value.code is FallbackCode.manifest_invalid
+    assert PARTNER_ARRAYS in error.value.detail
+    (copy / PARTNER_ARRAYS).unlink()
+    with pytest.raises(CheckpointError) as error:  # neither there nor listed
         load_checkpoint(copy)
     assert error.value.code is FallbackCode.load_failed and PARTNER_ARRAYS in error.value.detail
 
