@@ -15,11 +15,13 @@ from fastapi.testclient import TestClient
 
 from claims.checkpoint import LoadedCheckpoint, load_checkpoint
 from claims.features import NumericScaling
+from claims.store import Store
 from claims.streams import Unreadable, read_rows
 from claims.synthetic import generate_claims
 from serving.app import create_app
 from serving.scoring import BacklogScorer
 from serving.settings import ServiceSettings
+from tests.test_store import database_url  # noqa: F401  (SQLite, and PostgreSQL when set)
 
 CLAIM = {
     "claim_id": "CLM-1",
@@ -142,3 +144,69 @@ def test_a_number_past_any_float_gets_422_and_its_micro_batch_neighbours_200(
     assert all(body["served_by"]["source"] == "tuned" for _, body in statuses.values())
     batch = client.post("/v1/triage/batch", json={"claims": claims})
     assert batch.status_code == 422 and "N-3" in batch.json()["detail"][0]["msg"]
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("claim_id", "CLM-\u0000-1"), ("claim_id", "CLM\u001b[31m"), ("policy_id", "P\u00851")],
+)
+def test_a_control_character_in_an_identifier_gets_422_naming_it(
+    client: TestClient, field: str, value: str
+) -> None:
+    """On PostgreSQL a NUL failed the insert of the whole micro-batch: every neighbour 500."""
+    response = client.post("/v1/triage", json={**CLAIM, field: value})
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["loc"] == ["body", field]
+    assert "control character" in response.json()["detail"][0]["msg"]
+    batch = client.post("/v1/triage/batch", json={"claims": [CLAIM, {**CLAIM, field: value}]})
+    assert batch.status_code == 422
+    assert batch.json()["detail"][0]["loc"] == ["body", "claims", 1, field]
+
+
+def test_a_control_character_in_feedback_identifiers_gets_422(client: TestClient) -> None:
+    item = {
+        "feedback_id": "F-1",
+        "claim_id": "CLM-1",
+        "labels": {"severity": "high"},
+        "reason_code": "adjuster",
+        "adjuster_id": "adj\u0000",
+    }
+    response = client.post("/v1/feedback", json=item)
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["loc"] == ["body", "adjuster_id"]
+    assert client.get("/v1/feedback", params={"claim_id": "CLM\u00001"}).json()["items"] == []
+
+
+@pytest.mark.parametrize(
+    ("body", "location"),
+    [
+        (b'{"claim_id": "C-1", "description": "hail \\ud800 damage"}', ["body", "description"]),
+        (b'{"claim_id": "\\udfff", "description": "hail"}', ["body", "claim_id"]),
+        (b'{"claim_id": "C-1", "description": "hail", "\\ud800": 1}', ["body", "\ud800"]),
+        (
+            b'{"claim_id": "C-1", "description": "hail", "attributes": {"r": "\\ud83d"}}',
+            ["body", "attributes", "r"],
+        ),
+    ],
+)
+def test_a_lone_surrogate_anywhere_gets_422_naming_the_field(
+    client: TestClient, body: bytes, location: list[str]
+) -> None:
+    """It has no UTF-8 form, so the 422 that echoes it failed to encode: 500."""
+    response = client.post("/v1/triage", content=body, headers={"Content-Type": "application/json"})
+    assert response.status_code == 422
+    assert response.content.isascii()
+    assert location in [error["loc"] for error in response.json()["detail"]]
+
+
+def test_lookups_for_text_no_row_can_hold_find_nothing(database_url: str) -> None:  # noqa: F811
+    """PostgreSQL refuses NUL in a parameter: `GET /v1/feedback?claim_id=%00` was a 500."""
+    store = Store(database_url)
+    try:
+        assert store.prediction("P-\x00") is None
+        assert store.job("job-\x00") is None
+        assert store.latest_claims(["C-\x00"]) == {}
+        assert store.list_feedback(claim_id="C\x00", task="t", adjuster_id="a") == []
+        assert store.authenticate("csk_ab\x00cd_secret") is None
+    finally:
+        store.close()

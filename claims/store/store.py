@@ -114,13 +114,15 @@ class Store:
             session.add_all(rows)
 
     def prediction(self, prediction_id: str) -> PredictionRecord | None:
+        if not _storable(prediction_id):
+            return None
         with self._reading() as session:
             row = session.get(Prediction, prediction_id)
             return None if row is None else _prediction_record(row)
 
     def latest_claims(self, claim_ids: Iterable[str]) -> dict[str, Claim]:
         """The claim as last predicted, for the ids that were: what a retrain learns from."""
-        ids = list(dict.fromkeys(claim_ids))
+        ids = [claim_id for claim_id in dict.fromkeys(claim_ids) if _storable(claim_id)]
         newest_first = func.row_number().over(
             partition_by=Prediction.claim_id,
             order_by=(Prediction.created_at.desc(), Prediction.prediction_id.desc()),
@@ -181,6 +183,8 @@ class Store:
         """Oldest first; `since` is inclusive and `until` exclusive, so windows tile."""
         if limit < 0 or offset < 0:
             raise ValueError(f"limit ({limit}) and offset ({offset}) must not be negative")
+        if not _storable(claim_id, task, adjuster_id):
+            return []  # nothing stored can match
         conditions: list[ColumnElement[bool]] = []
         if claim_id is not None:
             conditions.append(Feedback.claim_id == claim_id)
@@ -246,6 +250,8 @@ class Store:
             return _job_status(row)  # validates (progress in [0, 1]) before the commit
 
     def job(self, job_id: str) -> JobStatus | None:
+        if not _storable(job_id):
+            return None
         with self._reading() as session:
             row = session.get(Job, job_id)
             return None if row is None else _job_status(row)
@@ -297,6 +303,8 @@ class Store:
         if not key.startswith(KEY_PREFIX) or key.count("_") < 2:
             return None
         key_id = key[len(KEY_PREFIX) :].split("_", 1)[0]
+        if not _storable(key_id):
+            return None
         with self._reading() as session:
             row = session.get(ApiKey, key_id)
         if row is None or row.revoked_at is not None:
@@ -315,6 +323,12 @@ class Store:
         )
         with self._reading() as session:
             return [_feedback_record(row) for row in session.scalars(query)]
+
+
+def _storable(*values: str | None) -> bool:
+    """Whether text can be compared with what the store holds: PostgreSQL refuses NUL in a
+    parameter, and a row stored here never holds one, so a lookup for it finds nothing."""
+    return not any(value is not None and "\x00" in value for value in values)
 
 
 def _digest(key: str) -> str:
