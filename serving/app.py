@@ -68,6 +68,8 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
             settings.inference_timeout,
             then=partial(record, store, metrics),
             lanes=settings.inference_lanes,
+            max_backlog=settings.max_queued_claims,
+            metrics=metrics,
         )
         app.state.batcher = None
         if settings.micro_batching:

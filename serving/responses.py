@@ -23,6 +23,7 @@ _MEANINGS = {
     409: "Not possible in the current state; the detail says why.",
     413: "The request body is larger than the service accepts.",
     429: "The key's rate limit is reached; see Retry-After.",
+    503: "Overloaded: more claims wait than the service answers in time; see Retry-After.",
     504: "The model did not answer within the inference timeout.",
 }
 
