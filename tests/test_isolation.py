@@ -5,22 +5,29 @@ failure or a failed job."""
 from __future__ import annotations
 
 import json
+import logging
 import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import httpx
 import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import text
 
 from claims.checkpoint import LoadedCheckpoint, load_checkpoint
 from claims.features import NumericScaling
+from claims.settings import DataSettings
 from claims.store import Store
 from claims.streams import Unreadable, read_rows
 from claims.synthetic import generate_claims
 from serving.app import create_app
+from serving.observability import JsonFormatter
 from serving.scoring import BacklogScorer
 from serving.settings import ServiceSettings
+from tests.test_overload import served
 from tests.test_store import database_url  # noqa: F401  (SQLite, and PostgreSQL when set)
 
 CLAIM = {
@@ -210,3 +217,74 @@ def test_lookups_for_text_no_row_can_hold_find_nothing(database_url: str) -> Non
         assert store.authenticate("csk_ab\x00cd_secret") is None
     finally:
         store.close()
+
+
+# --- A store failure: the claim at fault fails alone, and no log line holds its text -------
+
+PERSONAL = (
+    "Jane Doe of 12 Elm Street, Springfield, DOB 1980-04-02, phone 555-0142, "
+    "jane.doe@example.com, SSN 123-45-6789, says her neighbour's oak fell on her car."
+)
+TRACES = ("Jane", "Doe", "Elm Street", "1980-04-02", "555-0142", "jane.doe", "123-45-6789", "oak")
+
+
+class Lines(logging.Handler):
+    """Every log record as the service writes it: one JSON line each."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.setFormatter(JsonFormatter())
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(self.format(record))
+
+
+def test_a_store_failure_fails_only_its_claim_and_logs_none_of_its_text(
+    trained_checkpoint: Path, tmp_path: Path
+) -> None:
+    """SQLAlchemy's error carried the bound parameters, so the log line held the narrative,
+    and one claim's failed insert failed every claim of its micro-batch."""
+    data = tmp_path / "data"
+    store = Store.from_settings(DataSettings(data_dir=data))
+    with store._writing.begin() as session:  # the database itself refuses this one claim
+        session.execute(
+            text(
+                "CREATE TRIGGER refuse BEFORE INSERT ON predictions "
+                "WHEN NEW.claim_id = 'CLM-REFUSED' BEGIN SELECT RAISE(ABORT, 'refused'); END"
+            )
+        )
+    store.close()
+    lines = Lines()
+    root = logging.getLogger()
+    root.addHandler(lines)
+    settings = ServiceSettings(model_dir=trained_checkpoint, data_dir=data, micro_batch_wait_ms=50)
+    app = create_app(settings)
+    try:
+        with served(app) as address:
+            claims = [{**CLAIM, "claim_id": f"CLM-{n}"} for n in range(6)]
+            claims[2] = {**CLAIM, "claim_id": "CLM-REFUSED", "description": PERSONAL}
+            with ThreadPoolExecutor(len(claims)) as pool:
+                answers = list(
+                    pool.map(
+                        lambda claim: httpx.post(
+                            f"http://{address}/v1/triage", json=claim, timeout=120
+                        ),
+                        claims,
+                    )
+                )
+            computed = app.state.metrics.computed._value.get()
+    finally:
+        root.removeHandler(lines)
+    assert [answer.status_code for answer in answers] == [200, 200, 500, 200, 200, 200]
+    assert computed == 6
+    store = Store.from_settings(DataSettings(data_dir=data))
+    try:
+        recorded = store.latest_claims(claim["claim_id"] for claim in claims)
+    finally:
+        store.close()
+    assert set(recorded) == {claim["claim_id"] for claim in claims} - {"CLM-REFUSED"}
+    written = "\n".join(lines.lines)
+    assert "the store failed recording 1 predictions" in written  # the failure is logged
+    for trace in TRACES:
+        assert trace not in written

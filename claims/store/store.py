@@ -32,7 +32,7 @@ from sqlalchemy import (
     make_url,
     select,
 )
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from claims.settings import DataSettings
@@ -62,6 +62,11 @@ class FeedbackConflict(ValueError):
 
 class UnknownPrediction(LookupError):
     """The feedback names a prediction_id that the store does not hold."""
+
+
+class StoreError(RuntimeError):
+    """The database refused a write of claims. Its own message is left out: PostgreSQL's
+    DETAIL quotes the failing row (a narrative, personal fields) and would reach the logs."""
 
 
 def alembic_config(url: str | None = None) -> Config:
@@ -110,8 +115,11 @@ class Store:
             )
             for record in records
         ]
-        with self._writing.begin() as session:
-            session.add_all(rows)
+        try:
+            with self._writing.begin() as session:
+                session.add_all(rows)
+        except DBAPIError as error:
+            raise _told_safely(error, f"recording {len(rows)} predictions") from None
 
     def prediction(self, prediction_id: str) -> PredictionRecord | None:
         if not _storable(prediction_id):
@@ -325,6 +333,14 @@ class Store:
             return [_feedback_record(row) for row in session.scalars(query)]
 
 
+def _told_safely(error: DBAPIError, doing: str) -> StoreError:
+    """The error's kind and code (sqlstate), never its text."""
+    original = error.orig
+    code = getattr(original, "sqlstate", None) or getattr(original, "sqlite_errorname", None)
+    kind = type(original).__name__ if original is not None else type(error).__name__
+    return StoreError(f"the store failed {doing}: {kind}" + (f" ({code})" if code else ""))
+
+
 def _storable(*values: str | None) -> bool:
     """Whether text can be compared with what the store holds: PostgreSQL refuses NUL in a
     parameter, and a row stored here never holds one, so a lookup for it finds nothing."""
@@ -347,12 +363,14 @@ def _key_info(row: ApiKey) -> ApiKeyInfo:
 
 
 def _create_engine(url: str) -> Engine:
+    """`hide_parameters`: a database error's message would otherwise carry the statement's
+    bound values, a claim's narrative among them, into every log line that reports it."""
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
-        return create_engine(parsed, pool_pre_ping=True)
+        return create_engine(parsed, pool_pre_ping=True, hide_parameters=True)
     if parsed.database not in (None, "", ":memory:"):
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-    engine = create_engine(parsed)
+    engine = create_engine(parsed, hide_parameters=True)
     event.listen(engine, "connect", _configure_sqlite)
     event.listen(engine, "begin", _begin_sqlite)
     return engine
