@@ -62,12 +62,16 @@ class Connection:
         return cls(*await asyncio.open_connection(host, port))
 
     async def exchange(self, request: bytes) -> tuple[int, bytes]:
+        status, body, _ = await self.exchange_with_head(request)
+        return status, body
+
+    async def exchange_with_head(self, request: bytes) -> tuple[int, bytes, bytes]:
         self.writer.write(request)
         head = await self.reader.readuntil(b"\r\n\r\n")
         status = int(head[9:12])
         length = re.search(rb"(?i)\r\ncontent-length:\s*(\d+)", head)
         body = await self.reader.readexactly(int(length[1])) if length else b""
-        return status, body
+        return status, body, head
 
     def close(self) -> None:
         self.writer.close()
@@ -104,7 +108,9 @@ class Tally:
 async def closed_loop(
     host: str, port: int, requests: list[bytes], clients: int, seconds: float
 ) -> Tally:
-    """`clients` connections, each sending its next request as soon as the last is answered."""
+    """`clients` connections, each sending its next request as soon as the last is answered;
+    after a 503 a client waits as Retry-After asks (a second at most), as a well-behaved client
+    would, rather than spin on refusals that take the service's CPU."""
     tally = Tally()
     stop = time.perf_counter() + seconds
 
@@ -114,9 +120,14 @@ async def closed_loop(
         try:
             while time.perf_counter() < stop:
                 started = time.perf_counter()
-                status, body = await connection.exchange(requests[sent % len(requests)])
+                status, body, head = await connection.exchange_with_head(
+                    requests[sent % len(requests)]
+                )
                 tally.add(status, time.perf_counter() - started, body)
                 sent += clients
+                if status == 503:
+                    after = re.search(rb"(?i)\r\nretry-after:\s*(\d+)", head)
+                    await asyncio.sleep(min(1.0, float(after[1]) if after else 1.0))
         finally:
             connection.close()
 
