@@ -69,6 +69,28 @@ def live_schema(
             yield schema, headers
 
 
+@pytest.mark.slow
+def test_no_request_gets_a_5xx_or_an_answer_off_the_schema(
+    live_schema: tuple[schemathesis.BaseSchema, dict[str, str]],
+) -> None:
+    """Every operation, with generated valid and invalid requests: all of schemathesis's
+    checks (no server error, status codes, content types, response schemas, and that
+    requests without a key are refused) but one: a request the JSON schema allows may still
+    be refused with 422, since some rules of a claim (no date in the future, reported after
+    the loss) are beyond what a JSON schema can say."""
+    schema, headers = live_schema
+    operations = [result.ok() for result in schema.get_all_operations()]
+    assert len(operations) >= 15
+    for operation in operations:
+
+        @given(case=operation.as_strategy())
+        @settings(max_examples=12, deadline=None, suppress_health_check=list(HealthCheck))
+        def check(case: schemathesis.Case) -> None:
+            case.call_and_validate(headers=headers, excluded_checks=[positive_data_acceptance])
+
+        check()
+
+
 # What an attacker sends that a JSON schema does not describe: control characters in
 # identifiers, lone surrogates anywhere (keys too), integers past any float (issue 23).
 HOSTILE_CHARACTERS = st.characters(codec=None, categories=["Cc", "Cs"])
