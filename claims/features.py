@@ -55,8 +55,19 @@ def numeric_value(claim: Claim, name: str) -> float | None:
     try:
         number = float(value)
     except (TypeError, ValueError) as error:
-        raise FeatureError(f"{name}: {value!r} is not a number") from error
+        raise FeatureError(f"{name}: {_shown(value)} is not a number") from error
+    except OverflowError as error:  # an int beyond any float: the client's, never a crash
+        raise FeatureError(f"{name}: {_shown(value)} is too large to be a number") from error
     return number if math.isfinite(number) else None
+
+
+def _shown(value: Any, limit: int = 40) -> str:
+    """The value as a message quotes it: a 4,000-digit number is not repeated whole (and `repr`
+    of one past Python's digit limit would itself raise)."""
+    if isinstance(value, int) and value.bit_length() > 64:
+        return f"an integer of {value.bit_length()} bits"
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _signed_log(values: np.ndarray) -> np.ndarray:

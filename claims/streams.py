@@ -133,14 +133,23 @@ def _csv_pieces(path: Path) -> Iterator[Piece]:
 
 
 def _jsonl_rows(path: Path) -> Iterator[Row]:
-    with _open_text(path) as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
+    """Line by line as bytes, each decoded alone: one line that is not UTF-8, or a number past
+    Python's 4,300-digit limit, is that line's reject, not the file's failure."""
+    opener = gzip.open if path.name.lower().endswith(".gz") else open
+    with opener(path, "rb") as handle:
+        for number, raw in enumerate(handle, start=1):
+            if not raw.strip():
                 continue
             try:
-                row = json.loads(line)
+                row = json.loads(raw.decode("utf-8"))
+            except UnicodeDecodeError as error:
+                yield Unreadable(line=number, reason=f"not UTF-8 at byte {error.start}")
+                continue
             except json.JSONDecodeError as error:
                 yield Unreadable(line=number, reason=f"malformed JSON: {error.msg}")
+                continue
+            except (ValueError, RecursionError) as error:  # digit limit; nesting too deep
+                yield Unreadable(line=number, reason=f"unreadable JSON: {error}")
                 continue
             if not isinstance(row, dict):
                 yield Unreadable(line=number, reason="a JSON line must be an object")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, date, datetime
 from typing import Annotated
 
@@ -46,6 +47,33 @@ AttributeValue = Annotated[
     ),
 ]
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def printable(value: str) -> str:
+    """An identifier is printable text: a control character (NUL above all, which PostgreSQL
+    cannot store) would fail its insert, and with it every claim recorded in the same
+    transaction, or hide in logs and exports."""
+    found = _CONTROL.search(value)
+    if found is not None:
+        raise ValueError(
+            f"holds the control character U+{ord(found.group()):04X} at position "
+            f"{found.start()}; identifiers are printable text"
+        )
+    return value
+
+
+def storable(value: str) -> str:
+    """Free text may hold tabs and line breaks, but not NUL, which PostgreSQL cannot store."""
+    position = value.find("\x00")
+    if position >= 0:
+        raise ValueError(f"holds a NUL character (U+0000) at position {position}")
+    return value
+
+
+Printable = AfterValidator(printable)
+Storable = AfterValidator(storable)
+
 
 def _not_in_future(value: date) -> date:
     if value > datetime.now(UTC).date():
@@ -61,20 +89,20 @@ class Claim(BaseModel):
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
-    claim_id: Annotated[str, StringConstraints(min_length=1, max_length=128)]
+    claim_id: Annotated[str, StringConstraints(min_length=1, max_length=128), Printable]
     description: Annotated[
-        str, StringConstraints(min_length=1, max_length=MAX_DESCRIPTION_CHARS)
+        str, StringConstraints(min_length=1, max_length=MAX_DESCRIPTION_CHARS), Storable
     ] = Field(description="The loss narrative: the claimant's report or the adjuster's notes.")
     loss_date: KnownDate | None = None
     reported_date: KnownDate | None = None
-    line_of_business: Annotated[str, StringConstraints(max_length=64)] | None = None
-    policy_id: Annotated[str, StringConstraints(max_length=128)] | None = None
+    line_of_business: Annotated[str, StringConstraints(max_length=64), Printable] | None = None
+    policy_id: Annotated[str, StringConstraints(max_length=128), Printable] | None = None
     policy_start_date: KnownDate | None = None
     initial_estimate: float | None = Field(default=None, ge=0, allow_inf_nan=False)
     currency: Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")] | None = None
     claimant_age: int | None = Field(default=None, ge=0, le=120)
     prior_claims: int | None = Field(default=None, ge=0, le=1000)
-    channel: Annotated[str, StringConstraints(max_length=64)] | None = None
+    channel: Annotated[str, StringConstraints(max_length=64), Printable] | None = None
     attributes: dict[AttributeName, AttributeValue] = Field(
         default_factory=dict,
         max_length=200,
@@ -99,4 +127,21 @@ class Claim(BaseModel):
         shadowing = sorted(set(value) & set(cls.model_fields))
         if shadowing:
             raise ValueError(f"{shadowing} are claim fields: send them as fields, not attributes")
+        return value
+
+    @field_validator("attributes")
+    @classmethod
+    def _attributes_are_storable(
+        cls, value: dict[str, AttributeValue]
+    ) -> dict[str, AttributeValue]:
+        for name, item in value.items():
+            try:
+                printable(name)
+            except ValueError as error:
+                raise ValueError(f"the name {name!r} {error}") from None
+            if isinstance(item, str):
+                try:
+                    storable(item)
+                except ValueError as error:
+                    raise ValueError(f"{name!r} {error}") from None
         return value

@@ -7,10 +7,12 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
-from schemas.claim import Claim
+from schemas.claim import Claim, Printable, Storable
 from schemas.triage import TriageResult
 
-Identifier = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=128)]
+Identifier = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=128), Printable
+]
 MAX_NOTE_CHARS = 4000
 
 
@@ -29,9 +31,9 @@ class FeedbackItem(BaseModel):
     labels: dict[Identifier, Identifier] = Field(
         min_length=1, description="task -> the correct label"
     )
-    reason_code: Annotated[str, StringConstraints(min_length=1, max_length=64)]
+    reason_code: Annotated[str, StringConstraints(min_length=1, max_length=64), Printable]
     adjuster_id: Identifier
-    note: Annotated[str, StringConstraints(max_length=MAX_NOTE_CHARS)] | None = None
+    note: Annotated[str, StringConstraints(max_length=MAX_NOTE_CHARS), Storable] | None = None
     confirmed: bool = Field(
         default=False,
         description="Whether the outcome is known for sure; only confirmed corrections train.",

@@ -13,6 +13,7 @@ from functools import partial
 from typing import Any
 
 from fastapi import FastAPI, Request, status
+from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
@@ -25,6 +26,7 @@ from serving.limits import BodySizeLimit
 from serving.models import ModelService
 from serving.observability import RequestObservability, ServiceMetrics, configure_logging
 from serving.predictions import record
+from serving.responses import unprocessable
 from serving.routes import batch_jobs, feedback, registry, retraining, triage
 from serving.routes import status as status_routes
 from serving.settings import ServiceSettings
@@ -89,6 +91,8 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
             settings.inference_timeout,
             then=partial(record, store, metrics),
             lanes=settings.inference_lanes,
+            max_backlog=settings.max_queued_claims,
+            metrics=metrics,
         )
         app.state.batcher = None
         if settings.micro_batching:
@@ -161,6 +165,8 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
         @app.get("/docs", include_in_schema=False)
         def docs() -> HTMLResponse:
             return get_swagger_ui_html(openapi_url="/openapi.json", title=app.title)
+
+    app.add_exception_handler(RequestValidationError, unprocessable)  # type: ignore[arg-type]
 
     @app.exception_handler(InferenceTimeout)
     async def too_slow(request: Request, error: InferenceTimeout) -> JSONResponse:

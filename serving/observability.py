@@ -97,6 +97,19 @@ class ServiceMetrics:
             ["reason"],
             registry=self.registry,
         )
+        self.computed = Counter(
+            "claims_computed_total",
+            "Claims through a forward pass, answered or not.",
+            registry=self.registry,
+        )
+        self.shed = Counter(
+            "claims_shed_total",
+            "Claims given no model answer, by reason: queue_full (refused with 503), "
+            "deadline and client_gone (dropped before their pass), late (their caller left "
+            "during the pass; not recorded).",
+            ["reason"],
+            registry=self.registry,
+        )
         self.active_model = Gauge(
             "claims_active_model_info",
             "1 for the model that serves now.",

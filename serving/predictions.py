@@ -16,7 +16,6 @@ from serving.observability import ServiceMetrics
 def record(
     store: Store, metrics: ServiceMetrics, claims: Sequence[Claim], results: list[TriageResult]
 ) -> None:
-    metrics.observe_results(results)
     now = datetime.now(UTC)
     store.record_predictions(  # one transaction for the whole batch
         [
@@ -31,3 +30,4 @@ def record(
             for claim, result in zip(claims, results, strict=True)
         ]
     )
+    metrics.observe_results(results)  # once recorded: a failed batch is retried claim by claim

@@ -168,7 +168,7 @@ class ChunkWork:
         for number, row in zip(numbers, rows, strict=True):
             if isinstance(row, Unreadable):
                 where = f"line {row.line}: " if row.line else ""
-                reason = where + row.reason
+                reason = _writable(where + row.reason)
                 chunk.rejects.append({"row": None, "claim_id": None, "reason": reason})
                 continue
             try:
@@ -178,8 +178,8 @@ class ChunkWork:
                 chunk.rejects.append(
                     {
                         "row": number,
-                        "claim_id": None if claim_id is None else str(claim_id),
-                        "reason": describe_validation_error(error),
+                        "claim_id": None if claim_id is None else _writable(claim_id),
+                        "reason": _writable(describe_validation_error(error)),
                     }
                 )
                 continue
@@ -195,7 +195,7 @@ class ChunkWork:
                     kept.append((number, claim))
                 except FeatureError as error:
                     chunk.rejects.append(
-                        {"row": number, "claim_id": claim.claim_id, "reason": str(error)}
+                        {"row": number, "claim_id": claim.claim_id, "reason": _writable(error)}
                     )
             chunk.numbers = [number for number, _ in kept]
             claims = [claim for _, claim in kept]
@@ -423,6 +423,17 @@ class BacklogScorer:
             for part in sorted(parts.glob(f"*.{kind}.parquet")):
                 writer.write(pq.read_table(part))
         os.replace(temporary, destination)
+
+
+def _writable(value: object, limit: int = 1000) -> str:
+    """Text a rejects file can hold whatever the row held: a lone surrogate (a JSON "\\ud800")
+    escaped, since Arrow writes only UTF-8, and a number too long to print cut short."""
+    try:
+        text = str(value)
+    except ValueError:  # an int past Python's digit limit
+        text = f"an integer of {value.bit_length()} bits"  # type: ignore[attr-defined]
+    text = text if len(text) <= limit else text[: limit - 3] + "..."
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 _worker_work: ChunkWork | None = None  # in each process of a pool

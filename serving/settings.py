@@ -179,6 +179,13 @@ class ServiceSettings(DataSettings):
         "for ever.",
     )
     inference_timeout: float = Field(default=30.0, gt=0, description="Seconds before a 504.")
+    max_queued_claims: int = Field(
+        default=1024,
+        ge=1,
+        description="Claims admitted to wait for a forward pass, at most. Past it, or past what "
+        "the pace of recent passes answers within the inference timeout, a triage request gets "
+        "503 with Retry-After at once instead of waiting to time out.",
+    )
     shutdown_grace: float = Field(
         default=30.0, ge=0, description="Seconds to finish requests in flight on SIGTERM."
     )

@@ -57,3 +57,11 @@ def test_a_non_numeric_attribute_names_the_claim_and_field() -> None:
     features = StructuredFeatures.fit([claim(1, attributes={"wages": 500})], ["wages"], [])
     with pytest.raises(FeatureError, match=r"claim C-2: wages: 'lots' is not a number"):
         features.transform([claim(2, attributes={"wages": "lots"})])
+
+
+def test_an_integer_too_large_for_a_float_is_a_feature_error_not_an_overflow() -> None:
+    """JSON allows any integer; float() of one past 1.8e308 raises OverflowError, which the
+    service took for the model's failure and a batch job for its own."""
+    features = StructuredFeatures.fit([claim(1, attributes={"wages": 500})], ["wages"], [])
+    with pytest.raises(FeatureError, match=r"claim C-2: wages: .*too large"):
+        features.transform([claim(2, attributes={"wages": 10**400})])

@@ -3,37 +3,70 @@ gracefully."""
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import threading
 import time
+import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from schemathesis.specs.openapi.checks import positive_data_acceptance
+from sqlalchemy import create_engine, make_url, text
+from sqlalchemy.pool import NullPool
 
-from claims.settings import DataSettings
 from claims.store import Store
 from claims.synthetic import generate_claims
 from schemas.auth import Role
 from tests.conftest import running_service
 
 
-@pytest.fixture(scope="module")
+@contextmanager
+def store_url(kind: str, folder: Path) -> Iterator[str]:
+    """SQLite in `folder`; PostgreSQL, a fresh database, when CLAIMS_TEST_DATABASE_URL names a
+    server (as for tests/test_store.py)."""
+    if kind == "sqlite":
+        yield f"sqlite:///{folder / 'claims.db'}"
+        return
+    server_url = os.environ.get("CLAIMS_TEST_DATABASE_URL")
+    if not server_url:
+        pytest.skip("CLAIMS_TEST_DATABASE_URL not set: PostgreSQL not running")
+    name = f"claims_live_{uuid.uuid4().hex[:16]}"
+    admin = create_engine(server_url, isolation_level="AUTOCOMMIT", poolclass=NullPool)
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield make_url(server_url).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
 def live_schema(
-    tmp_path_factory: pytest.TempPathFactory,
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[schemathesis.BaseSchema, dict[str, str]]]:
     """The service as deployed, keys on, on the base model: no retrain data and no tuned
-    model, so no request starts a background process. An admin key reaches every route."""
+    model, so no request starts a background process. An admin key reaches every route. On
+    SQLite, and on PostgreSQL when a server is given."""
     data_dir = tmp_path_factory.mktemp("live")
-    _, key = Store.from_settings(DataSettings(data_dir=data_dir)).create_key("fuzz", Role.admin)
-    headers = {"Authorization": f"Bearer {key}"}
-    with running_service(data_dir, auth=True) as (_, url):
-        yield schemathesis.openapi.from_url(f"{url}/openapi.json", headers=headers), headers
+    with store_url(request.param, data_dir) as url, pytest.MonkeyPatch.context() as patch:
+        store = Store(url)
+        _, key = store.create_key("fuzz", Role.admin)
+        store.close()
+        headers = {"Authorization": f"Bearer {key}"}
+        patch.setenv("CLAIMS_DATABASE_URL", url)
+        with running_service(data_dir, auth=True) as (_, service_url):
+            schema = schemathesis.openapi.from_url(f"{service_url}/openapi.json", headers=headers)
+            yield schema, headers
 
 
 @pytest.mark.slow
@@ -56,6 +89,100 @@ def test_no_request_gets_a_5xx_or_an_answer_off_the_schema(
             case.call_and_validate(headers=headers, excluded_checks=[positive_data_acceptance])
 
         check()
+
+
+# What an attacker sends that a JSON schema does not describe: control characters in
+# identifiers, lone surrogates anywhere (keys too), integers past any float (issue 23).
+HOSTILE_CHARACTERS = st.characters(codec=None, categories=["Cc", "Cs"])
+HOSTILE_TEXT = st.builds(
+    lambda head, bad, tail: head + bad + tail,
+    st.text(max_size=8),
+    st.text(HOSTILE_CHARACTERS, min_size=1, max_size=3),
+    st.text(max_size=8),
+)
+HUGE_INTEGERS = st.integers(min_value=2**1024, max_value=10**4000) | st.integers(
+    max_value=-(2**1024), min_value=-(10**4000)
+)
+
+
+def _hostile_claim() -> st.SearchStrategy[dict]:
+    plain = {"claim_id": "CLM-1", "description": "Hail broke two skylights."}
+    return st.one_of(
+        st.builds(
+            lambda field, value: {**plain, field: value},
+            st.sampled_from(["claim_id", "description", "policy_id", "channel", "currency"]),
+            HOSTILE_TEXT,
+        ),
+        st.builds(lambda key: {**plain, "attributes": {key: 1}}, HOSTILE_TEXT),
+        st.builds(lambda value: {**plain, "attributes": {"region": value}}, HOSTILE_TEXT),
+        st.builds(lambda key: {**plain, key: "x"}, HOSTILE_TEXT),
+        st.builds(
+            lambda field, number: {**plain, "attributes": {field: number}},
+            st.sampled_from(["wages", "region", "policy_tenure"]),
+            HUGE_INTEGERS,
+        ),
+        st.builds(
+            lambda field, number: {**plain, field: number},
+            st.sampled_from(["initial_estimate", "claimant_age", "prior_claims"]),
+            HUGE_INTEGERS,
+        ),
+    )
+
+
+def _hostile_feedback() -> st.SearchStrategy[dict]:
+    plain = {
+        "feedback_id": "F-1",
+        "claim_id": "CLM-1",
+        "labels": {"severity": "high"},
+        "reason_code": "adjuster",
+        "adjuster_id": "adj-1",
+    }
+    return st.one_of(
+        st.builds(
+            lambda field, value: {**plain, field: value},
+            st.sampled_from(["feedback_id", "claim_id", "reason_code", "adjuster_id", "note"]),
+            HOSTILE_TEXT,
+        ),
+        st.builds(lambda key, value: {**plain, "labels": {key: value}}, HOSTILE_TEXT, HOSTILE_TEXT),
+    )
+
+
+HOSTILE_BODIES = {
+    ("POST", "/v1/triage"): _hostile_claim(),
+    ("POST", "/v1/triage/batch"): st.lists(_hostile_claim(), min_size=1, max_size=3).map(
+        lambda claims: {
+            "claims": [
+                {**claim, "claim_id": f"B-{n}"} if n else claim for n, claim in enumerate(claims)
+            ]
+        }
+    ),
+    ("POST", "/v1/feedback"): _hostile_feedback(),
+}
+
+
+@pytest.mark.slow
+def test_hostile_bodies_get_a_4xx_never_a_5xx(
+    live_schema: tuple[schemathesis.BaseSchema, dict[str, str]],
+) -> None:
+    """Each body through schemathesis's own checks, so an answer off the schema fails too."""
+    schema, headers = live_schema
+    for (method, path), bodies in HOSTILE_BODIES.items():
+        _check_each(schema[path][method], bodies, headers)
+
+
+def _check_each(
+    operation: schemathesis.APIOperation, bodies: st.SearchStrategy[dict], headers: dict[str, str]
+) -> None:
+    @given(body=bodies)
+    @settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
+    def check(body: dict) -> None:
+        case = operation.Case(body=body, media_type="application/json")
+        response = case.call_and_validate(
+            headers=headers, excluded_checks=[positive_data_acceptance]
+        )
+        assert response.status_code < 500
+
+    check()
 
 
 @pytest.mark.slow

@@ -1,5 +1,5 @@
 """The durable store of predictions, feedback and jobs (SQLite by default, or PostgreSQL)."""
 
-from claims.store.store import FeedbackConflict, Store, UnknownPrediction
+from claims.store.store import FeedbackConflict, Store, StoreError, UnknownPrediction
 
-__all__ = ["FeedbackConflict", "Store", "UnknownPrediction"]
+__all__ = ["FeedbackConflict", "Store", "StoreError", "UnknownPrediction"]

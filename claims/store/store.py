@@ -34,7 +34,7 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from claims.files import make_private, private_sqlite_file
@@ -65,6 +65,11 @@ class FeedbackConflict(ValueError):
 
 class UnknownPrediction(LookupError):
     """The feedback names a prediction_id that the store does not hold."""
+
+
+class StoreError(RuntimeError):
+    """The database refused a write of claims. Its own message is left out: PostgreSQL's
+    DETAIL quotes the failing row (a narrative, personal fields) and would reach the logs."""
 
 
 def alembic_config(url: str | None = None) -> Config:
@@ -114,17 +119,22 @@ class Store:
             )
             for record in records
         ]
-        with self._writing.begin() as session:
-            session.add_all(rows)
+        try:
+            with self._writing.begin() as session:
+                session.add_all(rows)
+        except DBAPIError as error:
+            raise _told_safely(error, f"recording {len(rows)} predictions") from None
 
     def prediction(self, prediction_id: str) -> PredictionRecord | None:
+        if not _storable(prediction_id):
+            return None
         with self._reading() as session:
             row = session.get(Prediction, prediction_id)
             return None if row is None else _prediction_record(row)
 
     def latest_claims(self, claim_ids: Iterable[str]) -> dict[str, Claim]:
         """The claim as last predicted, for the ids that were: what a retrain learns from."""
-        ids = list(dict.fromkeys(claim_ids))
+        ids = [claim_id for claim_id in dict.fromkeys(claim_ids) if _storable(claim_id)]
         newest_first = func.row_number().over(
             partition_by=Prediction.claim_id,
             order_by=(Prediction.created_at.desc(), Prediction.prediction_id.desc()),
@@ -202,6 +212,8 @@ class Store:
         """Oldest first; `since` is inclusive and `until` exclusive, so windows tile."""
         if limit < 0 or offset < 0:
             raise ValueError(f"limit ({limit}) and offset ({offset}) must not be negative")
+        if not _storable(claim_id, task, adjuster_id):
+            return []  # nothing stored can match
         conditions: list[ColumnElement[bool]] = []
         if claim_id is not None:
             conditions.append(Feedback.claim_id == claim_id)
@@ -267,6 +279,8 @@ class Store:
             return _job_status(row)  # validates (progress in [0, 1]) before the commit
 
     def job(self, job_id: str) -> JobStatus | None:
+        if not _storable(job_id):
+            return None
         with self._reading() as session:
             row = session.get(Job, job_id)
             return None if row is None else _job_status(row)
@@ -318,6 +332,8 @@ class Store:
         if not key.startswith(KEY_PREFIX) or key.count("_") < 2:
             return None
         key_id = key[len(KEY_PREFIX) :].split("_", 1)[0]
+        if not _storable(key_id):
+            return None
         with self._reading() as session:
             row = session.get(ApiKey, key_id)
         if row is None or row.revoked_at is not None:
@@ -338,6 +354,20 @@ class Store:
             return [_feedback_record(row) for row in session.scalars(query)]
 
 
+def _told_safely(error: DBAPIError, doing: str) -> StoreError:
+    """The error's kind and code (sqlstate), never its text."""
+    original = error.orig
+    code = getattr(original, "sqlstate", None) or getattr(original, "sqlite_errorname", None)
+    kind = type(original).__name__ if original is not None else type(error).__name__
+    return StoreError(f"the store failed {doing}: {kind}" + (f" ({code})" if code else ""))
+
+
+def _storable(*values: str | None) -> bool:
+    """Whether text can be compared with what the store holds: PostgreSQL refuses NUL in a
+    parameter, and a row stored here never holds one, so a lookup for it finds nothing."""
+    return not any(value is not None and "\x00" in value for value in values)
+
+
 def _digest(key: str) -> str:
     """Keys are 256 random bits: a plain sha256 cannot be reversed or guessed."""
     return hashlib.sha256(key.encode()).hexdigest()
@@ -354,12 +384,14 @@ def _key_info(row: ApiKey) -> ApiKeyInfo:
 
 
 def _create_engine(url: str) -> Engine:
+    """`hide_parameters`: a database error's message would otherwise carry the statement's
+    bound values, a claim's narrative among them, into every log line that reports it."""
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
-        return create_engine(parsed, pool_pre_ping=True)
+        return create_engine(parsed, pool_pre_ping=True, hide_parameters=True)
     if parsed.database not in (None, "", ":memory:"):
         private_sqlite_file(Path(parsed.database))  # claim narratives: 0600, in a 0700 folder
-    engine = create_engine(parsed)
+    engine = create_engine(parsed, hide_parameters=True)
     event.listen(engine, "connect", _configure_sqlite)
     event.listen(engine, "begin", _begin_sqlite)
     return engine
