@@ -572,6 +572,65 @@ def load_section() -> str:
     )
 
 
+def overload_section() -> str:
+    """Each overload result: capacity, then ten times it for a minute, against the goals."""
+    sections = []
+    for name, result in _results("overload"):
+        capacity, load, goals = result["capacity"], result["overload"], result["goals"]
+        statuses = ", ".join(f"{n:,} x {code}" for code, n in sorted(load["statuses"].items()))
+        timeout_ms = 2000 * result["inference_timeout_s"]
+
+        met = {goal: "met" if passed else "not met" for goal, passed in goals.items()}
+        rows = [
+            ("capacity (claims/s answered 200)", f"{capacity['claims_per_second']}", ""),
+            (
+                f"offered (requests/s, {load['times_capacity']:g}x)",
+                f"{load['offered_per_second']}",
+                "",
+            ),
+            (f"answers in {load['seconds']:g} s", statuses, ""),
+            (
+                "goodput (claims/s answered 200)",
+                f"{load['goodput_per_second']} ({load['goodput_share_of_capacity']:.2f}x capacity)",
+                f"≥ 90% of capacity: {met['goodput_at_least_90_percent_of_capacity']}",
+            ),
+            (
+                "claims computed / delivered",
+                f"{load['claims_computed']:,} / {load['claims_delivered']:,} "
+                f"({load['delivered_share_of_computed']:.1%})",
+                f"≥ 95%: {met['at_least_95_percent_of_computed_delivered']}",
+            ),
+            (
+                "p50 / p99 of all answers",
+                f"{load['p50_ms']:,} ms / {load['p99_ms']:,} ms",
+                f"p99 < {timeout_ms:,.0f} ms: {met['p99_under_twice_the_timeout']}",
+            ),
+            (
+                "acknowledged and missing from the store",
+                f"{load['acknowledged_missing_from_store']:,} of {load['acknowledged']:,}",
+                f"none: {met['nothing_acknowledged_lost']}",
+            ),
+        ]
+        table = "\n".join(f"| {a} | {b} | {c} |" for a, b, c in rows)
+        note = f" {result['note']}" if result.get("note") else ""
+        sections.append(
+            f"### {name}\n\n{result['machine']}; {result['created_at']}; "
+            f"`{result['command']}`.{note}\n\n| figure | value | goal |\n| --- | --- | --- |\n"
+            f"{table}\n"
+        )
+    if not sections:
+        return ""
+    return (
+        "## Overload\n\nMade by `benchmarks/overload.py`: the service with keys on and a short "
+        "inference timeout; first its capacity (closed-loop clients posting single-claim "
+        "triages, each waiting as Retry-After asks after a 503), then ten times that rate "
+        "offered by an open loop for a minute. Goals: goodput at least 90% of capacity, at least "
+        "95% of the claims computed delivered, p99 of the answered requests under twice the "
+        "timeout, every acknowledged prediction_id in the store afterwards. Raw figures in "
+        "`benchmarks/results/overload-*.json`.\n\n" + "\n".join(sections)
+    )
+
+
 def render() -> None:
     (DOCS / "benchmarks.md").write_text(
         "# Benchmarks\n\n"
@@ -583,6 +642,7 @@ def render() -> None:
                 training_section(),
                 throughput_section(),
                 serving_section(),
+                overload_section(),
                 load_section(),
             )
             if section

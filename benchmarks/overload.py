@@ -18,7 +18,7 @@ delivered, p99 stays under twice the timeout, and nothing acknowledged is lost. 
 generator is a minimal HTTP/1.1 client on asyncio streams (uvloop where installed), so that on
 a small machine it takes as little CPU from the service as it can; it runs on the same
 machine, and its cost is part of what the service must live with. Loopback only. Writes
-benchmarks/results/overload-<machine>.json.
+benchmarks/results/overload-<machine>.json and regenerates docs/benchmarks.md.
 """
 
 from __future__ import annotations
@@ -40,13 +40,13 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[0] = str(ROOT)  # not this folder: benchmarks/serving.py would shadow `serving`
 sys.path.append(str(ROOT / "benchmarks"))
 
+from benchmark_docs import keep  # noqa: E402
 from common import claim_requests, machine, provenance, quick_model, start_service  # noqa: E402
 
 from claims.settings import DataSettings  # noqa: E402
 from claims.store import Store  # noqa: E402
 from schemas.auth import Role  # noqa: E402
 
-RESULTS = ROOT / "benchmarks" / "results"
 PREDICTION_ID = re.compile(rb'"prediction_id":"([^"]+)"')
 MAX_CONNECTIONS = 4096  # the open loop's own bound: past it a request counts as not sent
 
@@ -321,8 +321,7 @@ def main() -> None:
     except ImportError:
         pass
     result = run(arguments)
-    path = RESULTS / f"overload-{machine()[1]}.json"
-    path.write_text(json.dumps(result, indent=2) + "\n")
+    path = keep("overload", machine()[1], result)  # and redraws docs/benchmarks.md
     print(json.dumps({k: v for k, v in result.items() if k != "command"}, indent=2))
     print(f"wrote {path}")
 
