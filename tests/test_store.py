@@ -23,11 +23,10 @@ from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from pydantic import ValidationError
 from sqlalchemy import create_engine, inspect, make_url, text
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlalchemy.pool import NullPool
 
-from claims.store import FeedbackConflict, Store, UnknownPrediction
+from claims.store import FeedbackConflict, Store, StoreError, UnknownPrediction
 from claims.store.store import alembic_config
 from claims.store.tables import Base, Feedback, FeedbackLabel
 from schemas.claim import Claim
@@ -233,7 +232,7 @@ def test_predictions_round_trip(store: Store) -> None:
 
 def test_predictions_are_recorded_all_or_none(store: Store) -> None:
     store.record_predictions([a_prediction("pred-1", "CLM-1")])
-    with pytest.raises(IntegrityError):
+    with pytest.raises(StoreError, match="recording 2 predictions"):  # told without values
         store.record_predictions([a_prediction("pred-2", "CLM-2"), a_prediction("pred-1", "X")])
     assert store.prediction("pred-2") is None
     assert store.prediction("pred-1").claim.claim_id == "CLM-1"
