@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -15,6 +16,8 @@ from pathlib import Path
 import httpx
 import pandas as pd
 import pytest
+from sqlalchemy import create_engine, make_url, text
+from sqlalchemy.pool import NullPool
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -62,6 +65,47 @@ def running_service(
         if process.poll() is None:
             process.kill()
         process.wait()
+
+
+@contextmanager
+def empty_database_url(kind: str, sqlite_file: Path) -> Iterator[str]:
+    """The URL of an empty database: SQLite at `sqlite_file`, or a fresh PostgreSQL database on
+    the server CLAIMS_TEST_DATABASE_URL names (skipped without one), dropped afterwards."""
+    if kind == "sqlite":
+        yield f"sqlite:///{sqlite_file}"
+        return
+    server_url = os.environ.get("CLAIMS_TEST_DATABASE_URL")
+    if not server_url:
+        pytest.skip("CLAIMS_TEST_DATABASE_URL not set: PostgreSQL not running")
+    name = f"claims_test_{uuid.uuid4().hex[:16]}"
+    admin = create_engine(server_url, isolation_level="AUTOCOMMIT", poolclass=NullPool)
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield make_url(server_url).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def upload_scope(headers: dict[str, str]) -> dict:
+    """The ASGI scope of a `POST /v1/batch-jobs` from a loopback client, for tests that drive
+    the app itself and count what it reads of a body."""
+    return {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/v1/batch-jobs",
+        "raw_path": b"/v1/batch-jobs",
+        "query_string": b"",
+        "root_path": "",
+        "headers": [(name.encode(), value.encode()) for name, value in headers.items()],
+        "client": ("127.0.0.1", 50000),
+        "server": ("testserver", 80),
+    }
 
 
 def quick_config(**training: object) -> SpecialistConfig:

@@ -20,6 +20,7 @@ from schemas.jobs import JobState
 from schemas.registry import Lineage
 from serving.app import create_app
 from serving.settings import ServiceSettings
+from tests.conftest import upload_scope
 
 BACKLOG = b"claim_id,description\nB-1,Hail dented the roof of the car.\n"
 
@@ -126,20 +127,7 @@ def test_a_capped_upload_is_refused_before_it_is_read(champion: str, keys: dict[
             "content-type": "multipart/form-data; boundary=b0undary",
             "content-length": str(300 << 20),
         }
-        scope = {
-            "type": "http",
-            "asgi": {"version": "3.0"},
-            "http_version": "1.1",
-            "method": "POST",
-            "scheme": "http",
-            "path": "/v1/batch-jobs",
-            "raw_path": b"/v1/batch-jobs",
-            "query_string": b"",
-            "root_path": "",
-            "headers": [(name.encode(), value.encode()) for name, value in headers.items()],
-            "client": ("127.0.0.1", 50000),
-            "server": ("testserver", 80),
-        }
+        scope = upload_scope(headers)
         client.portal.call(client.app, scope, receive, send)
         assert answer[0]["status"] == 429
         assert pulled == 0

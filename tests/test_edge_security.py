@@ -21,7 +21,7 @@ from claims.store import Store
 from schemas.auth import Role
 from serving.app import create_app
 from serving.settings import ServiceSettings
-from tests.conftest import free_port
+from tests.conftest import free_port, upload_scope
 
 UPLOAD_BYTES = 300 * 1024 * 1024
 CHUNK = 64 * 1024
@@ -68,24 +68,9 @@ def test_an_anonymous_upload_is_refused_before_its_body_is_read(keyed_app: FastA
     async def send(message: dict) -> None:
         answer.append(message)
 
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "POST",
-        "scheme": "http",
-        "path": "/v1/batch-jobs",
-        "raw_path": b"/v1/batch-jobs",
-        "query_string": b"",
-        "root_path": "",
-        "headers": [
-            (b"host", b"testserver"),
-            (b"content-type", MULTIPART.encode()),
-            (b"content-length", str(UPLOAD_BYTES).encode()),
-        ],
-        "client": ("127.0.0.1", 50000),
-        "server": ("testserver", 80),
-    }
+    scope = upload_scope(
+        {"host": "testserver", "content-type": MULTIPART, "content-length": str(UPLOAD_BYTES)}
+    )
     asyncio.run(keyed_app(scope, receive, send))
     assert pulled <= CHUNK
     assert answer[0]["type"] == "http.response.start" and answer[0]["status"] == 401

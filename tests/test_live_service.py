@@ -3,14 +3,11 @@ gracefully."""
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import threading
 import time
-import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -19,35 +16,11 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from schemathesis.specs.openapi.checks import positive_data_acceptance
-from sqlalchemy import create_engine, make_url, text
-from sqlalchemy.pool import NullPool
 
 from claims.store import Store
 from claims.synthetic import generate_claims
 from schemas.auth import Role
-from tests.conftest import running_service
-
-
-@contextmanager
-def store_url(kind: str, folder: Path) -> Iterator[str]:
-    """SQLite in `folder`; PostgreSQL, a fresh database, when CLAIMS_TEST_DATABASE_URL names a
-    server (as for tests/test_store.py)."""
-    if kind == "sqlite":
-        yield f"sqlite:///{folder / 'claims.db'}"
-        return
-    server_url = os.environ.get("CLAIMS_TEST_DATABASE_URL")
-    if not server_url:
-        pytest.skip("CLAIMS_TEST_DATABASE_URL not set: PostgreSQL not running")
-    name = f"claims_live_{uuid.uuid4().hex[:16]}"
-    admin = create_engine(server_url, isolation_level="AUTOCOMMIT", poolclass=NullPool)
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield make_url(server_url).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+from tests.conftest import empty_database_url, running_service
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
@@ -58,7 +31,10 @@ def live_schema(
     model, so no request starts a background process. An admin key reaches every route. On
     SQLite, and on PostgreSQL when a server is given."""
     data_dir = tmp_path_factory.mktemp("live")
-    with store_url(request.param, data_dir) as url, pytest.MonkeyPatch.context() as patch:
+    with (
+        empty_database_url(request.param, data_dir / "claims.db") as url,
+        pytest.MonkeyPatch.context() as patch,
+    ):
         store = Store(url)
         _, key = store.create_key("fuzz", Role.admin)
         store.close()

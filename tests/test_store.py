@@ -3,14 +3,12 @@ CLAIMS_TEST_DATABASE_URL names one (`.ci/run` starts one), with a fresh database
 
 from __future__ import annotations
 
-import os
 import signal
 import sqlite3
 import subprocess
 import sys
 import threading
 import time
-import uuid
 from collections.abc import Collection, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, date, datetime, timedelta, timezone
@@ -22,7 +20,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from pydantic import ValidationError
-from sqlalchemy import create_engine, inspect, make_url, text
+from sqlalchemy import create_engine, inspect
 from sqlalchemy.orm import Session
 from sqlalchemy.pool import NullPool
 
@@ -39,6 +37,7 @@ from schemas.triage import (
     TaskPrediction,
     TriageResult,
 )
+from tests.conftest import empty_database_url
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -46,22 +45,8 @@ REPO = Path(__file__).resolve().parents[1]
 @pytest.fixture(params=["sqlite", "postgresql"])
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """The URL of an empty database; the SQLite file's folder does not exist yet."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'data' / 'claims.db'}"
-        return
-    server_url = os.environ.get("CLAIMS_TEST_DATABASE_URL")
-    if not server_url:
-        pytest.skip("CLAIMS_TEST_DATABASE_URL not set: PostgreSQL not running")
-    name = f"claims_test_{uuid.uuid4().hex[:16]}"
-    admin = create_engine(server_url, isolation_level="AUTOCOMMIT", poolclass=NullPool)
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield make_url(server_url).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with empty_database_url(request.param, tmp_path / "data" / "claims.db") as url:
+        yield url
 
 
 @pytest.fixture
