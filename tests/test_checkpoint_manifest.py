@@ -28,7 +28,7 @@ def leave_out(folder: Path, name: str) -> None:
 
 @pytest.mark.parametrize(
     "name",
-    ["heads.safetensors", "config.json", "specialist.json", "adapter/adapter_model.safetensors"],
+    ["heads.safetensors", "config.json", "specialist.json", "encoder.safetensors"],
 )
 def test_a_manifest_that_omits_a_file_the_model_loads_is_refused(
     checkpoint_copy: Path, name: str
@@ -53,12 +53,12 @@ def test_a_manifest_that_omits_heads_and_the_file_itself_is_refused(checkpoint_c
 
 
 def test_a_file_the_manifest_does_not_list_is_refused(checkpoint_copy: Path) -> None:
-    # weights peft could read beside the listed ones
-    (checkpoint_copy / "adapter" / "adapter_model.bin").write_bytes(b"unchecked weights")
+    # weights a loader could read beside the listed ones
+    (checkpoint_copy / "encoder.bin").write_bytes(b"unchecked weights")
     with pytest.raises(CheckpointError) as refused:
         verify_checkpoint(checkpoint_copy)
     assert refused.value.code is FallbackCode.manifest_invalid
-    assert "adapter/adapter_model.bin is not in the manifest" in refused.value.detail
+    assert "encoder.bin is not in the manifest" in refused.value.detail
 
 
 def test_the_registry_refuses_a_checkpoint_whose_manifest_omits_heads(
@@ -76,7 +76,8 @@ def test_the_registry_refuses_a_checkpoint_whose_manifest_omits_heads(
 
 def test_a_sound_checkpoint_lists_what_its_strategy_requires(trained_checkpoint: Path) -> None:
     manifest = verify_checkpoint(trained_checkpoint)
-    assert manifest.strategy is Strategy.lora
+    assert manifest.strategy is Strategy.full
     assert required_files(manifest.strategy) <= {entry.path for entry in manifest.files}
     assert "encoder.safetensors" in required_files(Strategy.last_layers)
     assert "encoder.safetensors" not in required_files(Strategy.head)
+    assert "adapter/adapter_model.safetensors" in required_files(Strategy.lora)

@@ -30,7 +30,7 @@ def claim_other_base(folder: Path) -> None:
     [
         (lambda f: flip_a_byte(f / "heads.safetensors"), FallbackCode.hash_mismatch),
         (
-            lambda f: flip_a_byte(f / "adapter" / "adapter_model.safetensors"),
+            lambda f: flip_a_byte(f / "encoder.safetensors"),
             FallbackCode.hash_mismatch,
         ),
         (lambda f: (f / "specialist.json").unlink(), FallbackCode.file_missing),
@@ -38,7 +38,7 @@ def claim_other_base(folder: Path) -> None:
         (lambda f: (f / MANIFEST).unlink(), FallbackCode.checkpoint_missing),
         (claim_other_base, FallbackCode.base_model_mismatch),
     ],
-    ids=["heads-byte", "adapter-byte", "missing-file", "bad-manifest", "no-manifest", "other-base"],
+    ids=["heads-byte", "encoder-byte", "missing-file", "bad-manifest", "no-manifest", "other-base"],
 )
 def test_damaged_checkpoints_are_refused_with_their_reason(checkpoint_copy: Path, damage, code):
     damage(checkpoint_copy)
