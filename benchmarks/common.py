@@ -56,7 +56,7 @@ def provenance() -> dict[str, str]:
 
 
 def quick_model(work: Path) -> Path:
-    """The default recipe trained for a few steps: its speed is the product's, whatever its skill."""
+    """The default recipe trained for a few steps: its speed is the product's, not its skill."""
     data, model = work / "train.csv", work / "model"
     if not (model / "manifest.json").exists():
         work.mkdir(parents=True, exist_ok=True)
