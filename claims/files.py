@@ -6,9 +6,12 @@ other users of the machine, and a copy or rename is on disk before anyone is tol
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import os
 import stat
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 log = logging.getLogger("claims.files")
@@ -72,3 +75,14 @@ def fsync_tree(root: Path) -> None:
         for name in files:
             fsync_path(Path(folder) / name)
         fsync_path(Path(folder))
+
+
+@contextmanager
+def exclusive_lock(path: Path) -> Iterator[None]:
+    """Held by one thread or process at a time, through an flock on the file at `path`."""
+    with open(path, "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)

@@ -24,7 +24,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from claims.checkpoint import verify_checkpoint
-from claims.files import fsync_path, fsync_tree, make_private_dirs
+from claims.files import exclusive_lock, fsync_path, fsync_tree, make_private_dirs
 from schemas.registry import ChampionPointer, Lineage, ModelVersion, RegistryEvent
 
 CHECKPOINT = "checkpoint"
@@ -192,12 +192,8 @@ class Registry:
     def _locked(self) -> Iterator[None]:
         """One promotion, rollback, clean-up or new work folder at a time, across processes."""
         make_private_dirs(self.root)
-        with open(self.root / ".lock", "w") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(lock, fcntl.LOCK_UN)
+        with exclusive_lock(self.root / ".lock"):
+            yield
 
 
 def _write_atomically(path: Path, text: str) -> None:

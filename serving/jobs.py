@@ -14,7 +14,6 @@ rest of the job.
 
 from __future__ import annotations
 
-import fcntl
 import os
 import shutil
 import subprocess
@@ -24,6 +23,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from claims.files import exclusive_lock
 from claims.store import Store
 from schemas.jobs import JobState, JobStatus
 from serving.settings import ServiceSettings
@@ -127,12 +127,8 @@ class JobLauncher:
     def _launching(self) -> Iterator[None]:
         """Held while a job is checked for and started; blocks other threads and processes."""
         self.jobs_dir.mkdir(parents=True, exist_ok=True)
-        with open(self.jobs_dir / "launch.lock", "a") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(lock, fcntl.LOCK_UN)
+        with exclusive_lock(self.jobs_dir / "launch.lock"):
+            yield
 
     def batch_folder(self, job_id: str) -> Path:
         return self.settings.data_dir.resolve() / "batch" / job_id

@@ -164,7 +164,7 @@ class SpecialistTrainer:
         tuned = {
             task: calibration.probabilities(task, values).numpy() for task, values in logits.items()
         }
-        blended, notes = self._blend_partner(predictor, partner, validation_set, tuned, stages)
+        blended, notes = self._fit_stack(predictor, partner, validation_set, tuned, stages)
         calibrated |= notes | self._fit_decision_offsets(calibration, blended, validation_set)
         metrics = {
             "validation": score_predictions(
@@ -235,7 +235,7 @@ class SpecialistTrainer:
             beside=self.device.type == "cuda",
         )
 
-    def _blend_partner(
+    def _fit_stack(
         self,
         predictor: TunedPredictor,
         fit: PartnerFit | None,
