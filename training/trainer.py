@@ -14,20 +14,20 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, Ti
 from torch import nn
 from transformers import PreTrainedTokenizerBase, get_linear_schedule_with_warmup, set_seed
 
-from claims.batching import TokenMatrix, shuffled_length_batches, to_device, tokenize
-from claims.checkpoint import TrainedSpecialist, write_checkpoint
-from claims.dataset import DataError, LabelledClaims, hash_fraction, load_claims
-from claims.encoder import (
+from claims.data.dataset import DataError, LabelledClaims, hash_fraction, load_claims
+from claims.model.checkpoint import TrainedSpecialist, write_checkpoint
+from claims.model.encoder import (
     base_model_info,
     file_sha256,
     load_encoder,
     load_tokenizer,
     resolve_base_model,
 )
-from claims.features import StructuredFeatures
-from claims.model import Calibration, SpecialistModel
-from claims.partner import TUNED
-from claims.predictor import PreparedClaims, TunedPredictor, cpu_has_bf16
+from claims.model.features import StructuredFeatures
+from claims.model.network import Calibration, SpecialistModel
+from claims.model.predictor import PreparedClaims, TunedPredictor, cpu_has_bf16
+from claims.model.stack import TUNED
+from claims.model.tokens import TokenMatrix, shuffled_length_batches, to_device, tokenize
 from schemas.checkpoint import DataInfo, Manifest
 from schemas.config import SpecialistConfig, TaskKind
 from training.labels import IGNORE, class_weights, label_indices, resolve_labels
