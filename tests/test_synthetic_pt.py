@@ -16,12 +16,12 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import f1_score
 from typer.testing import CliRunner
 
-from claims.base_models_cli import register_commands
-from claims.cli import app
-from claims.config import default_config_path, load_config
-from claims.synthetic import CURRENCIES, USD_TO, generate_claims
-from claims.synthetic_pt import CURRENCY, PortugueseWriter, vocabulary
-from claims.synthetic_pt import USD_TO as LOCAL_RATE
+from claims.cli.base_models import register_commands
+from claims.cli.main import app
+from claims.data.synthetic import CURRENCIES, USD_TO, generate_claims
+from claims.data.synthetic_pt import CURRENCY, PortugueseWriter, vocabulary
+from claims.data.synthetic_pt import USD_TO as LOCAL_RATE
+from claims.domain.config import default_config_path, load_config
 
 register_commands(app)  # with a second command, `generate` is named on the command line
 

