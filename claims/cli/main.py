@@ -6,6 +6,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
+from enum import StrEnum
 from importlib.metadata import entry_points
 from pathlib import Path
 
@@ -51,17 +52,30 @@ def user_errors(*more: type[Exception]) -> Iterator[None]:
         raise typer.Exit(code=2) from error
 
 
+class Language(StrEnum):
+    """What `claims generate` writes the narratives in (claims/data/synthetic_pt.py)."""
+
+    en = "en"
+    pt = "pt"
+    mixed = "mixed"
+
+
 @app.command()
 def generate(
     out: Path = typer.Option(..., help="Output file: .csv, .jsonl or .parquet."),
     n: int = typer.Option(5000, "--n", min=1, help="Number of claims."),
     seed: int = typer.Option(0, help="Same seed, same file."),
+    language: Language = typer.Option(
+        Language.en,
+        help="pt: the same stories in Brazilian (BRL) and European (EUR) Portuguese; mixed: "
+        "each claim in English or Portuguese.",
+    ),
 ) -> None:
     """Write the embedded default: realistic synthetic claims with triage labels."""
     from claims.data.synthetic import generate_claims
 
     with user_errors():
-        path = write_table(generate_claims(n, seed), out)
+        path = write_table(generate_claims(n, seed, language.value), out)
     console.print(f"wrote {n:,} synthetic claims to {path}")
 
 

@@ -244,8 +244,11 @@ SHARED_EVENTS_BY_TYPE = {
 }
 
 
-def generate_claims(n: int, seed: int = 0) -> pd.DataFrame:
-    """``n`` synthetic claims with labels; the same ``(n, seed)`` always gives the same frame."""
+def generate_claims(n: int, seed: int = 0, language: str = "en") -> pd.DataFrame:
+    """``n`` synthetic claims with labels; the same ``(n, seed)`` always gives the same frame.
+
+    ``language`` "pt" tells the same stories in Portuguese (Brazil or Portugal), "mixed" each in
+    English or Portuguese; see claims/data/synthetic_pt.py."""
     if n < 1:
         raise ValueError(f"n must be at least 1, got {n}")
     rng = np.random.default_rng(seed)
@@ -321,6 +324,11 @@ def generate_claims(n: int, seed: int = 0) -> pd.DataFrame:
 
     uninformative = rng.random(n) < UNINFORMATIVE_RATE
     writer = _NarrativeWriter(random.Random(int(rng.integers(2**63))))
+    localised = None
+    if language != "en":
+        from claims.data.synthetic_pt import LocalisedWriter  # it imports this module
+
+        writer = localised = LocalisedWriter(writer, language, seed)
     loss_days = loss.astype(object)
     descriptions = np.array(
         [
@@ -338,6 +346,12 @@ def generate_claims(n: int, seed: int = 0) -> pd.DataFrame:
         dtype=object,
     )
 
+    currency_names = np.array(CURRENCIES, dtype=object)[currency]
+    if localised is not None:
+        estimate, currency_names = localised.local_money(
+            estimate, currency_names, np.array(USD_TO)[currency]
+        )
+
     # Claim numbers follow the order the claims were reported in, as a claims system issues them.
     order = np.lexsort((np.arange(n), loss, reported))
     line_names = np.array(LINES)[line[order]]
@@ -354,7 +368,7 @@ def generate_claims(n: int, seed: int = 0) -> pd.DataFrame:
             ],
             "policy_start_date": np.datetime_as_string(policy_start[order]),
             "initial_estimate": estimate[order],
-            "currency": np.array(CURRENCIES)[currency[order]],
+            "currency": currency_names[order],
             "claimant_age": age[order],
             "prior_claims": prior[order],
             "channel": np.array(CHANNELS)[channel[order]],

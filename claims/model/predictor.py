@@ -14,6 +14,7 @@ import numpy as np
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
+from claims.model.base_models import embedding_prefix
 from claims.model.encoder import base_model_info, load_encoder, load_tokenizer, mean_pool
 from claims.model.features import StructuredFeatures
 from claims.model.network import Calibration, SpecialistModel, decide_labels
@@ -248,9 +249,11 @@ class ZeroShotPredictor:
         labels: dict[str, list[str]],
         max_length: int,
         batch_size: int = 64,
+        prefix: str = "",
     ) -> None:
         self.encoder = encoder.eval()
         self.tokenizer = tokenizer
+        self.prefix = prefix
         self.labels = labels
         self.max_length = max_length
         self.batch_size = batch_size
@@ -267,7 +270,8 @@ class ZeroShotPredictor:
         labels: dict[str, list[str]],
         max_length: int,
     ) -> ZeroShotPredictor:
-        """The base model as it lies on disk, ready to answer the given tasks."""
+        """The base model as it lies on disk, ready to answer the given tasks, with the prefix
+        its catalogue entry says it expects (E5's "query: ")."""
         return cls(
             load_encoder(base_path),
             load_tokenizer(base_path),
@@ -275,10 +279,13 @@ class ZeroShotPredictor:
             tasks,
             labels,
             max_length,
+            prefix=embedding_prefix(base_path),
         )
 
     def embed(self, texts: Sequence[str]) -> torch.Tensor:
-        tokens = tokenize(self.tokenizer, texts, self.max_length)
+        """Unit vectors for the texts, each after the model's prefix: claims and label
+        descriptions alike, since both sides of the comparison are the same kind of text."""
+        tokens = tokenize(self.tokenizer, [self.prefix + text for text in texts], self.max_length)
         vectors = torch.empty(len(texts), self.encoder.config.hidden_size)
         batches = padded_batches(tokens, self.batch_size)
         with torch.inference_mode():
