@@ -26,7 +26,7 @@ class Decisions:
 
     routes: list[str]
     route_reasons: list[str]
-    review_reasons: list[list[tuple[ReviewCode, str]]]
+    review_reasons: list[list[tuple[ReviewCode, str, str | None]]]  # (code, detail, task)
     policy_version: str
 
     def decision(self, row: int) -> Decision:
@@ -35,7 +35,8 @@ class Decisions:
             route_reason=self.route_reasons[row],
             needs_review=bool(self.review_reasons[row]),
             review_reasons=[
-                ReviewReason(code=code, detail=detail) for code, detail in self.review_reasons[row]
+                ReviewReason(code=code, detail=detail, task=task)
+                for code, detail, task in self.review_reasons[row]
             ],
             policy_version=self.policy_version,
         )
@@ -114,16 +115,18 @@ def decide_all(
     picked = [named[i] if i >= 0 else default for i in rule_of]
     routes, route_reasons = [route for route, _ in picked], [reason for _, reason in picked]
 
-    reasons: list[list[tuple[ReviewCode, str]]] = [[] for _ in range(count)]
+    reasons: list[list[tuple[ReviewCode, str, str | None]]] = [[] for _ in range(count)]
     for row, (route, reason) in enumerate(zip(routes, route_reasons, strict=True)):
         if route in policy.review_routes:
-            reasons[row].append(("route", f"route {route}: {reason}"))
+            reasons[row].append(("route", f"route {route}: {reason}", None))
     for task, values in probabilities.items():
         top = values[np.arange(count), chosen[task]]
         for row in np.flatnonzero(top < policy.min_confidence):
             label = labels[task][chosen[task][row]]
-            reasons[row].append(("low_confidence", f"{task}: {label} at {top[row]:.0%}"))
+            reasons[row].append(("low_confidence", f"{task}: {label} at {top[row]:.0%}", task))
     if fallback_reason is not None and policy.review_on_fallback:
         for row_reasons in reasons:
-            row_reasons.append(("fallback_model", f"served by the base model: {fallback_reason}"))
+            row_reasons.append(
+                ("fallback_model", f"served by the base model: {fallback_reason}", None)
+            )
     return Decisions(routes, route_reasons, reasons, policy.version)

@@ -29,6 +29,7 @@ class TaskPrediction(BaseModel):
 class ReviewReason(BaseModel):
     code: Literal["route", "low_confidence", "fallback_model"]
     detail: str
+    task: str | None = Field(default=None, description="The task a low confidence is about.")
 
 
 class Decision(BaseModel):
