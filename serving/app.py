@@ -27,7 +27,7 @@ from serving.models import ModelService
 from serving.observability import RequestObservability, ServiceMetrics, configure_logging
 from serving.predictions import record
 from serving.responses import unprocessable
-from serving.routes import batch_jobs, feedback, registry, retraining, triage
+from serving.routes import batch_jobs, feedback, registry, retraining, review, triage
 from serving.routes import status as status_routes
 from serving.settings import ServiceSettings
 
@@ -145,7 +145,7 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
     app.add_middleware(KeyGate, enabled=settings.auth, allowed_hosts=settings.allowed_hosts)
     app.add_middleware(RequestObservability, metrics=metrics)  # outermost: sees 413s too
     app.include_router(status_routes.router)
-    for routes in (triage, batch_jobs, feedback, retraining, registry):
+    for routes in (triage, batch_jobs, feedback, retraining, registry, review):
         app.include_router(routes.router)
 
     @app.get("/metrics", include_in_schema=False, dependencies=[Triage])
