@@ -26,6 +26,7 @@ class Decisions:
 
     routes: list[str]
     route_reasons: list[str]
+    route_rules: list[int | None]  # the rule that routed, counted from 1; None: the default
     review_reasons: list[list[tuple[ReviewCode, str, str | None]]]  # (code, detail, task)
     policy_version: str
 
@@ -33,6 +34,7 @@ class Decisions:
         return Decision(
             route=self.routes[row],
             route_reason=self.route_reasons[row],
+            route_rule=self.route_rules[row],
             needs_review=bool(self.review_reasons[row]),
             review_reasons=[
                 ReviewReason(code=code, detail=detail, task=task)
@@ -129,4 +131,5 @@ def decide_all(
             row_reasons.append(
                 ("fallback_model", f"served by the base model: {fallback_reason}", None)
             )
-    return Decisions(routes, route_reasons, reasons, policy.version)
+    rules = [int(index) + 1 if index >= 0 else None for index in rule_of]
+    return Decisions(routes, route_reasons, rules, reasons, policy.version)

@@ -93,6 +93,7 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
             lanes=settings.inference_lanes,
             max_backlog=settings.max_queued_claims,
             metrics=metrics,
+            explained=partial(models.triage, explain=True),
         )
         app.state.batcher = None
         if settings.micro_batching:
