@@ -21,6 +21,8 @@ from claims.features import FeatureError
 from claims.store import Store
 from serving.auth import Authenticator, KeyGate, Triage
 from serving.batching import InferenceLanes, InferenceTimeout, MicroBatcher, in_passing_thread
+from serving.console import routes as console
+from serving.console.sessions import Sessions
 from serving.jobs import JobLauncher
 from serving.limits import BodySizeLimit
 from serving.models import ModelService
@@ -84,6 +86,7 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
             log.warning(NO_AUTH_WARNING)
         if "CLAIMS_AUTH" in os.environ:
             log.warning("CLAIMS_AUTH is ignored: only `claims serve --no-auth` turns keys off")
+        app.state.console_sessions = Sessions()
         app.state.models = models = await in_passing_thread(partial(ModelService.start, settings))
         app.state.launcher = launcher = JobLauncher(settings, store)
         app.state.inference = InferenceLanes(
@@ -146,6 +149,7 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
     app.add_middleware(KeyGate, enabled=settings.auth, allowed_hosts=settings.allowed_hosts)
     app.add_middleware(RequestObservability, metrics=metrics)  # outermost: sees 413s too
     app.include_router(status_routes.router)
+    app.include_router(console.router)
     for routes in (triage, batch_jobs, feedback, retraining, registry, review):
         app.include_router(routes.router)
 
