@@ -31,11 +31,11 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from common import claim_requests, machine, provenance, quick_model  # noqa: E402
 
-from claims.checkpoint import load_checkpoint  # noqa: E402
-from claims.explain import without  # noqa: E402
-from claims.predictor import TunedPredictor  # noqa: E402
-from claims.tables import read_table  # noqa: E402
-from claims.triage import triage  # noqa: E402
+from claims.data.tables import read_table  # noqa: E402
+from claims.domain.triage import triage  # noqa: E402
+from claims.model.checkpoint import load_checkpoint  # noqa: E402
+from claims.model.explain import without  # noqa: E402
+from claims.model.predictor import TunedPredictor  # noqa: E402
 from schemas.claim import Claim  # noqa: E402
 from schemas.policy import DecisionPolicy  # noqa: E402
 

@@ -9,9 +9,9 @@ import pandas as pd
 import pytest
 import torch
 
-from claims.config import load_config
-from claims.dataset import frame_to_claims
-from claims.features import StructuredFeatures
+from claims.data.dataset import frame_to_claims
+from claims.domain.config import load_config
+from claims.model.features import StructuredFeatures
 from training import baselines
 from training.baselines import (
     RetrievalBaseline,

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from claims.settings import DataSettings
 from claims.store import Store
+from claims.store.data_settings import DataSettings
 from schemas.auth import Role
 from schemas.claim import Claim
 from schemas.explanation import Explanation, PhraseFactor, TaskExplanation

@@ -11,9 +11,9 @@ from typing import TYPE_CHECKING
 import httpx
 import pytest
 
-from claims.settings import DataSettings
+from claims.data.synthetic import generate_claims
 from claims.store import Store
-from claims.synthetic import generate_claims
+from claims.store.data_settings import DataSettings
 from schemas.auth import Role
 from tests.conftest import running_service
 

@@ -10,17 +10,17 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
-from claims.checkpoint import LoadedCheckpoint, load_checkpoint
-from claims.explain import (
+from claims.data.synthetic import generate_claims
+from claims.domain.triage import triage
+from claims.model.checkpoint import LoadedCheckpoint, load_checkpoint
+from claims.model.explain import (
     MAX_PHRASES,
     NARRATIVE_WORDS,
     field_factors,
     phrase_spans,
     without,
 )
-from claims.partner import BOOSTED
-from claims.synthetic import generate_claims
-from claims.triage import triage
+from claims.model.stack import BOOSTED
 from schemas.claim import Claim
 from serving.app import create_app
 from serving.settings import ServiceSettings
@@ -151,7 +151,7 @@ def test_the_reasons_name_the_rule_and_the_factors(
 def test_the_base_models_answers_carry_no_explanation(
     loaded: LoadedCheckpoint, claims: list[Claim]
 ) -> None:
-    from claims.predictor import ZeroShotPredictor
+    from claims.model.predictor import ZeroShotPredictor
 
     base = ZeroShotPredictor.from_base(
         loaded.base_path,

@@ -20,8 +20,8 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedKFold
 from threadpoolctl import threadpool_limits
 
-from claims.features import StructuredFeatures
-from claims.partner import (
+from claims.model.features import StructuredFeatures
+from claims.model.stack import (
     CHAR_TFIDF,
     MIN_DOCUMENT_FREQUENCY,
     TEXT_REGULARISATION,

@@ -19,7 +19,7 @@ import numpy as np
 from scipy.optimize import minimize
 from scipy.special import log_softmax
 
-from claims.partner import (
+from claims.model.stack import (
     PROBABILITY_FLOOR,
     TUNED,
     BoostedPartner,

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import ColumnElement, and_, case, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from claims.store.tables import Feedback, Prediction, ReviewItem, ReviewTask
+from claims.store.orm import Feedback, Prediction, ReviewItem, ReviewTask
 from schemas.feedback import PredictionRecord
 from schemas.review import QueueCounts, ReviewHold, ReviewQueueItem, ReviewState
 from schemas.triage import TriageResult

@@ -76,14 +76,14 @@ def render(
     return response
 
 
-def _redirect(url: str) -> RedirectResponse:
+def redirect(url: str) -> RedirectResponse:
     response = RedirectResponse(url, status_code=status.HTTP_303_SEE_OTHER)
     response.headers.update(HEADERS)
     return response
 
 
 def _sign_in_again() -> RedirectResponse:
-    response = _redirect("/console/sign-in")
+    response = redirect("/console/sign-in")
     response.delete_cookie(SESSION_COOKIE, path="/console")
     return response
 
@@ -145,7 +145,7 @@ async def home(request: Request) -> Response:
         await signed_in(request)
     except Refused as refused:
         return refused.response
-    return _redirect("/console/queue")
+    return redirect("/console/queue")
 
 
 @router.get("/console.css")
@@ -203,7 +203,7 @@ async def sign_in(request: Request) -> Response:
             )
         info = admitted
     session_id, _ = sessions(request).start(key.strip() if info else None, info)
-    response = _redirect("/console/queue")
+    response = redirect("/console/queue")
     response.set_cookie(
         SESSION_COOKIE,
         session_id,
@@ -406,7 +406,7 @@ async def hold(request: Request, prediction_id: str) -> Response:
         _store(request).hold_review(prediction_id, session.name, HOLD_MINUTES)
     except (LookupError, ReviewHeld) as error:
         return _claim(request, session, detail, [str(error)], status.HTTP_409_CONFLICT)
-    return _redirect(f"/console/claims/{prediction_id}")
+    return redirect(f"/console/claims/{prediction_id}")
 
 
 @router.post("/claims/{prediction_id}/release")
@@ -420,7 +420,7 @@ async def release(request: Request, prediction_id: str) -> Response:
         _store(request).release_review(prediction_id, session.name)
     except (LookupError, ReviewHeld) as error:
         return _claim(request, session, detail, [str(error)], status.HTTP_409_CONFLICT)
-    return _redirect("/console/queue")
+    return redirect("/console/queue")
 
 
 @router.post("/claims/{prediction_id}/feedback")
@@ -462,7 +462,7 @@ async def correct(request: Request, prediction_id: str) -> Response:
         # the hold may have run out and someone else taken it: theirs to release
         with contextlib.suppress(LookupError, ReviewHeld):
             _store(request).release_review(prediction_id, session.name)
-    return _redirect(f"/console/queue?{urlencode({'done': detail.claim.claim_id})}")
+    return redirect(f"/console/queue?{urlencode({'done': detail.claim.claim_id})}")
 
 
 def _said(detail: Any) -> str:

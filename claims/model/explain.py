@@ -18,9 +18,9 @@ from typing import TypeVar
 
 import numpy as np
 
-from claims.features import field_value
-from claims.partner import BOOSTED
-from claims.predictor import TunedPredictor
+from claims.model.features import field_value
+from claims.model.predictor import TunedPredictor
+from claims.model.stack import BOOSTED
 from schemas.claim import Claim
 from schemas.explanation import Explanation, FieldFactor, PhraseFactor, TaskExplanation
 from schemas.policy import DecisionPolicy, TaskCondition

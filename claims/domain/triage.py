@@ -8,9 +8,9 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from claims.decision import Probabilities, decide_all, policy_fields
-from claims.explain import explain as explain_answers
-from claims.predictor import Predictor, TunedPredictor
+from claims.domain.decision import Probabilities, decide_all, policy_fields
+from claims.model.explain import explain as explain_answers
+from claims.model.predictor import Predictor, TunedPredictor
 from schemas.claim import Claim
 from schemas.policy import DecisionPolicy
 from schemas.triage import LabelProbability, ServedBy, TaskPrediction, TriageResult
