@@ -22,6 +22,7 @@ from claims.store import Store
 from serving.auth import Authenticator, KeyGate, Triage
 from serving.batch.jobs import JobLauncher
 from serving.batching import InferenceLanes, InferenceTimeout, MicroBatcher, in_passing_thread
+from serving.console import admin as console_admin
 from serving.console import routes as console
 from serving.console.sessions import Sessions
 from serving.limits import BodySizeLimit
@@ -152,6 +153,7 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
     app.add_middleware(RequestObservability, metrics=metrics)  # outermost: sees 413s too
     app.include_router(status_routes.router)
     app.include_router(console.router)
+    app.include_router(console_admin.router)
     for routes in (triage, batch_jobs, feedback, retraining, registry, review):
         app.include_router(routes.router)
 

@@ -302,3 +302,14 @@ def test_the_narrative_is_cut_at_the_explanations_phrases() -> None:
         ("whiplash reported.", "up", "severity high +20 pts"),
         ("Bumper cracked.", "down", "severity high -5 pts"),
     ]
+
+
+def test_sign_ins_past_the_cap_end_the_idlest_session(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(console_sessions, "MAX_SESSIONS", 2)
+    table = console_sessions.Sessions()
+    first, _ = table.start(None, None)
+    second, _ = table.start(None, None)
+    assert table.get(second) is not None  # seen after the first
+    third, _ = table.start(None, None)
+    assert table.get(first) is None
+    assert table.get(second) is not None and table.get(third) is not None

@@ -76,7 +76,12 @@ class Sessions:
             self._sessions.pop(session_id or "", None)
 
     def _forget_expired(self) -> None:
+        """Drops the expired sessions, and if none has, the one idle longest: sign-ins cannot
+        grow the table without bound."""
         now = time.monotonic()
         for session_id, session in list(self._sessions.items()):
             if session.expired(now):
                 del self._sessions[session_id]
+        if len(self._sessions) >= MAX_SESSIONS:
+            idlest = min(self._sessions, key=lambda session_id: self._sessions[session_id].seen)
+            del self._sessions[idlest]
