@@ -1,8 +1,8 @@
 """Explanation benchmark: are the phrases an explanation names the ones the answer rests on,
 and what does explaining cost?
 
-    python benchmarks/explanations.py --model runs/benchmark/specialist
-    python benchmarks/explanations.py --claims 20 --timed 10   # a quick check of the script
+    python -m benchmarks.explanations --model runs/benchmark/specialist
+    python -m benchmarks.explanations --claims 20 --timed 10   # a quick check of the script
 
 Faithfulness: on held-out claims (synthetic, a seed no training used; or `--data`), each task's
 top raising phrase is removed, and so is a random phrase of as many words elsewhere in the same
@@ -19,26 +19,22 @@ import argparse
 import json
 import re
 import statistics
-import sys
 import time
 from pathlib import Path
 
+import numpy as np
+import torch
+
+from benchmarks.common import claim_requests, machine, provenance, quick_model
+from claims.data.tables import read_table
+from claims.domain.triage import triage
+from claims.model.checkpoint import load_checkpoint
+from claims.model.explain import without
+from claims.model.predictor import TunedPredictor
+from schemas.claim import Claim
+from schemas.policy import DecisionPolicy
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[0] = str(ROOT)  # not this folder: benchmarks/serving.py would shadow `serving`
-sys.path.append(str(ROOT / "benchmarks"))
-
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-from common import claim_requests, machine, provenance, quick_model  # noqa: E402
-
-from claims.data.tables import read_table  # noqa: E402
-from claims.domain.triage import triage  # noqa: E402
-from claims.model.checkpoint import load_checkpoint  # noqa: E402
-from claims.model.explain import without  # noqa: E402
-from claims.model.predictor import TunedPredictor  # noqa: E402
-from schemas.claim import Claim  # noqa: E402
-from schemas.policy import DecisionPolicy  # noqa: E402
-
 HELD_OUT_SEED = 2027  # quick_model trains on seed 5; the accuracy benchmark on its own split
 RESAMPLES = 2000
 BATCH = 32
