@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, Field
 
 from schemas.claim import Claim
+from schemas.explanation import Explanation
 
 MAX_BATCH_CLAIMS = 256
 
@@ -29,11 +30,17 @@ class TaskPrediction(BaseModel):
 class ReviewReason(BaseModel):
     code: Literal["route", "low_confidence", "fallback_model"]
     detail: str
+    task: str | None = Field(default=None, description="The task a low confidence is about.")
 
 
 class Decision(BaseModel):
     route: str
     route_reason: str
+    route_rule: int | None = Field(
+        default=None,
+        description="The policy's routing rule that chose the route, counted from 1; "
+        "None: no rule applied and the default route was taken.",
+    )
     needs_review: bool
     review_reasons: list[ReviewReason]
     policy_version: str
@@ -53,6 +60,11 @@ class TriageResult(BaseModel):
     predictions: dict[str, TaskPrediction]
     decision: Decision
     served_by: ServedBy
+    explanation: Explanation | None = Field(
+        default=None,
+        description="Why: always when the answer needs review, else when asked for "
+        "(`?explain=true`). Only the tuned specialist's answers are explained.",
+    )
 
 
 class BatchTriageRequest(BaseModel):

@@ -22,12 +22,15 @@ from claims.store import Store
 from serving.auth import Authenticator, KeyGate, Triage
 from serving.batch.jobs import JobLauncher
 from serving.batching import InferenceLanes, InferenceTimeout, MicroBatcher, in_passing_thread
+from serving.console import admin as console_admin
+from serving.console import routes as console
+from serving.console.sessions import Sessions
 from serving.limits import BodySizeLimit
 from serving.models import ModelService
 from serving.observability import RequestObservability, ServiceMetrics, configure_logging
 from serving.predictions import record
 from serving.responses import unprocessable
-from serving.routes import batch_jobs, feedback, registry, retraining, triage
+from serving.routes import batch_jobs, feedback, registry, retraining, review, triage
 from serving.routes import status as status_routes
 from serving.settings import ServiceSettings
 from serving.shedding import OverloadShedding
@@ -85,6 +88,7 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
             log.warning(NO_AUTH_WARNING)
         if "CLAIMS_AUTH" in os.environ:
             log.warning("CLAIMS_AUTH is ignored: only `claims serve --no-auth` turns keys off")
+        app.state.console_sessions = Sessions()
         app.state.models = models = await in_passing_thread(partial(ModelService.start, settings))
         app.state.launcher = launcher = JobLauncher(settings, store)
         app.state.inference = InferenceLanes(
@@ -94,6 +98,7 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
             lanes=settings.inference_lanes,
             max_backlog=settings.max_queued_claims,
             metrics=metrics,
+            explained=partial(models.triage, explain=True),
         )
         app.state.batcher = None
         if settings.micro_batching:
@@ -147,7 +152,9 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
     app.add_middleware(KeyGate, enabled=settings.auth, allowed_hosts=settings.allowed_hosts)
     app.add_middleware(RequestObservability, metrics=metrics)  # outermost: sees 413s too
     app.include_router(status_routes.router)
-    for routes in (triage, batch_jobs, feedback, retraining, registry):
+    app.include_router(console.router)
+    app.include_router(console_admin.router)
+    for routes in (triage, batch_jobs, feedback, retraining, registry, review):
         app.include_router(routes.router)
 
     @app.get("/metrics", include_in_schema=False, dependencies=[Triage])

@@ -200,8 +200,8 @@ class KeyGate:
         headers = Headers(scope=scope)
         if not self.enabled:
             refusal = self._foreign(headers)
-        elif scope["path"] in OPEN_PATHS:
-            refusal = None
+        elif scope["path"] in OPEN_PATHS or _console(scope["path"]):
+            refusal = None  # the console checks its sessions' keys itself (serving/console)
         else:
             refusal = await self._admit(scope, headers)
         if refusal is not None:
@@ -252,6 +252,12 @@ def _hostname(address: str) -> str | None:
 
 
 OPEN_PATHS = frozenset({"/healthz", "/readyz"})
+
+
+def _console(path: str) -> bool:
+    return path == "/console" or path.startswith("/console/")
+
+
 KEY_STATE = "api_key"
 
 

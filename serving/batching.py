@@ -79,8 +79,11 @@ class InferenceLanes:
         lanes: int = 1,
         max_backlog: int = 1024,
         metrics: ServiceMetrics | None = None,
+        explained: Runner | None = None,
     ) -> None:
+        """`explained`: `run` with every answer explained, for requests that ask for it."""
         self.run = run
+        self.explained = explained or run
         self.then = then
         self.timeout = timeout
         self.lanes = lanes
@@ -95,19 +98,20 @@ class InferenceLanes:
             initargs=(max(1, torch.get_num_threads() // lanes),),
         )
 
-    async def __call__(self, claims: Sequence[Claim]) -> list[TriageResult]:
+    async def __call__(self, claims: Sequence[Claim], explain: bool = False) -> list[TriageResult]:
         """A request's claims in one pass of their own. Cancelled (timeout, client gone) before
-        its lane takes it up, the pass never runs; during the pass, nothing is recorded."""
+        its lane takes it up, the pass never runs; during the pass, nothing is recorded.
+        `explain`: every answer explained, not only those that need review."""
         self.admit(len(claims))
         try:
-            return await asyncio.wait_for(self._answer(claims), self.timeout)
+            return await asyncio.wait_for(self._answer(claims, explain), self.timeout)
         except TimeoutError as error:
             raise InferenceTimeout(f"no answer within {self.timeout:g} s") from error
         finally:
             self.release(len(claims))
 
-    async def _answer(self, claims: Sequence[Claim]) -> list[TriageResult]:
-        results = await self.infer(claims)
+    async def _answer(self, claims: Sequence[Claim], explain: bool) -> list[TriageResult]:
+        results = await self.infer(claims, explain)
         await self.record(claims, results)
         return results
 
@@ -161,14 +165,15 @@ class InferenceLanes:
         if self.metrics is not None and count:
             self.metrics.shed.labels(reason).inc(count)
 
-    async def infer(self, claims: Sequence[Claim]) -> list[TriageResult]:
+    async def infer(self, claims: Sequence[Claim], explain: bool = False) -> list[TriageResult]:
         """The pass alone, in a free lane; `record` before answering."""
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._threads, self._timed_pass, claims)
+        run = self.explained if explain else self.run
+        return await loop.run_in_executor(self._threads, self._timed_pass, claims, run)
 
-    def _timed_pass(self, claims: Sequence[Claim]) -> list[TriageResult]:
+    def _timed_pass(self, claims: Sequence[Claim], run: Runner) -> list[TriageResult]:
         started = time.perf_counter()
-        results = self.run(claims)
+        results = run(claims)
         if claims:
             pace = (time.perf_counter() - started) / len(claims)
             last = self.seconds_per_claim

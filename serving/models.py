@@ -215,12 +215,13 @@ class ModelService:
             log.info("switched to champion %s", version)
             return True
 
-    def triage(self, claims: Sequence[Claim]) -> list[TriageResult]:
+    def triage(self, claims: Sequence[Claim], explain: bool = False) -> list[TriageResult]:
+        """`explain`: every tuned answer explained, not only those that need review."""
         serving = self.serving  # one model for the whole request, even across a switch
         policy = serving.config.policy
         if serving.tuned is not None:
             try:
-                return triage(claims, serving.tuned.predictor, policy)
+                return triage(claims, serving.tuned.predictor, policy, explain=explain)
             except FeatureError:
                 raise  # the request's fault, answered with 422
             except Exception as error:  # the specialist failed: the base model still answers

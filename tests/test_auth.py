@@ -29,6 +29,10 @@ ROUTES: dict[tuple[str, str], Role | None] = {
     ("GET", "/v1/batch-jobs/{job_id}/rejects"): Role.triage,
     ("POST", "/v1/feedback"): Role.adjuster,
     ("GET", "/v1/feedback"): Role.adjuster,
+    ("GET", "/v1/predictions/{prediction_id}"): Role.adjuster,
+    ("GET", "/v1/review-queue"): Role.adjuster,
+    ("POST", "/v1/review-queue/{prediction_id}/hold"): Role.adjuster,
+    ("DELETE", "/v1/review-queue/{prediction_id}/hold"): Role.adjuster,
     ("GET", "/v1/models"): Role.triage,
     ("GET", "/v1/models/{version}"): Role.triage,
     ("POST", "/v1/models/{version}/promote"): Role.admin,
@@ -49,6 +53,7 @@ BODIES = {
     },
     "/v1/models/{version}/promote": {"reason": "test"},
     "/v1/models/rollback": {"reason": "test"},
+    "/v1/review-queue/{prediction_id}/hold": {"adjuster_id": "adj"},
 }
 
 
@@ -79,6 +84,7 @@ def test_every_route_has_a_decided_role(client: TestClient) -> None:
 
 def call(client: TestClient, method: str, path: str, key: str | None):  # type: ignore[no-untyped-def]
     url = path.replace("{job_id}", "job-none").replace("{version}", "sp-none")
+    url = url.replace("{prediction_id}", "pr-none")
     headers = {"Authorization": f"Bearer {key}"} if key else {}
     return client.request(method, url, json=BODIES.get(path), headers=headers)
 

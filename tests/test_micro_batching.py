@@ -41,7 +41,11 @@ def batch_sizes(client: TestClient) -> tuple[float, float]:
 def test_concurrent_requests_share_passes_and_answer_as_if_alone(
     trained_checkpoint: Path,
 ) -> None:
-    settings = ServiceSettings(model_dir=trained_checkpoint, micro_batch_wait_ms=20)
+    # the quick model sends most answers to review, and each is explained: several passes'
+    # worth a claim, which a busy 2-core machine must not mistake for overload
+    settings = ServiceSettings(
+        model_dir=trained_checkpoint, micro_batch_wait_ms=20, inference_timeout=120
+    )
     with TestClient(create_app(settings)) as client:
         alone = {c["claim_id"]: client.post("/v1/triage", json=c).json() for c in CLAIMS[:4]}
         before = batch_sizes(client)

@@ -26,16 +26,19 @@ class Decisions:
 
     routes: list[str]
     route_reasons: list[str]
-    review_reasons: list[list[tuple[ReviewCode, str]]]
+    route_rules: list[int | None]  # the rule that routed, counted from 1; None: the default
+    review_reasons: list[list[tuple[ReviewCode, str, str | None]]]  # (code, detail, task)
     policy_version: str
 
     def decision(self, row: int) -> Decision:
         return Decision(
             route=self.routes[row],
             route_reason=self.route_reasons[row],
+            route_rule=self.route_rules[row],
             needs_review=bool(self.review_reasons[row]),
             review_reasons=[
-                ReviewReason(code=code, detail=detail) for code, detail in self.review_reasons[row]
+                ReviewReason(code=code, detail=detail, task=task)
+                for code, detail, task in self.review_reasons[row]
             ],
             policy_version=self.policy_version,
         )
@@ -114,16 +117,19 @@ def decide_all(
     picked = [named[i] if i >= 0 else default for i in rule_of]
     routes, route_reasons = [route for route, _ in picked], [reason for _, reason in picked]
 
-    reasons: list[list[tuple[ReviewCode, str]]] = [[] for _ in range(count)]
+    reasons: list[list[tuple[ReviewCode, str, str | None]]] = [[] for _ in range(count)]
     for row, (route, reason) in enumerate(zip(routes, route_reasons, strict=True)):
         if route in policy.review_routes:
-            reasons[row].append(("route", f"route {route}: {reason}"))
+            reasons[row].append(("route", f"route {route}: {reason}", None))
     for task, values in probabilities.items():
         top = values[np.arange(count), chosen[task]]
         for row in np.flatnonzero(top < policy.min_confidence):
             label = labels[task][chosen[task][row]]
-            reasons[row].append(("low_confidence", f"{task}: {label} at {top[row]:.0%}"))
+            reasons[row].append(("low_confidence", f"{task}: {label} at {top[row]:.0%}", task))
     if fallback_reason is not None and policy.review_on_fallback:
         for row_reasons in reasons:
-            row_reasons.append(("fallback_model", f"served by the base model: {fallback_reason}"))
-    return Decisions(routes, route_reasons, reasons, policy.version)
+            row_reasons.append(
+                ("fallback_model", f"served by the base model: {fallback_reason}", None)
+            )
+    rules = [int(index) + 1 if index >= 0 else None for index in rule_of]
+    return Decisions(routes, route_reasons, rules, reasons, policy.version)

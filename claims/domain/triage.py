@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Sequence
 
 import numpy as np
 
 from claims.domain.decision import Probabilities, decide_all, policy_fields
-from claims.model.predictor import Predictor
+from claims.model.explain import explain as explain_answers
+from claims.model.predictor import Predictor, TunedPredictor
 from schemas.claim import Claim
 from schemas.policy import DecisionPolicy
 from schemas.triage import LabelProbability, ServedBy, TaskPrediction, TriageResult
 
 ALTERNATIVES = 3
+log = logging.getLogger("claims.triage")
 
 
 def task_prediction(
@@ -43,7 +46,10 @@ def triage(
     predictor: Predictor,
     policy: DecisionPolicy,
     fallback_reason: str | None = None,
+    explain: bool = False,
 ) -> list[TriageResult]:
+    """Answers that need review carry an explanation, and every answer does when `explain`
+    asks; the base model's answers carry none."""
     probabilities = predictor.predict_proba(claims)
     served_by = ServedBy(
         source=predictor.source,
@@ -53,7 +59,7 @@ def triage(
     chosen = chosen_labels(predictor, probabilities)
     fields = policy_fields(claims, policy)
     decisions = decide_all(fields, probabilities, chosen, predictor.labels, policy, fallback_reason)
-    return [
+    results = [
         TriageResult(
             prediction_id=f"pr-{uuid.uuid4().hex}",
             claim_id=claim.claim_id,
@@ -66,3 +72,21 @@ def triage(
         )
         for row, claim in enumerate(claims)
     ]
+    explained = [
+        row for row, result in enumerate(results) if explain or result.decision.needs_review
+    ]
+    if explained and isinstance(predictor, TunedPredictor):
+        try:
+            explanations = explain_answers(
+                [claims[row] for row in explained],
+                [results[row] for row in explained],
+                predictor,
+                policy,
+            )
+        except Exception as error:  # the answer stands without its explanation
+            # the kind only: a message may quote what a claim holds
+            log.error("explaining %d answers failed: %s", len(explained), type(error).__name__)
+        else:
+            for row, explanation in zip(explained, explanations, strict=True):
+                results[row].explanation = explanation
+    return results

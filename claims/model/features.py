@@ -104,6 +104,12 @@ class StructuredFeatures(BaseModel):
         numeric = sum(2 + len(scaling.edges) for scaling in self.numeric)
         return numeric + sum(len(v.values) + 1 for v in self.categorical)
 
+    def column_fields(self) -> list[str]:
+        """The field each column of `transform` comes from, in its order: what an explanation
+        sums a field's columns by."""
+        fields = [s.name for s in self.numeric for _ in range(2 + len(s.edges))]
+        return fields + [v.name for v in self.categorical for _ in range(len(v.values) + 1)]
+
     @classmethod
     def fit(
         cls, claims: Sequence[Claim], numeric: Sequence[str], categorical: Sequence[str]

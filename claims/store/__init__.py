@@ -1,9 +1,11 @@
 """The product's state: the store of predictions, feedback and jobs, the registry, the data dir."""
 
+from claims.store.review import ReviewHeld
 from claims.store.store import FeedbackConflict, Store, StoreError, UnknownPrediction
 
 __all__ = [
     "FeedbackConflict",
+    "ReviewHeld",
     "Store",
     "StoreError",
     "UnknownPrediction",
@@ -12,5 +14,6 @@ __all__ = [
     "job_progress",
     "orm",
     "registry",
+    "review",
     "store",
 ]

@@ -126,3 +126,35 @@ class ApiKey(Base):
     key_sha256: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class ReviewTask(Base):
+    """A task whose low confidence sent an answer to review: the queue's task filter."""
+
+    __tablename__ = "review_tasks"
+
+    prediction_id: Mapped[str] = mapped_column(
+        ForeignKey("review_items.prediction_id"), primary_key=True
+    )
+    task: Mapped[str] = mapped_column(String(ID_CHARS), primary_key=True, index=True)
+
+
+class ReviewItem(Base):
+    """An answer that needs a person: on the review queue until its claim has confirmed
+    feedback. One adjuster may hold it (`claimed_by`) until `claimed_until`."""
+
+    __tablename__ = "review_items"
+
+    prediction_id: Mapped[str] = mapped_column(
+        ForeignKey("predictions.prediction_id"), primary_key=True
+    )
+    claim_id: Mapped[str] = mapped_column(String(ID_CHARS), index=True)
+    route: Mapped[str] = mapped_column(String(ID_CHARS), index=True)
+    line_of_business: Mapped[str | None] = mapped_column(String(64), index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    claimed_by: Mapped[str | None] = mapped_column(String(ID_CHARS))
+    claimed_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    tasks: Mapped[list[ReviewTask]] = relationship(
+        cascade="all, delete-orphan", lazy="selectin", order_by=ReviewTask.task
+    )

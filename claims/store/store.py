@@ -39,7 +39,16 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from claims.store.data_settings import DataSettings
 from claims.store.files import make_private, private_sqlite_file
-from claims.store.orm import ApiKey, Feedback, FeedbackLabel, Job, Prediction
+from claims.store.orm import (
+    ApiKey,
+    Feedback,
+    FeedbackLabel,
+    Job,
+    Prediction,
+    ReviewItem,
+    ReviewTask,
+)
+from claims.store.review import ReviewQueries, review_rows
 from schemas.auth import ApiKeyInfo, Role
 from schemas.claim import Claim
 from schemas.feedback import FeedbackItem, FeedbackRecord, PredictionRecord
@@ -81,7 +90,7 @@ def alembic_config(url: str | None = None) -> Config:
     return config
 
 
-class Store:
+class Store(ReviewQueries):
     """Every read and write of the product's durable state; the schema is migrated on opening."""
 
     def __init__(self, url: str) -> None:
@@ -122,6 +131,8 @@ class Store:
         try:
             with self._writing.begin() as session:
                 session.add_all(rows)
+                session.flush()  # the predictions first: the queue's rows refer to them
+                session.add_all(review_rows(records))
         except DBAPIError as error:
             raise _told_safely(error, f"recording {len(rows)} predictions") from None
 
@@ -165,8 +176,14 @@ class Store:
         )
         unlink = update(Feedback).where(Feedback.prediction_id.in_(old)).values(prediction_id=None)
         forget = delete(Prediction).where(Prediction.created_at < before)
+        off_queue = [
+            delete(ReviewTask).where(ReviewTask.prediction_id.in_(old)),
+            delete(ReviewItem).where(ReviewItem.prediction_id.in_(old)),
+        ]
         unchecked = {"synchronize_session": False}  # no objects of these rows are loaded
         with self._writing.begin() as session:
+            for statement in off_queue:
+                session.execute(statement, execution_options=unchecked)
             unlinked = session.execute(unlink, execution_options=unchecked).rowcount
             deleted = session.execute(forget, execution_options=unchecked).rowcount
         return deleted, unlinked

@@ -223,7 +223,7 @@ class ChunkWork:
             columns["route_reason"] = decisions.route_reasons
             columns["needs_review"] = [bool(reasons) for reasons in decisions.review_reasons]
             columns["review_reasons"] = [
-                "; ".join(f"{code}: {detail}" for code, detail in reasons)
+                "; ".join(f"{code}: {detail}" for code, detail, _ in reasons)
                 for reasons in decisions.review_reasons
             ]
             columns["model_version"] = [self.model_version] * count

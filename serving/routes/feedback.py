@@ -5,10 +5,11 @@ from __future__ import annotations
 from fastapi import APIRouter, HTTPException, Query, Response, status
 from pydantic import AwareDatetime
 
-from claims.store import FeedbackConflict, UnknownPrediction
+from claims.store import FeedbackConflict, Store, UnknownPrediction
 from schemas.feedback import FeedbackItem, FeedbackList, FeedbackRecord
 from serving.auth import Adjuster
 from serving.dependencies import Models, StoreDep
+from serving.models import ModelService
 from serving.responses import SECURED, Problem, documented
 
 router = APIRouter(
@@ -38,6 +39,17 @@ def _unprocessable(field: list[str], message: str) -> HTTPException:
 def submit_feedback(
     item: FeedbackItem, response: Response, models: Models, store: StoreDep
 ) -> FeedbackRecord:
+    record, created = record_feedback(item, models, store)
+    if not created:
+        response.status_code = status.HTTP_200_OK
+    return record
+
+
+def record_feedback(
+    item: FeedbackItem, models: ModelService, store: Store
+) -> tuple[FeedbackRecord, bool]:
+    """Checks the labels against the served tasks and stores the item once: the API's and the
+    console's corrections both go through here. Raises HTTPException (422, 409)."""
     known = models.labels
     for task, label in item.labels.items():
         if task not in known:
@@ -47,16 +59,13 @@ def submit_feedback(
                 ["labels", task], f"unknown label {label!r}; the labels are {known[task]}"
             )
     try:
-        record, created = store.add_feedback(item)
+        return store.add_feedback(item)
     except UnknownPrediction as error:
         raise _unprocessable(["prediction_id"], f"no prediction {item.prediction_id!r}") from error
     except FeedbackConflict as error:
         raise HTTPException(status.HTTP_409_CONFLICT, detail=str(error)) from error
     except ValueError as error:
         raise _unprocessable(["claim_id"], str(error)) from error
-    if not created:
-        response.status_code = status.HTTP_200_OK
-    return record
 
 
 @router.get("/feedback", response_model=FeedbackList)

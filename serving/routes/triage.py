@@ -12,7 +12,7 @@ import contextlib
 from collections.abc import Awaitable
 from typing import TypeVar
 
-from fastapi import APIRouter, HTTPException, Request, Response, status
+from fastapi import APIRouter, HTTPException, Query, Request, Response, status
 
 from schemas.claim import Claim
 from schemas.triage import BatchTriageRequest, BatchTriageResponse, TriageResult
@@ -77,22 +77,31 @@ async def _while_connected(request: Request, work: Awaitable[T]) -> T | Response
             await watcher
 
 
+EXPLAIN = Query(
+    False, description="Explain every answer; those that need review are explained anyway."
+)
+
+
 @router.post("/triage", response_model=TriageResult)
-async def triage_claim(claim: Claim, request: Request) -> Response:
-    """Shares a forward pass with the claims that arrive with it, when micro-batching is on."""
+async def triage_claim(claim: Claim, request: Request, explain: bool = EXPLAIN) -> Response:
+    """Shares a forward pass with the claims that arrive with it, when micro-batching is on
+    and no explanation is asked for."""
     batcher = request.app.state.batcher
-    if batcher is not None:
+    if batcher is not None and not explain:
         answer = await _while_connected(request, batcher.triage(claim))
     else:
-        answer = await _while_connected(request, request.app.state.inference([claim]))
+        answer = await _while_connected(request, request.app.state.inference([claim], explain))
         answer = answer if isinstance(answer, Response) else answer[0]
     return answer if isinstance(answer, Response) else _json(answer)
 
 
 @router.post("/triage/batch", response_model=BatchTriageResponse)
-async def triage_batch(batch: BatchTriageRequest, request: Request) -> Response:
+async def triage_batch(
+    batch: BatchTriageRequest, request: Request, explain: bool = EXPLAIN
+) -> Response:
     charge_claims(request, len(batch.claims))  # the rate counts claims, not requests
-    results = await _while_connected(request, request.app.state.inference(batch.claims))
+    inference = request.app.state.inference(batch.claims, explain)
+    results = await _while_connected(request, inference)
     if isinstance(results, Response):
         return results
     return _json(BatchTriageResponse(results=results))
