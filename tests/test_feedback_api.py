@@ -14,6 +14,7 @@ from fastapi.testclient import TestClient
 
 from claims.checkpoint import MANIFEST
 from claims.registry import Registry
+from claims.settings import DataSettings
 from schemas.registry import Lineage
 from serving.app import create_app
 from serving.settings import ServiceSettings
@@ -144,7 +145,7 @@ def renamed(checkpoint: Path, folder: Path, version: str) -> Path:
 def test_a_promotion_is_followed_without_failing_a_request(
     trained_checkpoint: Path, data_dir: Path, tmp_path: Path
 ) -> None:
-    registry = Registry(data_dir / "registry")
+    registry = Registry.from_settings(DataSettings())
     first = registry.register(trained_checkpoint, LINEAGE).version
     second = registry.register(
         renamed(trained_checkpoint, tmp_path / "b", "sp-000000000002"), LINEAGE

@@ -16,6 +16,7 @@ import sqlite3
 import time
 import uuid
 from collections.abc import Collection, Iterable, Sequence
+from contextlib import AbstractContextManager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -103,6 +104,19 @@ class Store:
 
     def close(self) -> None:
         self._engine.dispose()
+
+    @property
+    def dialect(self) -> str:
+        return self._engine.dialect.name
+
+    def reading(self) -> Session:
+        """A session for the reads of records kept beside this class's (the registry's)."""
+        return self._reading()
+
+    def writing(self) -> AbstractContextManager[Session]:
+        """A write transaction, committed on leaving: on SQLite it holds the write lock from
+        its first statement, so a read inside it is not stale by the time it writes."""
+        return self._writing.begin()
 
     # Predictions
 

@@ -126,3 +126,35 @@ class ApiKey(Base):
     key_sha256: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class ModelVersionRecord(Base):
+    """A registered version: its checkpoint is the folder of the same name on the shared data
+    path; `metrics` and `lineage` (where it came from, its gate report) are their models' JSON."""
+
+    __tablename__ = "model_versions"
+
+    version: Mapped[str] = mapped_column(String(ID_CHARS), primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    registered_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    strategy: Mapped[str] = mapped_column(String(32))
+    origin: Mapped[str] = mapped_column(String(16))
+    parent_version: Mapped[str | None] = mapped_column(String(ID_CHARS), index=True)
+    metrics: Mapped[str] = mapped_column(Text)
+    lineage: Mapped[str] = mapped_column(Text)
+
+
+class ChampionEvent(Base):
+    """Every promotion and rollback. The champion is the row of the highest generation, so the
+    pointer and its log cannot disagree, and two switches at once cannot take one generation:
+    the key refuses the second, which reads the new champion and tries again."""
+
+    __tablename__ = "champion_events"
+
+    generation: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+    action: Mapped[str] = mapped_column(String(16))
+    version: Mapped[str] = mapped_column(ForeignKey("model_versions.version"))
+    previous_version: Mapped[str | None] = mapped_column(String(ID_CHARS))
+    reason: Mapped[str] = mapped_column(Text)
+    previous: Mapped[str] = mapped_column(Text)  # JSON list: the champions a rollback restores
