@@ -12,9 +12,9 @@ import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 
-from claims.registry import Registry
-from claims.settings import DataSettings
-from claims.synthetic import generate_claims
+from claims.data.synthetic import generate_claims
+from claims.store.data_settings import DataSettings
+from claims.store.registry import Registry
 from schemas.registry import Lineage
 from serving.app import create_app
 from serving.settings import ServiceSettings

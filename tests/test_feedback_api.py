@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from claims.checkpoint import MANIFEST
-from claims.registry import Registry
-from claims.settings import DataSettings
+from claims.model.checkpoint import MANIFEST
+from claims.store.data_settings import DataSettings
+from claims.store.registry import Registry
 from schemas.registry import Lineage
 from serving.app import create_app
 from serving.settings import ServiceSettings

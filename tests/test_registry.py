@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from claims.checkpoint import MANIFEST, CheckpointError
-from claims.registry import Registry, RegistryError
+from claims.model.checkpoint import MANIFEST, CheckpointError
 from claims.store import Store
 from claims.store.file_registry import import_file_registry
+from claims.store.registry import Registry, RegistryError
 from schemas.registry import Lineage
 from tests.conftest import empty_database_url
 

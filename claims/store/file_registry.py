@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from claims.registry import CHECKPOINT, Registry, RegistryError
+from claims.store.registry import CHECKPOINT, Registry, RegistryError
 from schemas.registry import ChampionPointer, ModelVersion, RegistryEvent
 
 VERSION_FILE = "version.json"

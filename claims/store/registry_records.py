@@ -17,8 +17,8 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from claims.store.orm import ChampionEvent, ModelVersionRecord
 from claims.store.store import Store
-from claims.store.tables import ChampionEvent, ModelVersionRecord
 from schemas.registry import ChampionPointer, Lineage, ModelVersion, RegistryEvent
 
 # Switches that lose the race for a generation this many times in a row give up.

@@ -23,11 +23,11 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
-from claims.checkpoint import verify_checkpoint
-from claims.files import exclusive_lock, fsync_path, fsync_tree, make_private_dirs
-from claims.settings import DataSettings
-from claims.store import Store
+from claims.model.checkpoint import verify_checkpoint
+from claims.store.data_settings import DataSettings
+from claims.store.files import exclusive_lock, fsync_path, fsync_tree, make_private_dirs
 from claims.store.registry_records import RegistryRecords
+from claims.store.store import Store
 from schemas.registry import ChampionPointer, Lineage, ModelVersion, RegistryEvent
 
 CHECKPOINT = "checkpoint"
