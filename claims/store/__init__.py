@@ -1,8 +1,15 @@
 """The product's state: the store of predictions, feedback and jobs, the registry, the data dir."""
 
-from claims.store.store import FeedbackConflict, Store, StoreError, UnknownPrediction
+from claims.store.store import (
+    ActiveJobExists,
+    FeedbackConflict,
+    Store,
+    StoreError,
+    UnknownPrediction,
+)
 
 __all__ = [
+    "ActiveJobExists",
     "FeedbackConflict",
     "Store",
     "StoreError",

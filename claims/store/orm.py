@@ -10,11 +10,13 @@ from sqlalchemy import (
     Dialect,
     Float,
     ForeignKey,
+    Index,
     Integer,
     MetaData,
     String,
     Text,
     TypeDecorator,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -99,10 +101,24 @@ class Feedback(Base):
     )
 
 
+# At most one retrain queued or running, across every replica that shares the store.
+_ONE_ACTIVE = text("kind = 'retrain' AND state IN ('queued', 'running')")
+
+
 class Job(Base):
-    """A background job's last known state; `result` is JSON."""
+    """A background job's last known state; `result` is JSON. A partial unique index lets the
+    database, not a check before the insert, refuse a second active retrain."""
 
     __tablename__ = "jobs"
+    __table_args__ = (
+        Index(
+            "uq_jobs_one_active_retrain",
+            "kind",
+            unique=True,
+            sqlite_where=_ONE_ACTIVE,
+            postgresql_where=_ONE_ACTIVE,
+        ),
+    )
 
     job_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     kind: Mapped[str] = mapped_column(String, index=True)

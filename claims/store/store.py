@@ -68,6 +68,10 @@ class UnknownPrediction(LookupError):
     """The feedback names a prediction_id that the store does not hold."""
 
 
+class ActiveJobExists(RuntimeError):
+    """A job of a kind that runs one at a time (a retrain) is already queued or running."""
+
+
 class StoreError(RuntimeError):
     """The database refused a write of claims. Its own message is left out: PostgreSQL's
     DETAIL quotes the failing row (a narrative, personal fields) and would reach the logs."""
@@ -260,8 +264,13 @@ class Store:
             created_at=now,
             updated_at=now,
         )
-        with self._writing.begin() as session:
-            session.add(row)
+        try:
+            with self._writing.begin() as session:
+                session.add(row)
+        except IntegrityError as error:
+            # uq_jobs_one_active_retrain: the database refused a second active retrain, however
+            # many replicas asked at once
+            raise ActiveJobExists(f"a {kind} job is already queued or running") from error
         return _job_status(row)
 
     def update_job(
