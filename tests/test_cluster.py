@@ -4,18 +4,26 @@ PostgreSQL (where CLAIMS_TEST_DATABASE_URL names a server), with real processes.
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
+from contextlib import ExitStack
 from pathlib import Path
 
+import httpx
 import pytest
 
+from claims.model.checkpoint import MANIFEST
 from claims.store import ActiveJobExists, Store
+from claims.store.registry import Registry
 from schemas.jobs import JobState
-from tests.conftest import empty_database_url
+from schemas.registry import Lineage
+from tests.conftest import empty_database_url, running_service
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -92,3 +100,85 @@ def test_two_replicas_asked_at_once_start_exactly_one_retrain(
         assert len(store.jobs(kind="retrain")) == 1
     finally:
         store.close()
+
+
+LINEAGE = Lineage(
+    origin="registered", training_data_file="c.csv", training_data_sha256="0", training_rows=1
+)
+CLAIM = {"claim_id": "C-1", "description": "A pipe burst in the kitchen and flooded the floor."}
+RELOAD_INTERVAL = 0.5
+
+
+def renamed(checkpoint: Path, folder: Path, version: str) -> Path:
+    """The same checkpoint under another version name: two versions without a second training."""
+    copy = Path(shutil.copytree(checkpoint, folder))
+    manifest = json.loads((copy / MANIFEST).read_text())
+    manifest["model_version"] = version
+    (copy / MANIFEST).write_text(json.dumps(manifest))
+    return copy
+
+
+def active_version(url: str) -> str | None:
+    return httpx.get(f"{url}/v1/models/active", timeout=30).json()["registry_version"]
+
+
+def test_a_promotion_through_one_replica_is_served_by_every_replica(
+    trained_checkpoint: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Replicas A and B share one PostgreSQL and one data path. A promotion through A's API is
+    served by B within the reload interval, while a client sending to both in turn sees no
+    error and only the two versions; a replica C started afterwards, which has seen nothing of
+    the registry, serves the new champion from its first answer."""
+    with empty_database_url("postgresql", tmp_path / "unused.db") as url:
+        shared = tmp_path / "shared"
+        registry = Registry(shared / "registry", Store(url))
+        first = registry.register(trained_checkpoint, LINEAGE).version
+        second = registry.register(
+            renamed(trained_checkpoint, tmp_path / "b", "sp-000000000002"), LINEAGE
+        ).version
+        registry.promote(first, "initial")
+        monkeypatch.setenv("CLAIMS_DATABASE_URL", url)
+        monkeypatch.setenv("CLAIMS_RELOAD_INTERVAL", str(RELOAD_INTERVAL))
+        with ExitStack() as replicas:
+            a = replicas.enter_context(running_service(shared))[1]
+            b = replicas.enter_context(running_service(shared))[1]
+            assert active_version(a) == active_version(b) == first
+
+            statuses: list[int] = []
+            versions: set[str] = set()
+            done = threading.Event()
+
+            def round_robin() -> None:
+                with httpx.Client(timeout=30) as client:
+                    while not done.is_set():
+                        for replica in (a, b):
+                            response = client.post(f"{replica}/v1/triage", json=CLAIM)
+                            statuses.append(response.status_code)
+                            versions.add(response.json()["served_by"]["model_version"])
+
+            client = threading.Thread(target=round_robin)
+            client.start()
+            try:
+                switch = httpx.post(
+                    f"{a}/v1/models/{second}/promote", json={"reason": "via A"}, timeout=120
+                )
+                assert switch.status_code == 200
+                assert switch.json()["registry_version"] == second  # A switched before answering
+                promoted = time.monotonic()
+                while active_version(b) != second:
+                    assert time.monotonic() - promoted < 30, "B never followed the promotion"
+                    time.sleep(0.05)
+                followed = time.monotonic() - promoted
+                time.sleep(1)  # requests on the new champion from both replicas
+            finally:
+                done.set()
+                client.join()
+            assert set(statuses) == {200} and len(statuses) > 4
+            assert versions == {first, second}
+            # the interval, plus loading the new model beside the old on a 2-core machine
+            assert followed < RELOAD_INTERVAL + 20
+
+            c = replicas.enter_context(running_service(tmp_path / "shared"))[1]
+            assert active_version(c) == second
+            answer = httpx.post(f"{c}/v1/triage", json=CLAIM, timeout=30).json()
+            assert answer["served_by"]["model_version"] == second
