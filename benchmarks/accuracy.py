@@ -1,7 +1,7 @@
 """Accuracy benchmark: the specialist against every baseline, through the product's own CLI.
 
-    python benchmarks/accuracy.py --data synthetic
-    python benchmarks/accuracy.py --data ../shared/datasets/workers_comp/claims.csv.gz \
+    python -m benchmarks.accuracy --data synthetic
+    python -m benchmarks.accuracy --data ../shared/datasets/workers_comp/claims.csv.gz \
         --config benchmarks/configs/workers_comp.toml --name workers_comp
 
 Writes benchmarks/results/accuracy-<name>.json and regenerates docs/benchmarks.md (tables and
@@ -22,11 +22,9 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path[0] = str(ROOT)  # not this folder: benchmarks/serving.py would shadow `serving`
-sys.path.append(str(ROOT / "benchmarks"))
+from benchmarks.benchmark_docs import ABLATION, DOCS, keep, render
 
-from benchmark_docs import ABLATION, DOCS, keep, render  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 CLAIMS = [sys.executable, "-m", "claims"]
 

@@ -1,9 +1,4 @@
-"""What every benchmark shares: the machine's name, a quick model, a free port.
-
-Each benchmark starts with `sys.path[0] = ROOT` (the repository) and appends this folder:
-run as a script, Python would put this folder first, and `benchmarks/serving.py` would then
-shadow the `serving` package.
-"""
+"""What every benchmark shares: the machine's name, a quick model, a free port."""
 
 from __future__ import annotations
 
@@ -51,7 +46,7 @@ def provenance() -> dict[str, str]:
     return {
         "machine": machine()[0],
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "command": " ".join(["python", f"benchmarks/{Path(sys.argv[0]).name}", *sys.argv[1:]]),
+        "command": " ".join(["python -m", f"benchmarks.{Path(sys.argv[0]).stem}", *sys.argv[1:]]),
     }
 
 

@@ -44,10 +44,10 @@ if __name__ == "__main__":
     print(f"busy loop: {cores} processes do {speedup:.1f} times the work of one")
 EOF
 
-timeout "${TRAIN_LIMIT:-240}" python3 benchmarks/training_time.py \
+timeout "${TRAIN_LIMIT:-240}" python3 -m benchmarks.training_time \
     --data ../shared/datasets/workers_comp/claims.csv.gz \
     --config benchmarks/configs/workers_comp.toml --name workers_comp
 echo "training_time.py: exit $?"
-timeout "${THROUGHPUT_LIMIT:-330}" python3 benchmarks/throughput.py --model "$model" \
+timeout "${THROUGHPUT_LIMIT:-330}" python3 -m benchmarks.throughput --model "$model" \
     --rows 1000000 --naive-rows 100000 --tokens 80
 echo "throughput.py: exit $?"

@@ -1,6 +1,6 @@
 """Load test: a steady rate of requests over loopback for ten minutes, memory watched.
 
-    python benchmarks/load.py --model runs/specialist --rate 20 --minutes 10
+    python -m benchmarks.load --model runs/specialist --rate 20 --minutes 10
 
 The service runs as `claims serve` with keys on, pinned to the checkpoint. An open loop sends
 `--rate` requests a second at fixed intervals (nine single-claim triages for each feedback
@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -23,16 +22,13 @@ from pathlib import Path
 import httpx
 import numpy as np
 
+from benchmarks.benchmark_docs import keep
+from benchmarks.common import claim_requests, machine, provenance, quick_model, start_service
+from claims.store import Store
+from claims.store.data_settings import DataSettings
+from schemas.auth import Role
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[0] = str(ROOT)  # not this folder: benchmarks/serving.py would shadow `serving`
-sys.path.append(str(ROOT / "benchmarks"))
-
-from benchmark_docs import keep  # noqa: E402
-from common import claim_requests, machine, provenance, quick_model, start_service  # noqa: E402
-
-from claims.store import Store  # noqa: E402
-from claims.store.data_settings import DataSettings  # noqa: E402
-from schemas.auth import Role  # noqa: E402
 
 WINDOW_SECONDS = 10.0
 

@@ -1,6 +1,6 @@
 """Overload: the service's capacity, then ten times that offered for a minute.
 
-    python -m benchmarks.overload --model runs/specialist      # or python benchmarks/overload.py
+    python -m benchmarks.overload --model runs/specialist
 
 The service runs as `claims serve` with keys on, pinned to the checkpoint, with a short
 inference timeout (`--timeout`, CLAIMS_INFERENCE_TIMEOUT) and a rate limit out of the way. First
@@ -27,7 +27,6 @@ import argparse
 import asyncio
 import json
 import re
-import sys
 import tempfile
 import time
 from collections import Counter
@@ -36,16 +35,13 @@ from pathlib import Path
 import httpx
 import numpy as np
 
+from benchmarks.benchmark_docs import keep
+from benchmarks.common import claim_requests, machine, provenance, quick_model, start_service
+from claims.store import Store
+from claims.store.data_settings import DataSettings
+from schemas.auth import Role
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[0] = str(ROOT)  # not this folder: benchmarks/serving.py would shadow `serving`
-sys.path.append(str(ROOT / "benchmarks"))
-
-from benchmark_docs import keep  # noqa: E402
-from common import claim_requests, machine, provenance, quick_model, start_service  # noqa: E402
-
-from claims.store import Store  # noqa: E402
-from claims.store.data_settings import DataSettings  # noqa: E402
-from schemas.auth import Role  # noqa: E402
 
 PREDICTION_ID = re.compile(rb'"prediction_id":"([^"]+)"')
 MAX_CONNECTIONS = 4096  # the open loop's own bound: past it a request counts as not sent

@@ -1,7 +1,7 @@
 """The search that sets the training defaults: each candidate trained and scored on validation.
 
-    python benchmarks/search.py --data data/claims.csv
-    python benchmarks/search.py --data ../shared/datasets/workers_comp/claims.csv.gz \
+    python -m benchmarks.search --data data/claims.csv
+    python -m benchmarks.search --data ../shared/datasets/workers_comp/claims.csv.gz \
         --config benchmarks/configs/workers_comp.toml --name workers_comp --budget 6
 
 Candidates change one setting at a time from the config's own training section (a coordinate
@@ -20,25 +20,21 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import tempfile
 import time
 from pathlib import Path
 
+from benchmarks.benchmark_docs import keep
+from benchmarks.common import provenance
+from claims.data.dataset import LabelledClaims, load_claims
+from claims.domain.config import load_config
+from claims.model.checkpoint import load_checkpoint
+from training.evaluate import ScoredSystem, paired_uncertainty
+from training.metrics import primary_metric
+from training.model_card import TUNED_ALONE
+from training.trainer import SpecialistTrainer, split_validation
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[0] = str(ROOT)  # not this folder: benchmarks/serving.py would shadow `serving`
-sys.path.append(str(ROOT / "benchmarks"))
-
-from benchmark_docs import keep  # noqa: E402
-from common import provenance  # noqa: E402
-
-from claims.data.dataset import LabelledClaims, load_claims  # noqa: E402
-from claims.domain.config import load_config  # noqa: E402
-from claims.model.checkpoint import load_checkpoint  # noqa: E402
-from training.evaluate import ScoredSystem, paired_uncertainty  # noqa: E402
-from training.metrics import primary_metric  # noqa: E402
-from training.model_card import TUNED_ALONE  # noqa: E402
-from training.trainer import SpecialistTrainer, split_validation  # noqa: E402
 
 DEFAULTS = "config defaults"
 

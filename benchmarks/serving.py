@@ -1,6 +1,6 @@
 """Serving benchmark: single-claim requests over loopback, with and without micro-batching.
 
-    python benchmarks/serving.py --model runs/specialist        # 1, 8, 32 and 128 clients
+    python -m benchmarks.serving --model runs/specialist        # 1, 8, 32 and 128 clients
 
 The service runs as `claims serve` in its own process (development mode: no keys), pinned to
 the checkpoint, once per mode, all up at once: one pass per request, one at a time on every
@@ -29,12 +29,10 @@ from pathlib import Path
 
 import httpx
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path[0] = str(ROOT)  # not this folder: benchmarks/serving.py would shadow `serving`
-sys.path.append(str(ROOT / "benchmarks"))
+from benchmarks.benchmark_docs import keep
+from benchmarks.common import claim_requests, machine, provenance, quick_model, start_service
 
-from benchmark_docs import keep  # noqa: E402
-from common import claim_requests, machine, provenance, quick_model, start_service  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 LEVELS = (1, 8, 32, 128)
 MODES = {  # each a service up at once, by its CLAIMS_* settings; the rest are the defaults

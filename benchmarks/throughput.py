@@ -1,8 +1,8 @@
 """Throughput benchmark: backlog scoring, file in to file out, beside a naive loop.
 
-    python benchmarks/throughput.py                  # 5,000 synthetic claims, a quick model
-    python benchmarks/throughput.py --model runs/specialist --rows 20000 --repeats 5
-    python benchmarks/throughput.py --model runs/specialist --rows 1000000 --naive-rows 100000 \
+    python -m benchmarks.throughput                  # 5,000 synthetic claims, a quick model
+    python -m benchmarks.throughput --model runs/specialist --rows 20000 --repeats 5
+    python -m benchmarks.throughput --model runs/specialist --rows 1000000 --naive-rows 100000 \
         --tokens 80                                  # on a GPU
 
 Both paths score the same claims with the same checkpoint in one run, alternating, and the
@@ -25,31 +25,27 @@ from __future__ import annotations
 import argparse
 import statistics
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import torch
+from torch import nn
+
+from benchmarks.benchmark_docs import keep, render
+from benchmarks.common import CLAIMS, machine, provenance, quick_model
+from claims.data.dataset import frame_to_claims, load_claims
+from claims.data.streams import read_rows
+from claims.data.tables import read_table
+from claims.domain.decision import decide_all, policy_fields
+from claims.domain.triage import chosen_labels
+from claims.model.checkpoint import LoadedCheckpoint, load_checkpoint
+from schemas.scoring import ScoreSummary
+from serving.batch.scoring import BacklogScorer, default_workers, load_scoring_model
+from training.trainer import score_predictions
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[0] = str(ROOT)  # not this folder: benchmarks/serving.py would shadow `serving`
-sys.path.append(str(ROOT / "benchmarks"))
-
-from benchmark_docs import keep, render  # noqa: E402
-from common import CLAIMS, machine, provenance, quick_model  # noqa: E402
-from torch import nn  # noqa: E402
-
-from claims.data.dataset import frame_to_claims, load_claims  # noqa: E402
-from claims.data.streams import read_rows  # noqa: E402
-from claims.data.tables import read_table  # noqa: E402
-from claims.domain.decision import decide_all, policy_fields  # noqa: E402
-from claims.domain.triage import chosen_labels  # noqa: E402
-from claims.model.checkpoint import LoadedCheckpoint, load_checkpoint  # noqa: E402
-from schemas.scoring import ScoreSummary  # noqa: E402
-from serving.batch.scoring import BacklogScorer, default_workers, load_scoring_model  # noqa: E402
-from training.trainer import score_predictions  # noqa: E402
 
 NAIVE_BATCH, NAIVE_WIDTH = 64, 128
 DISTINCT_CLAIMS = 50_000

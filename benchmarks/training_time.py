@@ -1,7 +1,7 @@
 """Training-time benchmark: the wall-clock seconds of the product's own `claims train`.
 
-    python benchmarks/training_time.py               # the demo: what `make demo` trains
-    python benchmarks/training_time.py --data ../shared/datasets/workers_comp/claims.csv.gz \
+    python -m benchmarks.training_time               # the demo: what `make demo` trains
+    python -m benchmarks.training_time --data ../shared/datasets/workers_comp/claims.csv.gz \
         --config benchmarks/configs/workers_comp.toml --name workers_comp
 
 The demo is `claims generate --n 4000 --seed 7` then `claims train` with the embedded default
@@ -25,18 +25,15 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path[0] = str(ROOT)  # not this folder: benchmarks/serving.py would shadow `serving`
-sys.path.append(str(ROOT / "benchmarks"))
+from benchmarks.benchmark_docs import keep, render
+from benchmarks.common import CLAIMS, machine, provenance
 
-from benchmark_docs import keep, render  # noqa: E402
-from common import CLAIMS, machine, provenance  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 DEMO_ROWS, DEMO_SEED = 4000, 7  # `make demo`
 GPU_GOAL = {

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import json
 import re
+from importlib import resources
 
 import numpy as np
 import pandas as pd
 import pytest
+from pydantic import ValidationError
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from threadpoolctl import threadpool_limits
 
-from claims.data.synthetic import CLAIM_TYPES, generate_claims
+from claims.data.synthetic import CLAIM_TYPES, Vocabulary, generate_claims
 
 COLUMNS = [
     "claim_id", "description", "loss_date", "reported_date", "line_of_business", "policy_id",
@@ -167,3 +170,22 @@ def test_a_single_claim_works() -> None:
     frame = generate_claims(1, seed=9)
     assert len(frame) == 1 and frame["claim_id"].iloc[0] == "CLM-0000001"
     assert re.fullmatch(r"\d{4}-\d{2}-\d{2}", frame["loss_date"].iloc[0])
+
+
+@pytest.mark.parametrize(
+    ("change", "named"),
+    [
+        (lambda words: words["events"].pop("dog_bite"), "events has no entry for dog_bite"),
+        (lambda words: words["admin"]["code"].pop("liability"), "admin.code has no entry"),
+        (lambda words: words["openings"].append("Hi {nobody},"), "placeholder nobody"),
+        (lambda words: words["injury"]["first"].pop(), "injury.first"),
+        (lambda words: words.update(extra_table=[]), "extra_table"),
+    ],
+)
+def test_the_word_tables_are_checked_when_loaded(change, named: str) -> None:
+    shipped = resources.files("claims.data").joinpath("synthetic_words.json").read_text()
+    words = json.loads(shipped)
+    Vocabulary.model_validate(words)
+    change(words)
+    with pytest.raises(ValidationError, match=re.escape(named)):
+        Vocabulary.model_validate(words)
