@@ -64,6 +64,7 @@ class ModelVersion(BaseModel):
 
 
 class RegistryEvent(BaseModel):
+    generation: int = Field(default=0, ge=0, description="The champion generation it made.")
     at: datetime
     action: Literal["promote", "rollback"]
     version: str
@@ -72,9 +73,12 @@ class RegistryEvent(BaseModel):
 
 
 class ChampionPointer(BaseModel):
-    """The one file that says which version serves; replaced atomically, never edited."""
+    """Which version serves: the registry's newest champion event."""
 
     version: str
+    generation: int = Field(
+        default=0, ge=0, description="Goes up by one with every promotion and rollback."
+    )
     since: datetime
     reason: str
     previous: list[str] = Field(

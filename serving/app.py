@@ -89,7 +89,8 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
         if "CLAIMS_AUTH" in os.environ:
             log.warning("CLAIMS_AUTH is ignored: only `claims serve --no-auth` turns keys off")
         app.state.console_sessions = Sessions()
-        app.state.models = models = await in_passing_thread(partial(ModelService.start, settings))
+        start_models = partial(ModelService.start, settings, store)
+        app.state.models = models = await in_passing_thread(start_models)
         app.state.launcher = launcher = JobLauncher(settings, store)
         app.state.inference = InferenceLanes(
             models.triage,

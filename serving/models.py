@@ -25,6 +25,7 @@ from claims.model.checkpoint import CheckpointError, FallbackCode, LoadedCheckpo
 from claims.model.encoder import base_model_info, resolve_base_model
 from claims.model.features import FeatureError
 from claims.model.predictor import Predictor, ZeroShotPredictor
+from claims.store import Store
 from claims.store.registry import Registry
 from schemas.checkpoint import BaseModelInfo
 from schemas.claim import Claim
@@ -70,7 +71,7 @@ def load_serving(
     if checkpoint is None:
         reason = (
             f"{FallbackCode.checkpoint_missing}: no checkpoint was given and the registry "
-            f"at {registry.root} has no champion"
+            "has no champion"
         )
     else:
         try:
@@ -134,8 +135,8 @@ class ModelService:
         self._switching = threading.Lock()
 
     @classmethod
-    def start(cls, settings: ServiceSettings) -> ModelService:
-        registry = Registry(settings.registry_dir)
+    def start(cls, settings: ServiceSettings, store: Store) -> ModelService:
+        registry = Registry.from_settings(settings, store)
         version = None
         if not settings.model_dir:
             try:

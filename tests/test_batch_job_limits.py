@@ -45,7 +45,7 @@ def stop_jobs(data_dir: Path) -> None:
 
 @pytest.fixture
 def champion(trained_checkpoint: Path, data_dir: Path) -> Iterator[str]:
-    registry = Registry(data_dir / "registry")
+    registry = Registry.from_settings(DataSettings())
     lineage = Lineage(
         origin="registered", training_data_file="c.csv", training_data_sha256="0", training_rows=1
     )

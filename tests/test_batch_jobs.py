@@ -13,6 +13,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from claims.data.synthetic import generate_claims
+from claims.store.data_settings import DataSettings
 from claims.store.registry import Registry
 from schemas.registry import Lineage
 from serving.app import create_app
@@ -23,7 +24,7 @@ ROWS = 120
 
 @pytest.fixture
 def champion(trained_checkpoint: Path, data_dir: Path) -> str:
-    registry = Registry(data_dir / "registry")
+    registry = Registry.from_settings(DataSettings())
     lineage = Lineage(
         origin="registered", training_data_file="c.csv", training_data_sha256="0", training_rows=1
     )

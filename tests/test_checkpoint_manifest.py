@@ -15,6 +15,7 @@ from claims.model.checkpoint import (
     required_files,
     verify_checkpoint,
 )
+from claims.store import Store
 from claims.store.registry import Registry
 from schemas.config import Strategy
 from schemas.registry import Lineage
@@ -65,7 +66,7 @@ def test_the_registry_refuses_a_checkpoint_whose_manifest_omits_heads(
     checkpoint_copy: Path, tmp_path: Path
 ) -> None:
     leave_out(checkpoint_copy, "heads.safetensors")
-    registry = Registry(tmp_path / "registry")
+    registry = Registry(tmp_path / "registry", Store(f"sqlite:///{tmp_path / 'claims.db'}"))
     lineage = Lineage(
         origin="registered", training_data_file="c.csv", training_data_sha256="0", training_rows=1
     )

@@ -9,6 +9,8 @@ import pytest
 
 from claims.domain.config import load_config
 from claims.model.checkpoint import MANIFEST, CheckpointError, FallbackCode, load_checkpoint
+from claims.store import Store
+from claims.store.data_settings import DataSettings
 from serving.models import ModelService
 from serving.settings import ServiceSettings
 
@@ -68,7 +70,8 @@ def test_a_checkpoint_for_other_tasks_does_not_match_the_config(checkpoint_copy:
 )
 def test_the_service_starts_on_the_base_model_and_says_why(checkpoint_copy: Path, damage, reason):
     damage(checkpoint_copy)
-    service = ModelService.start(ServiceSettings(model_dir=checkpoint_copy))
+    settings = ServiceSettings(model_dir=checkpoint_copy)
+    service = ModelService.start(settings, Store.from_settings(settings))
     assert service.serving.tuned is None
     assert service.readiness().status == "degraded"
     assert service.readiness().reason.startswith(reason)
@@ -87,13 +90,13 @@ def test_a_new_champion_that_cannot_serve_leaves_the_current_one_serving(
     from claims.store.registry import Registry
     from schemas.registry import Lineage
 
-    registry = Registry(data_dir / "registry")
+    registry = Registry.from_settings(DataSettings())
     lineage = Lineage(
         origin="registered", training_data_file="c.csv", training_data_sha256="0", training_rows=1
     )
     good = registry.register(trained_checkpoint, lineage).version
     registry.promote(good, "first")
-    service = ModelService.start(ServiceSettings())
+    service = ModelService.start(ServiceSettings(), Store.from_settings(DataSettings()))
     manifest = json.loads((checkpoint_copy / MANIFEST).read_text())
     manifest["model_version"] = "sp-broken"
     (checkpoint_copy / MANIFEST).write_text(json.dumps(manifest))

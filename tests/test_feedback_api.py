@@ -13,6 +13,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from claims.model.checkpoint import MANIFEST
+from claims.store.data_settings import DataSettings
 from claims.store.registry import Registry
 from schemas.registry import Lineage
 from serving.app import create_app
@@ -144,7 +145,7 @@ def renamed(checkpoint: Path, folder: Path, version: str) -> Path:
 def test_a_promotion_is_followed_without_failing_a_request(
     trained_checkpoint: Path, data_dir: Path, tmp_path: Path
 ) -> None:
-    registry = Registry(data_dir / "registry")
+    registry = Registry.from_settings(DataSettings())
     first = registry.register(trained_checkpoint, LINEAGE).version
     second = registry.register(
         renamed(trained_checkpoint, tmp_path / "b", "sp-000000000002"), LINEAGE

@@ -45,7 +45,7 @@ def fsynced(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
 def test_a_registered_copy_is_fsynced_file_by_file_and_folder_by_folder(
     trained_checkpoint: Path, tmp_path: Path, fsynced: list[Path]
 ) -> None:
-    registry = Registry(tmp_path / "registry")
+    registry = Registry(tmp_path / "registry", Store(f"sqlite:///{tmp_path / 'claims.db'}"))
     entry = registry.register(trained_checkpoint, LINEAGE)
     folder = registry.versions_dir / entry.version
     # fsynced under the staging name, then the rename in versions/
@@ -56,41 +56,48 @@ def test_a_registered_copy_is_fsynced_file_by_file_and_folder_by_folder(
     assert fsynced[-1] == registry.versions_dir.resolve()
 
 
-def test_promotion_fsyncs_the_pointer_and_its_folder(
-    trained_checkpoint: Path, tmp_path: Path, fsynced: list[Path]
+def test_a_promotion_is_committed_to_the_store_before_it_returns(
+    trained_checkpoint: Path, tmp_path: Path
 ) -> None:
-    registry = Registry(tmp_path / "registry")
+    """The pointer is a row, not a file beside the checkpoints: another connection (another
+    replica) reads it as soon as the promotion returns."""
+    url = f"sqlite:///{tmp_path / 'claims.db'}"
+    registry = Registry(tmp_path / "registry", Store(url))
     version = registry.register(trained_checkpoint, LINEAGE).version
-    fsynced.clear()
-    registry.promote(version, "first")
-    root = registry.root.resolve()
-    assert (root / "events.jsonl") in fsynced
-    assert fsynced.count(root) >= 2  # the log's first entry, then champion.json's rename
-    assert fsynced[-1] == root
-    assert fsynced.index(root / "events.jsonl") < len(fsynced) - 1
+    before = {path.name for path in registry.root.iterdir()}
+    pointer = registry.promote(version, "first")
+    assert {path.name for path in registry.root.iterdir()} == before
+    other = Store(url)
+    assert Registry(tmp_path / "registry", other).pointer() == pointer
+    other.close()
 
 
 def hold_scratch(root: Path) -> tuple[subprocess.Popen[str], Path]:
     """A process doing retraining's work in the registry, stopped wherever it is."""
     code = (
         "import sys, time\n"
+        "from claims.store import Store\n"
         "from claims.store.registry import CHALLENGER_PREFIX, Registry\n"
-        "with Registry(sys.argv[1]).scratch(CHALLENGER_PREFIX) as work:\n"
+        "registry = Registry(sys.argv[1], Store('sqlite:///' + sys.argv[2]))\n"
+        "with registry.scratch(CHALLENGER_PREFIX) as work:\n"
         "    (work / 'checkpoint').mkdir()\n"
         "    (work / 'checkpoint' / 'heads.safetensors').write_bytes(b'x' * 1000)\n"
         "    print(work, flush=True)\n"
-        "    time.sleep(120)\n"
+        "    time.sleep(600)\n"  # killed by the test; long enough for a loaded machine
     )
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
     child = subprocess.Popen(
-        [sys.executable, "-c", code, str(root)], stdout=subprocess.PIPE, text=True, env=env
+        [sys.executable, "-c", code, str(root), str(root.parent / "claims.db")],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=env,
     )
     assert child.stdout is not None
     return child, Path(child.stdout.readline().strip())
 
 
 def test_the_work_of_a_killed_retrain_is_removed_and_live_work_is_not(tmp_path: Path) -> None:
-    registry = Registry(tmp_path / "registry")
+    registry = Registry(tmp_path / "registry", Store(f"sqlite:///{tmp_path / 'claims.db'}"))
     killed, killed_work = hold_scratch(registry.root)
     alive, alive_work = hold_scratch(registry.root)
     try:
@@ -110,21 +117,19 @@ def test_the_next_retrain_and_the_next_start_clear_what_killed_ones_left(
     claims_csv: Path, data_dir: Path
 ) -> None:
     settings = DataSettings()
-    registry = Registry(settings.registry_dir)
+    registry = Registry.from_settings(settings)
     left = registry.root / f"{CHALLENGER_PREFIX}k1lled"
     (left / "checkpoint").mkdir(parents=True)
     (left / "checkpoint" / "encoder.safetensors").write_bytes(b"\0" * 4096)
     staging = registry.versions_dir / ".sp-0123456789ab-x1"
     staging.mkdir(parents=True)
-    half_pointer = registry.root / ".champion.json-abc"
-    half_pointer.write_text("{")
     with pytest.raises(RegistryError, match="no champion"):
         retrain(claims_csv, registry, Store.from_settings(settings))
-    assert not left.exists() and not staging.exists() and not half_pointer.exists()
+    assert not left.exists() and not staging.exists()
     assert registry.versions() == []
 
     left.mkdir()
-    ModelService.start(ServiceSettings())
+    ModelService.start(ServiceSettings(), registry.records.store)
     assert not left.exists()
 
 
@@ -149,14 +154,14 @@ def test_an_older_laxer_install_is_tightened(data_dir: Path) -> None:
 def test_a_registry_made_first_keeps_the_data_directory_private(
     trained_checkpoint: Path, data_dir: Path
 ) -> None:
-    Registry(DataSettings().registry_dir).register(trained_checkpoint, LINEAGE)
+    Registry.from_settings(DataSettings()).register(trained_checkpoint, LINEAGE)
     assert stat.S_IMODE(data_dir.stat().st_mode) & 0o077 == 0
 
 
 def test_a_champion_that_cannot_load_at_start_gives_way_to_the_one_before_it(
     trained_checkpoint: Path, checkpoint_copy: Path, data_dir: Path
 ) -> None:
-    registry = Registry(DataSettings().registry_dir)
+    registry = Registry.from_settings(DataSettings())
     good = registry.register(trained_checkpoint, LINEAGE).version
     registry.promote(good, "first")
     manifest = json.loads((checkpoint_copy / MANIFEST).read_text())
@@ -167,7 +172,7 @@ def test_a_champion_that_cannot_load_at_start_gives_way_to_the_one_before_it(
     heads = registry.checkpoint(broken) / "heads.safetensors"
     heads.write_bytes(heads.read_bytes()[:-8])  # damaged on disk while the service was down
 
-    service = ModelService.start(ServiceSettings())
+    service = ModelService.start(ServiceSettings(), registry.records.store)
     active = service.active()
     assert (active.source, active.registry_version) == ("tuned", good)
     assert active.fallback_reason.startswith(
@@ -191,11 +196,11 @@ def test_a_champion_that_cannot_load_at_start_gives_way_to_the_one_before_it(
 def test_without_a_sound_earlier_champion_the_base_model_answers(
     trained_checkpoint: Path, data_dir: Path
 ) -> None:
-    registry = Registry(DataSettings().registry_dir)
+    registry = Registry.from_settings(DataSettings())
     only = registry.register(trained_checkpoint, LINEAGE).version
     registry.promote(only, "first")
     (registry.checkpoint(only) / "specialist.json").unlink()
-    service = ModelService.start(ServiceSettings())
+    service = ModelService.start(ServiceSettings(), registry.records.store)
     readiness = service.readiness()
     assert (readiness.status, readiness.source) == ("degraded", "base")
     assert readiness.reason.startswith("file_missing")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import random
-import shutil
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -132,23 +131,31 @@ def test_the_gate_promotes_only_when_nothing_falls_and_something_rises(
 
 
 @pytest.fixture(scope="module")
-def champion_registry(claims_csv: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A registry whose champion is a head-only claim-type specialist, to copy per test."""
+def champion_checkpoint(
+    claims_csv: Path, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[Path, Lineage]:
+    """A head-only claim-type specialist and its lineage, to make the champion per test."""
     from training.trainer import SpecialistTrainer
 
     root = tmp_path_factory.mktemp("champion")
     outcome = SpecialistTrainer(claim_type_config(), show_progress=False).fit(
         claims_csv, root / "checkpoint"
     )
-    registry = Registry(root / "registry")
     lineage = Lineage(
         origin="registered",
         training_data_file=claims_csv.name,
         training_data_sha256=outcome.manifest.training_data.sha256,
         training_rows=outcome.manifest.training_data.rows,
     )
-    registry.promote(registry.register(outcome.checkpoint, lineage).version, "first")
-    return registry.root
+    return outcome.checkpoint, lineage
+
+
+@pytest.fixture
+def champion_registry(champion_checkpoint: tuple[Path, Lineage], data_dir: Path) -> Registry:
+    """The data directory's registry, with that specialist as its champion."""
+    registry = Registry.from_settings(DataSettings())
+    registry.promote(registry.register(*champion_checkpoint).version, "first")
+    return registry
 
 
 def claims_of(claims_csv: Path, label: str) -> list[dict]:
@@ -169,9 +176,8 @@ def wait_for(predicate, seconds: float) -> None:  # type: ignore[no-untyped-def]
 
 @pytest.mark.slow
 def test_corrections_are_learned_promoted_served_and_rolled_back(
-    champion_registry: Path, claims_csv: Path, data_dir: Path
+    champion_registry: Registry, claims_csv: Path, data_dir: Path
 ) -> None:
-    shutil.copytree(champion_registry, data_dir / "registry")
     settings = ServiceSettings(training_data=claims_csv, reload_interval=0.2)
     moved = claims_of(claims_csv, MOVED)
     with TestClient(create_app(settings)) as client:
@@ -234,10 +240,9 @@ def test_corrections_are_learned_promoted_served_and_rolled_back(
 
 @pytest.mark.slow
 def test_poisoned_feedback_trains_a_challenger_that_the_gate_rejects(
-    champion_registry: Path, claims_csv: Path, data_dir: Path
+    champion_registry: Registry, claims_csv: Path, data_dir: Path
 ) -> None:
-    shutil.copytree(champion_registry, data_dir / "registry")
-    registry = Registry(data_dir / "registry")
+    registry = champion_registry
     champion = registry.champion()
     history = load_claims(claims_csv, claim_type_config())
     labels = sorted(set(history.labels["claim_type"]))

@@ -96,7 +96,7 @@ def retrain(
             raise FileNotFoundError("no training data: pass --data or set CLAIMS_TRAINING_DATA")
         outcome = run_retraining(
             data,
-            Registry(settings.registry_dir),
+            Registry.from_settings(settings, store),
             store,
             progress=report.progress,
             show_progress=job is None,

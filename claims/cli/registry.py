@@ -1,4 +1,5 @@
-"""`claims models list | show | register | promote | rollback`: the registry from a terminal."""
+"""`claims models list | show | register | promote | rollback | migrate-registry`: the registry
+from a terminal."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ console = Console()
 
 
 def _registry() -> Registry:
-    return Registry(DataSettings().registry_dir)
+    return Registry.from_settings(DataSettings())
 
 
 @models.command("list")
@@ -94,6 +95,21 @@ def rollback(
     with user_errors():
         pointer = _registry().rollback(reason)
     console.print(f"champion: {pointer.version} (rolled back)")
+
+
+@models.command("migrate-registry")
+def migrate_registry() -> None:
+    """Record a registry kept in files (before its records moved into the store) in the store:
+    its versions, and its champion and events if the store has no champion yet. Running it
+    again adds nothing; the files are left as they were."""
+    from claims.store.file_registry import import_file_registry
+
+    with user_errors():
+        imported = import_file_registry(_registry())
+    console.print(
+        f"imported {imported.versions} versions and {imported.events} events; "
+        f"champion: {imported.champion or 'none'}"
+    )
 
 
 def register_commands(app: typer.Typer) -> None:

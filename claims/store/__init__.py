@@ -1,19 +1,28 @@
 """The product's state: the store of predictions, feedback and jobs, the registry, the data dir."""
 
 from claims.store.review import ReviewHeld
-from claims.store.store import FeedbackConflict, Store, StoreError, UnknownPrediction
+from claims.store.store import (
+    ActiveJobExists,
+    FeedbackConflict,
+    Store,
+    StoreError,
+    UnknownPrediction,
+)
 
 __all__ = [
+    "ActiveJobExists",
     "FeedbackConflict",
     "ReviewHeld",
     "Store",
     "StoreError",
     "UnknownPrediction",
     "data_settings",
+    "file_registry",
     "files",
     "job_progress",
     "orm",
     "registry",
+    "registry_records",
     "review",
     "store",
 ]

@@ -10,11 +10,13 @@ from sqlalchemy import (
     Dialect,
     Float,
     ForeignKey,
+    Index,
     Integer,
     MetaData,
     String,
     Text,
     TypeDecorator,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -99,10 +101,24 @@ class Feedback(Base):
     )
 
 
+# At most one retrain queued or running, across every replica that shares the store.
+_ONE_ACTIVE = text("kind = 'retrain' AND state IN ('queued', 'running')")
+
+
 class Job(Base):
-    """A background job's last known state; `result` is JSON."""
+    """A background job's last known state; `result` is JSON. A partial unique index lets the
+    database, not a check before the insert, refuse a second active retrain."""
 
     __tablename__ = "jobs"
+    __table_args__ = (
+        Index(
+            "uq_jobs_one_active_retrain",
+            "kind",
+            unique=True,
+            sqlite_where=_ONE_ACTIVE,
+            postgresql_where=_ONE_ACTIVE,
+        ),
+    )
 
     job_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     kind: Mapped[str] = mapped_column(String, index=True)
@@ -158,3 +174,35 @@ class ReviewItem(Base):
     tasks: Mapped[list[ReviewTask]] = relationship(
         cascade="all, delete-orphan", lazy="selectin", order_by=ReviewTask.task
     )
+
+
+class ModelVersionRecord(Base):
+    """A registered version: its checkpoint is the folder of the same name on the shared data
+    path; `metrics` and `lineage` (where it came from, its gate report) are their models' JSON."""
+
+    __tablename__ = "model_versions"
+
+    version: Mapped[str] = mapped_column(String(ID_CHARS), primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    registered_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    strategy: Mapped[str] = mapped_column(String(32))
+    origin: Mapped[str] = mapped_column(String(16))
+    parent_version: Mapped[str | None] = mapped_column(String(ID_CHARS), index=True)
+    metrics: Mapped[str] = mapped_column(Text)
+    lineage: Mapped[str] = mapped_column(Text)
+
+
+class ChampionEvent(Base):
+    """Every promotion and rollback. The champion is the row of the highest generation, so the
+    pointer and its log cannot disagree, and two switches at once cannot take one generation:
+    the key refuses the second, which reads the new champion and tries again."""
+
+    __tablename__ = "champion_events"
+
+    generation: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+    action: Mapped[str] = mapped_column(String(16))
+    version: Mapped[str] = mapped_column(ForeignKey("model_versions.version"))
+    previous_version: Mapped[str | None] = mapped_column(String(ID_CHARS))
+    reason: Mapped[str] = mapped_column(Text)
+    previous: Mapped[str] = mapped_column(Text)  # JSON list: the champions a rollback restores

@@ -16,6 +16,7 @@ import sqlite3
 import time
 import uuid
 from collections.abc import Collection, Iterable, Sequence
+from contextlib import AbstractContextManager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -76,6 +77,10 @@ class UnknownPrediction(LookupError):
     """The feedback names a prediction_id that the store does not hold."""
 
 
+class ActiveJobExists(RuntimeError):
+    """A job of a kind that runs one at a time (a retrain) is already queued or running."""
+
+
 class StoreError(RuntimeError):
     """The database refused a write of claims. Its own message is left out: PostgreSQL's
     DETAIL quotes the failing row (a narrative, personal fields) and would reach the logs."""
@@ -112,6 +117,19 @@ class Store(ReviewQueries):
 
     def close(self) -> None:
         self._engine.dispose()
+
+    @property
+    def dialect(self) -> str:
+        return self._engine.dialect.name
+
+    def reading(self) -> Session:
+        """A session for the reads of records kept beside this class's (the registry's)."""
+        return self._reading()
+
+    def writing(self) -> AbstractContextManager[Session]:
+        """A write transaction, committed on leaving: on SQLite it holds the write lock from
+        its first statement, so a read inside it is not stale by the time it writes."""
+        return self._writing.begin()
 
     # Predictions
 
@@ -263,8 +281,13 @@ class Store(ReviewQueries):
             created_at=now,
             updated_at=now,
         )
-        with self._writing.begin() as session:
-            session.add(row)
+        try:
+            with self._writing.begin() as session:
+                session.add(row)
+        except IntegrityError as error:
+            # uq_jobs_one_active_retrain: the database refused a second active retrain, however
+            # many replicas asked at once
+            raise ActiveJobExists(f"a {kind} job is already queued or running") from error
         return _job_status(row)
 
     def update_job(

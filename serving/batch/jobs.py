@@ -7,9 +7,10 @@ scoring job whose process died is started again and resumes at its first unscore
 
 A job is started under a lock on a file in the data directory, so that two requests, in one
 process or in several that share the directory, cannot both pass the checks (one retrain at a
-time, the caps on scoring jobs) before either has created its job. A scoring job's owner (the
-key that created it) is a file beside its log; issue 27 will move it into the store with the
-rest of the job.
+time, the caps on scoring jobs) before either has created its job. One retrain at a time also
+holds across replicas on other machines: the store's partial unique index refuses a second.
+A scoring job's owner (the key that created it) is a file beside its log; issue 27 will move
+it into the store with the rest of the job.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from claims.store import Store
+from claims.store import ActiveJobExists, Store
 from claims.store.files import exclusive_lock
 from schemas.jobs import JobState, JobStatus
 from serving.settings import ServiceSettings
@@ -37,8 +38,12 @@ class RetrainUnavailable(RuntimeError):
 
 
 class RetrainRunning(RuntimeError):
-    def __init__(self, job: JobStatus) -> None:
-        super().__init__(f"retrain job {job.job_id} is {job.state}")
+    def __init__(self, job: JobStatus | None) -> None:
+        super().__init__(
+            f"retrain job {job.job_id} is {job.state}"
+            if job
+            else "another retrain was started at the same moment"
+        )
         self.job = job
 
 
@@ -63,7 +68,11 @@ class JobLauncher:
                 job = self.status(job.job_id) or job
                 if job.state in ACTIVE:
                     raise RetrainRunning(job)
-            job = self.store.create_job(RETRAIN, message="queued")
+            try:  # the lock above is this machine's; the database's index holds across replicas
+                job = self.store.create_job(RETRAIN, message="queued")
+            except ActiveJobExists as error:
+                running = self.store.jobs(kind=RETRAIN, states=ACTIVE)
+                raise RetrainRunning(running[0] if running else None) from error
             self._spawn(job.job_id, ["retrain", "--data", str(Path(data).resolve())])
         return job
 

@@ -93,7 +93,7 @@ def load_scoring_model(
     docs/benchmarks.md), else fp32. Unlike the service, scoring never falls back to the base
     model: a backlog scored by the wrong model is worse than none."""
     if model_dir is None:
-        registry = Registry(DataSettings().registry_dir)
+        registry = Registry.from_settings(DataSettings())
         version = registry.champion()
         if version is None:
             raise ScoringError("no --model and the registry has no champion")
