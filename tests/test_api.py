@@ -83,8 +83,8 @@ def test_a_structured_field_of_the_wrong_kind_gets_422(
 
     predictor = client.app.state.models.serving.tuned.predictor
     wages = NumericScaling(name="wages", center=0.0, scale=1.0)
-    features = predictor.features.model_copy(
-        update={"numeric": [*predictor.features.numeric, wages]}
+    features = predictor.preparer.features.model_copy(
+        update={"numeric": [*predictor.preparer.features.numeric, wages]}
     )
     monkeypatch.setattr(predictor.preparer, "features", features)
     response = client.post("/v1/triage", json={**CLAIM, "attributes": {"wages": "plenty"}})
