@@ -9,7 +9,7 @@ from claims.store import FeedbackConflict, UnknownPrediction
 from schemas.feedback import FeedbackItem, FeedbackList, FeedbackRecord
 from serving.auth import Adjuster
 from serving.dependencies import Models, StoreDep
-from serving.responses import SECURED, Problem, documented
+from serving.responses import SECURED, Problem, documented, invalid_field
 
 router = APIRouter(
     prefix="/v1",
@@ -17,13 +17,6 @@ router = APIRouter(
     dependencies=[Adjuster],
     responses=SECURED | documented(413),
 )
-
-
-def _unprocessable(field: list[str], message: str) -> HTTPException:
-    return HTTPException(
-        status.HTTP_422_UNPROCESSABLE_CONTENT,
-        detail=[{"loc": ["body", *field], "msg": message, "type": "value_error"}],
-    )
 
 
 @router.post(
@@ -41,19 +34,19 @@ def submit_feedback(
     known = models.labels
     for task, label in item.labels.items():
         if task not in known:
-            raise _unprocessable(["labels", task], f"unknown task; the tasks are {sorted(known)}")
+            raise invalid_field(["labels", task], f"unknown task; the tasks are {sorted(known)}")
         if label not in known[task]:
-            raise _unprocessable(
+            raise invalid_field(
                 ["labels", task], f"unknown label {label!r}; the labels are {known[task]}"
             )
     try:
         record, created = store.add_feedback(item)
     except UnknownPrediction as error:
-        raise _unprocessable(["prediction_id"], f"no prediction {item.prediction_id!r}") from error
+        raise invalid_field(["prediction_id"], f"no prediction {item.prediction_id!r}") from error
     except FeedbackConflict as error:
         raise HTTPException(status.HTTP_409_CONFLICT, detail=str(error)) from error
     except ValueError as error:
-        raise _unprocessable(["claim_id"], str(error)) from error
+        raise invalid_field(["claim_id"], str(error)) from error
     if not created:
         response.status_code = status.HTTP_200_OK
     return record
