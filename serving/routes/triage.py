@@ -1,7 +1,7 @@
 """Triage of new claims, one at a time or in batches of up to 256; every answer is recorded,
 so feedback can name it by its prediction_id.
 
-Under overload a request is refused at once with 503 and Retry-After (serving/batching.py);
+Under overload a request is refused at once with 503 and Retry-After (serving/triage_service.py);
 one whose client disconnects while it waits is dropped before its forward pass."""
 
 from __future__ import annotations
@@ -11,35 +11,22 @@ import contextlib
 from collections.abc import Awaitable
 from typing import TypeVar
 
-from fastapi import APIRouter, Depends, HTTPException, Request, Response, status
+from fastapi import APIRouter, Depends, Request, Response
 
 from schemas.claim import Claim
 from schemas.triage import BatchTriageRequest, BatchTriageResponse, TriageResult
 from serving.auth import Triage, charge_claims
-from serving.batching import InferenceLanes, Overloaded
+from serving.dependencies import TriageServiceDep
 from serving.responses import SECURED, documented
 
 T = TypeVar("T")
 CLIENT_GONE = 499  # nginx's "client closed request": counted, never seen by the client
 
 
-def _unavailable(error: Overloaded) -> HTTPException:
-    return HTTPException(
-        status.HTTP_503_SERVICE_UNAVAILABLE,
-        detail=str(error),
-        headers={"Retry-After": str(error.retry_after)},
-    )
-
-
-async def spare_capacity(request: Request) -> None:
+async def spare_capacity(service: TriageServiceDep) -> None:
     """Refuses before the body is validated when even one claim would be refused: under
     overload most requests are refused, and each must cost as little as it can."""
-    lanes: InferenceLanes = request.app.state.inference
-    if lanes.full:
-        lanes.shed("queue_full")
-        raise _unavailable(
-            Overloaded("overloaded: no room for another claim; retry later", lanes.retry_after())
-        )
+    service.lanes.ensure_room(1)
 
 
 router = APIRouter(
@@ -79,8 +66,6 @@ async def _while_connected(request: Request, work: Awaitable[T]) -> T | Response
             raise
         task.uncancel()
         return Response(status_code=CLIENT_GONE)
-    except Overloaded as error:
-        raise _unavailable(error) from None
     finally:
         watcher.cancel()
         with contextlib.suppress(asyncio.CancelledError):
@@ -88,21 +73,18 @@ async def _while_connected(request: Request, work: Awaitable[T]) -> T | Response
 
 
 @router.post("/triage", response_model=TriageResult)
-async def triage_claim(claim: Claim, request: Request) -> Response:
+async def triage_claim(claim: Claim, request: Request, service: TriageServiceDep) -> Response:
     """Shares a forward pass with the claims that arrive with it, when micro-batching is on."""
-    batcher = request.app.state.batcher
-    if batcher is not None:
-        answer = await _while_connected(request, batcher.triage(claim))
-    else:
-        answer = await _while_connected(request, request.app.state.inference([claim]))
-        answer = answer if isinstance(answer, Response) else answer[0]
+    answer = await _while_connected(request, service.triage_one(claim))
     return answer if isinstance(answer, Response) else _json(answer)
 
 
 @router.post("/triage/batch", response_model=BatchTriageResponse)
-async def triage_batch(batch: BatchTriageRequest, request: Request) -> Response:
+async def triage_batch(
+    batch: BatchTriageRequest, request: Request, service: TriageServiceDep
+) -> Response:
     charge_claims(request, len(batch.claims))  # the rate counts claims, not requests
-    results = await _while_connected(request, request.app.state.inference(batch.claims))
+    results = await _while_connected(request, service.triage(batch.claims))
     if isinstance(results, Response):
         return results
     return _json(BatchTriageResponse(results=results))
