@@ -227,11 +227,11 @@ class MicroBatcher:
                 batch = await self._gather(expected)
             expected = len(batch)
             answered = await self._run(batch)
-            late = [item for item, _ in answered if item[1].done()]  # their callers left
-            self._shed("late", len(late))
-            answered = [(item, result) for item, result in answered if not item[1].done()]
-            if answered:  # recorded while the next pass runs
-                recording = asyncio.create_task(self._record(answered))
+            waiting = [(item, result) for item, result in answered if not item[1].done()]
+            if len(waiting) < len(answered):  # the others' callers left during the pass
+                self.metrics.shed.labels("late").inc(len(answered) - len(waiting))
+            if waiting:  # recorded while the next pass runs
+                recording = asyncio.create_task(self._record(waiting))
                 self._recordings.add(recording)
                 recording.add_done_callback(self._recordings.discard)
 
@@ -270,7 +270,7 @@ class MicroBatcher:
             if not future.done() and now < deadline:
                 live.append(item)
                 continue
-            self._shed("deadline" if now >= deadline else "client_gone")
+            self.metrics.shed.labels("deadline" if now >= deadline else "client_gone").inc()
             _settle(future, error=TimeoutError())
         return live
 
@@ -306,10 +306,6 @@ class MicroBatcher:
             return
         for (_, future, _), result in answered:
             _settle(future, result=result)
-
-    def _shed(self, reason: str, count: int = 1) -> None:
-        if count:
-            self.metrics.shed.labels(reason).inc(count)
 
 
 def _settle(

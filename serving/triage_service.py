@@ -3,15 +3,15 @@ the inference lanes, the micro-batcher, recording of the answers, and the one ti
 
 A request's claims are admitted (or refused at once with `Overloaded`), answered by the model
 in a lane, recorded, and returned, all within `timeout` of their admission; past it the caller
-gets `InferenceTimeout`. A single claim shares its pass with those that arrive with it when
+gets `InferenceTimeout`. A lone claim shares its pass with those that arrive with it when
 micro-batching is on (serving/batching.py); more claims run in a pass of their own.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Callable, Sequence
+from functools import partial
 
 from schemas.claim import Claim
 from schemas.triage import TriageResult
@@ -34,9 +34,9 @@ class TriageService:
     def __init__(
         self,
         run: Runner,
+        record: Recorder,
         timeout: float,
         *,
-        record: Recorder | None = None,
         lanes: int = 1,
         max_backlog: int = 1024,
         micro_batch: int | None = None,
@@ -44,8 +44,8 @@ class TriageService:
         max_wait: float = 0.0,
         metrics: ServiceMetrics | None = None,
     ) -> None:
+        self.record = record
         self.timeout = timeout
-        self.recorder = record
         metrics = metrics if metrics is not None else ServiceMetrics()
         self.lanes = InferenceLanes(
             run,
@@ -62,7 +62,7 @@ class TriageService:
                 micro_batch,
                 gap,
                 max_wait,
-                then=self.record,
+                then=partial(asyncio.to_thread, record),
                 metrics=metrics,
                 lanes=lanes,
             )
@@ -74,8 +74,8 @@ class TriageService:
     ) -> TriageService:
         return cls(
             run,
+            record,
             settings.inference_timeout,
-            record=record,
             lanes=settings.inference_lanes,
             max_backlog=settings.max_queued_claims,
             micro_batch=settings.micro_batch_max if settings.micro_batching else None,
@@ -95,35 +95,22 @@ class TriageService:
         self.lanes.close()
 
     async def triage(self, claims: Sequence[Claim]) -> list[TriageResult]:
-        """A request's claims in one pass of their own. Cancelled (client gone) before its lane
-        takes it up, the pass never runs; during the pass, nothing is recorded."""
-        async with self._admitted(len(claims)):
-            results = await self.lanes.infer(claims)
-            await self.record(claims, results)
-            return results
+        """The claims' answers, once recorded. A lone claim shares its pass with the claims that
+        arrive with it when micro-batching is on; more run in a pass of their own.
 
-    async def triage_one(self, claim: Claim) -> TriageResult:
-        """One claim's answer, from a pass shared with the claims that arrive with it when
-        micro-batching is on."""
-        if self.batcher is None:
-            return (await self.triage([claim]))[0]
-        async with self._admitted(1) as deadline:
-            return await self.batcher.submit(claim, deadline)
-
-    async def record(self, claims: Sequence[Claim], results: list[TriageResult]) -> None:
-        if self.recorder is not None:
-            await asyncio.to_thread(self.recorder, claims, results)
-
-    @asynccontextmanager
-    async def _admitted(self, count: int) -> AsyncIterator[float]:
-        """`count` claims in the backlog until their answer, or Overloaded at once; yields
-        their deadline on the event loop's clock, the timeout from now."""
-        self.lanes.admit(count)
+        Raises Overloaded at once when the lanes have no room for them, and InferenceTimeout
+        when they are not answered within the timeout. Cancelled (the client gone) before its
+        pass, a claim is never computed; during it, it is not recorded."""
+        self.lanes.admit(len(claims))
         deadline = asyncio.get_running_loop().time() + self.timeout
         try:
             async with asyncio.timeout_at(deadline):
-                yield deadline
+                if self.batcher is not None and len(claims) == 1:
+                    return [await self.batcher.submit(claims[0], deadline)]
+                results = await self.lanes.infer(claims)
+                await asyncio.to_thread(self.record, claims, results)
+                return results
         except TimeoutError as error:
             raise InferenceTimeout(f"no answer within {self.timeout:g} s") from error
         finally:
-            self.lanes.release(count)
+            self.lanes.release(len(claims))

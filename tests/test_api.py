@@ -157,8 +157,8 @@ def test_the_triage_routes_take_their_service_as_a_dependency(client: TestClient
     recorded: list[str] = []
     service = TriageService(
         client.app.state.models.triage,  # type: ignore[attr-defined]
+        lambda claims, results: recorded.extend(claim.claim_id for claim in claims),
         30,
-        record=lambda claims, results: recorded.extend(claim.claim_id for claim in claims),
     )
     client.app.dependency_overrides[get_triage_service] = lambda: service  # type: ignore[attr-defined]
     try:

@@ -108,14 +108,16 @@ def arrivals(
         return list(items)
 
     async def scenario() -> None:
-        service = TriageService(run, 30, micro_batch=64, gap=gap, max_wait=max_wait)
+        service = TriageService(
+            run, lambda *_: None, 30, micro_batch=64, gap=gap, max_wait=max_wait
+        )
         await service.start()
         asked = []
         for item in range(count):
-            asked.append(asyncio.create_task(service.triage_one(item)))
+            asked.append(asyncio.create_task(service.triage([item])))
             if item >= together - 1:
                 await asyncio.sleep(spacing)
-        assert await asyncio.gather(*asked) == list(range(count))  # each its own answer
+        assert await asyncio.gather(*asked) == [[n] for n in range(count)]  # each its own answer
         await service.close()
 
     asyncio.run(scenario())
@@ -161,7 +163,7 @@ def test_passes_run_in_their_lanes_on_their_share_of_threads_and_recording_elsew
         recordings.add(threading.get_ident())
 
     async def scenario() -> None:
-        service = TriageService(run, 30, record=then, lanes=lanes)
+        service = TriageService(run, then, 30, lanes=lanes)
         await asyncio.gather(*(service.triage([n]) for n in range(20)))
         await service.close()
 
@@ -184,16 +186,18 @@ def test_with_two_lanes_a_batch_gathers_and_runs_while_the_last_one_runs() -> No
             second_started.set()
         return list(items)
 
-    async def scenario() -> list[int]:
-        service = TriageService(run, 30, lanes=2, micro_batch=64, gap=0.05, max_wait=0.5)
+    async def scenario() -> list[list[int]]:
+        service = TriageService(
+            run, lambda *_: None, 30, lanes=2, micro_batch=64, gap=0.05, max_wait=0.5
+        )
         await service.start()
-        first = asyncio.create_task(service.triage_one(0))
+        first = asyncio.create_task(service.triage([0]))
         await asyncio.sleep(0.1)  # its pass has started and holds its lane
-        answers = await asyncio.gather(first, *(service.triage_one(n) for n in (1, 2, 3)))
+        answers = await asyncio.gather(first, *(service.triage([n]) for n in (1, 2, 3)))
         await service.close()
         return answers
 
-    assert asyncio.run(scenario()) == [0, 1, 2, 3]
+    assert asyncio.run(scenario()) == [[0], [1], [2], [3]]
     assert sizes == [1, 3]  # the three that came during the first pass went together
 
 
@@ -213,17 +217,17 @@ def test_the_next_pass_runs_while_the_last_batch_is_recorded() -> None:
             assert second_pass.wait(timeout=5), "the second pass waited for the first recording"
         recorded.extend(items)
 
-    async def scenario() -> list[int]:
-        service = TriageService(run, 30, record=then, micro_batch=64)
+    async def scenario() -> list[list[int]]:
+        service = TriageService(run, then, 30, micro_batch=64)
         await service.start()
-        first = asyncio.create_task(service.triage_one(0))
+        first = asyncio.create_task(service.triage([0]))
         await asyncio.sleep(0.2)  # its pass is over, its recording waits
         assert not first.done()
-        answers = await asyncio.gather(first, service.triage_one(1))
+        answers = await asyncio.gather(first, service.triage([1]))
         await service.close()
         return answers
 
-    assert asyncio.run(scenario()) == [0, 1]
+    assert asyncio.run(scenario()) == [[0], [1]]
     assert sorted(recorded) == [0, 1]
 
 

@@ -75,21 +75,21 @@ def test_past_the_bound_a_claim_is_refused_at_once_with_a_retry_after() -> None:
     lane = Lane()
 
     async def scenario() -> None:
-        service = TriageService(lane.run, 30, record=lane.record, max_backlog=4, micro_batch=16)
+        service = TriageService(lane.run, lane.record, 30, max_backlog=4, micro_batch=16)
         await service.start()
-        first = asyncio.create_task(service.triage_one("busy"))
+        first = asyncio.create_task(service.triage(["busy"]))
         await until(lambda: lane.passes)  # the lane holds its pass
-        waiting = [asyncio.create_task(service.triage_one(f"w{n}")) for n in range(3)]
+        waiting = [asyncio.create_task(service.triage([f"w{n}"])) for n in range(3)]
         await asyncio.sleep(0.01)
         started = time.perf_counter()
         with pytest.raises(Overloaded) as refused:
-            await service.triage_one("one too many")
+            await service.triage(["one too many"])
         assert time.perf_counter() - started < 0.05
         assert refused.value.retry_after >= 1
         with pytest.raises(Overloaded):  # a request's claims in a pass of their own, too
             await service.triage(["b1", "b2"])
         lane.release.set()
-        assert await asyncio.gather(first, *waiting) == ["busy", "w0", "w1", "w2"]
+        assert await asyncio.gather(first, *waiting) == [["busy"], ["w0"], ["w1"], ["w2"]]
         await service.close()
         assert service.lanes.backlog == 0
 
@@ -101,14 +101,14 @@ def test_a_claim_the_recent_pace_cannot_answer_in_time_is_refused_at_once() -> N
     lane = Lane(hold_first=False, seconds=0.05)  # 20 claims a second
 
     async def scenario() -> None:
-        service = TriageService(lane.run, 0.5, record=lane.record, max_backlog=1000, micro_batch=4)
+        service = TriageService(lane.run, lane.record, 0.5, max_backlog=1000, micro_batch=4)
         await service.start()
-        await service.triage_one("first")  # sets the pace
-        asked = [asyncio.create_task(service.triage_one(n)) for n in range(40)]
+        await service.triage(["first"])  # sets the pace
+        asked = [asyncio.create_task(service.triage([n])) for n in range(40)]
         answers = await asyncio.gather(*asked, return_exceptions=True)
         await service.close()
         refused = [a for a in answers if isinstance(a, Overloaded)]
-        answered = [a for a in answers if isinstance(a, int)]
+        answered = [a for a in answers if isinstance(a, list)]
         assert 0 < len(answered) <= 8 and len(refused) == 40 - len(answered)
 
     asyncio.run(scenario())
@@ -120,17 +120,17 @@ def test_claims_whose_deadline_passed_are_dropped_before_their_pass_and_not_reco
     lane = Lane()
 
     async def scenario() -> None:
-        service = TriageService(lane.run, 0.2, record=lane.record, micro_batch=16)
+        service = TriageService(lane.run, lane.record, 0.2, micro_batch=16)
         await service.start()
-        first = asyncio.create_task(service.triage_one("busy"))
+        first = asyncio.create_task(service.triage(["busy"]))
         await until(lambda: lane.passes)
-        late = [asyncio.create_task(service.triage_one(f"late{n}")) for n in range(5)]
+        late = [asyncio.create_task(service.triage([f"late{n}"])) for n in range(5)]
         for outcome in await asyncio.gather(*late, return_exceptions=True):
             assert isinstance(outcome, InferenceTimeout)
         lane.release.set()
         with pytest.raises(InferenceTimeout):
             await first  # its pass outlived its deadline too
-        assert await service.triage_one("after") == "after"
+        assert await service.triage(["after"]) == ["after"]
         await service.close()
         assert service.lanes.backlog == 0
 
@@ -143,16 +143,16 @@ def test_a_claim_whose_client_left_is_dropped_before_its_pass() -> None:
     lane = Lane()
 
     async def scenario() -> None:
-        service = TriageService(lane.run, 30, record=lane.record, micro_batch=16)
+        service = TriageService(lane.run, lane.record, 30, micro_batch=16)
         await service.start()
-        first = asyncio.create_task(service.triage_one("busy"))
+        first = asyncio.create_task(service.triage(["busy"]))
         await until(lambda: lane.passes)
-        gone = asyncio.create_task(service.triage_one("gone"))
-        stays = asyncio.create_task(service.triage_one("stays"))
+        gone = asyncio.create_task(service.triage(["gone"]))
+        stays = asyncio.create_task(service.triage(["stays"]))
         await asyncio.sleep(0.01)
         gone.cancel()  # what the route does when its client disconnects
         lane.release.set()
-        assert await asyncio.gather(first, stays) == ["busy", "stays"]
+        assert await asyncio.gather(first, stays) == [["busy"], ["stays"]]
         await service.close()
         assert service.lanes.backlog == 0
 
@@ -164,7 +164,7 @@ def test_a_request_cancelled_before_its_lane_is_free_never_runs() -> None:
     lane = Lane()
 
     async def scenario() -> None:
-        service = TriageService(lane.run, 0.2, record=lane.record)
+        service = TriageService(lane.run, lane.record, 0.2)
         first = asyncio.create_task(service.triage(["busy"]))
         await until(lambda: lane.passes)
         with pytest.raises(InferenceTimeout):
@@ -184,20 +184,18 @@ def test_a_recording_failure_fails_only_the_claim_at_fault() -> None:
     lane = Lane(hold_first=False)
 
     async def scenario() -> list:
-        service = TriageService(
-            lane.run, 30, record=lane.record, micro_batch=16, gap=0.05, max_wait=0.5
-        )
+        service = TriageService(lane.run, lane.record, 30, micro_batch=16, gap=0.05, max_wait=0.5)
         await service.start()
-        await service.triage_one("warm")  # the next batch waits for company
+        await service.triage(["warm"])  # the next batch waits for company
         names = ["a", "b", "refused", "c"]
         answers = await asyncio.gather(
-            *(service.triage_one(name) for name in names), return_exceptions=True
+            *(service.triage([name]) for name in names), return_exceptions=True
         )
         await service.close()
         return answers
 
     answers = asyncio.run(scenario())
-    assert answers[:2] == ["a", "b"] and answers[3] == "c"
+    assert answers[:2] == [["a"], ["b"]] and answers[3] == ["c"]
     assert isinstance(answers[2], RuntimeError)
     assert [len(one) for one in lane.passes] == [1, 4]  # they did share a pass
     assert sorted(lane.recorded) == ["a", "b", "c", "warm"]
@@ -208,13 +206,11 @@ def test_a_failed_pass_fails_only_the_claim_at_fault() -> None:
     lane = Lane(hold_first=False)
 
     async def scenario() -> list:
-        service = TriageService(
-            lane.run, 30, record=lane.record, micro_batch=16, gap=0.05, max_wait=0.5
-        )
+        service = TriageService(lane.run, lane.record, 30, micro_batch=16, gap=0.05, max_wait=0.5)
         await service.start()
-        await service.triage_one("warm")  # the next batch waits for company
+        await service.triage(["warm"])  # the next batch waits for company
         answers = await asyncio.gather(
-            *(service.triage_one(name) for name in ["a", "unreadable", "b"]),
+            *(service.triage([name]) for name in ["a", "unreadable", "b"]),
             return_exceptions=True,
         )
         await service.close()
@@ -222,7 +218,7 @@ def test_a_failed_pass_fails_only_the_claim_at_fault() -> None:
         return answers
 
     answers = asyncio.run(scenario())
-    assert answers[0] == "a" and answers[2] == "b" and isinstance(answers[1], ValueError)
+    assert answers[0] == ["a"] and answers[2] == ["b"] and isinstance(answers[1], ValueError)
     assert [len(one) for one in lane.passes] == [1, 3, 1, 1, 1]
     assert sorted(lane.recorded) == ["a", "b", "warm"]
 

@@ -75,8 +75,8 @@ async def _while_connected(request: Request, work: Awaitable[T]) -> T | Response
 @router.post("/triage", response_model=TriageResult)
 async def triage_claim(claim: Claim, request: Request, service: TriageServiceDep) -> Response:
     """Shares a forward pass with the claims that arrive with it, when micro-batching is on."""
-    answer = await _while_connected(request, service.triage_one(claim))
-    return answer if isinstance(answer, Response) else _json(answer)
+    answers = await _while_connected(request, service.triage([claim]))
+    return answers if isinstance(answers, Response) else _json(answers[0])
 
 
 @router.post("/triage/batch", response_model=BatchTriageResponse)
