@@ -31,6 +31,7 @@ from serving.responses import invalid_field, unprocessable
 from serving.routes import batch_jobs, feedback, registry, retraining, triage
 from serving.routes import status as status_routes
 from serving.settings import ServiceSettings
+from serving.shedding import OverloadShedding
 from serving.triage_service import TriageService
 
 log = logging.getLogger("claims.serving")
@@ -128,6 +129,7 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
         max_bytes=settings.max_body_bytes,
         larger={batch_jobs.router.prefix: settings.max_upload_bytes},
     )
+    app.add_middleware(OverloadShedding)  # a refusal under overload costs no routing or body
     # before the size limit and any body parsing: a request without a key reads no body
     app.add_middleware(KeyGate, enabled=settings.auth, allowed_hosts=settings.allowed_hosts)
     app.add_middleware(RequestObservability, metrics=metrics)  # outermost: sees 413s too

@@ -96,26 +96,32 @@ class InferenceLanes:
             initargs=(max(1, torch.get_num_threads() // lanes),),
         )
 
-    def ensure_room(self, count: int) -> None:
-        """Raises Overloaded when `count` more claims would be refused now: past
-        `max_backlog`, or when the backlog would take the lanes longer than the wait budget at
-        the pace of recent passes. Work arriving at an idle service always has room."""
+    @property
+    def full(self) -> bool:
+        """Whether a single claim would be refused now."""
+        return self._refusal(1) is not None
+
+    def _refusal(self, count: int) -> str | None:
+        """Why `count` more claims would be refused: past `max_backlog`, or when the backlog
+        would take the lanes longer than the wait budget at the pace of recent passes. Work
+        arriving at an idle service is always taken."""
         if self.backlog == 0:
-            return
+            return None
         if self.backlog + count > self.max_backlog:
-            reason = f"{self.backlog} claims are waiting, the most this service queues"
-        elif (self.expected_seconds(self.backlog + count) or 0.0) > self.wait_budget:
-            reason = (
+            return f"{self.backlog} claims are waiting, the most this service queues"
+        if (self.expected_seconds(self.backlog + count) or 0.0) > self.wait_budget:
+            return (
                 f"{self.backlog} claims are waiting, more than it answers in {self.wait_budget:g} s"
             )
-        else:
-            return
-        self.metrics.shed.labels("queue_full").inc(count)
-        raise Overloaded(f"overloaded: {reason}; retry later", self.retry_after())
+        return None
 
     def admit(self, count: int) -> None:
-        """Counts `count` claims into the backlog, or raises Overloaded (`ensure_room`)."""
-        self.ensure_room(count)
+        """Counts `count` claims into the backlog, or raises Overloaded when they would be
+        refused now."""
+        reason = self._refusal(count)
+        if reason is not None:
+            self.metrics.shed.labels("queue_full").inc(count)
+            raise Overloaded(f"overloaded: {reason}; retry later", self.retry_after())
         self.backlog += count
 
     def release(self, count: int) -> None:

@@ -1,7 +1,8 @@
 """Triage of new claims, one at a time or in batches of up to 256; every answer is recorded,
 so feedback can name it by its prediction_id.
 
-Under overload a request is refused at once with 503 and Retry-After (serving/triage_service.py);
+Under overload a request is refused at once with 503 and Retry-After (serving/shedding.py before
+it is routed, serving/triage_service.py when its claims do not fit);
 one whose client disconnects while it waits is dropped before its forward pass."""
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import contextlib
 from collections.abc import Awaitable
 from typing import TypeVar
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Request, Response
 
 from schemas.claim import Claim
 from schemas.triage import BatchTriageRequest, BatchTriageResponse, TriageResult
@@ -23,16 +24,10 @@ T = TypeVar("T")
 CLIENT_GONE = 499  # nginx's "client closed request": counted, never seen by the client
 
 
-async def spare_capacity(service: TriageServiceDep) -> None:
-    """Refuses before the body is validated when even one claim would be refused: under
-    overload most requests are refused, and each must cost as little as it can."""
-    service.lanes.ensure_room(1)
-
-
 router = APIRouter(
     prefix="/v1",
     tags=["triage"],
-    dependencies=[Triage, Depends(spare_capacity)],
+    dependencies=[Triage],
     responses=SECURED | documented(413, 503, 504),
 )
 
