@@ -18,11 +18,11 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
-from claims.features import FeatureError
+from claims.model.features import FeatureError
 from claims.store import Store
 from serving.auth import Authenticator, KeyGate, Triage
+from serving.batch.jobs import JobLauncher
 from serving.batching import InferenceTimeout, Overloaded, in_passing_thread
-from serving.jobs import JobLauncher
 from serving.limits import BodySizeLimit
 from serving.models import ModelService
 from serving.observability import RequestObservability, ServiceMetrics, configure_logging

@@ -19,8 +19,8 @@ import pytest
 import uvicorn
 from fastapi.testclient import TestClient
 
-from claims.settings import DataSettings
 from claims.store import Store
+from claims.store.data_settings import DataSettings
 from serving.app import create_app
 from serving.batching import InferenceTimeout, Overloaded
 from serving.settings import ServiceSettings

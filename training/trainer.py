@@ -14,20 +14,20 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, Ti
 from torch import nn
 from transformers import PreTrainedTokenizerBase, get_linear_schedule_with_warmup, set_seed
 
-from claims.batching import TokenMatrix, shuffled_length_batches, to_device, tokenize
-from claims.checkpoint import TrainedSpecialist, write_checkpoint
-from claims.dataset import DataError, LabelledClaims, hash_fraction, load_claims
-from claims.encoder import (
+from claims.data.dataset import DataError, LabelledClaims, hash_fraction, load_claims
+from claims.model.checkpoint import TrainedSpecialist, write_checkpoint
+from claims.model.encoder import (
     base_model_info,
     file_sha256,
     load_encoder,
     load_tokenizer,
     resolve_base_model,
 )
-from claims.features import StructuredFeatures
-from claims.model import Calibration, SpecialistModel
-from claims.partner import TUNED
-from claims.predictor import PreparedClaims, TunedPredictor
+from claims.model.features import StructuredFeatures
+from claims.model.network import Calibration, SpecialistModel
+from claims.model.predictor import PreparedClaims, TunedPredictor, cpu_has_bf16
+from claims.model.stack import TUNED
+from claims.model.tokens import TokenMatrix, shuffled_length_batches, to_device, tokenize
 from schemas.checkpoint import DataInfo, Manifest
 from schemas.config import SpecialistConfig, TaskKind
 from training.labels import IGNORE, class_weights, label_indices, resolve_labels
@@ -102,6 +102,10 @@ class SpecialistTrainer:
         self.show_progress = show_progress
         self.on_step = on_step
         self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        precision = self.settings.precision
+        self.bf16 = precision == "bf16" or (
+            precision == "auto" and (self.device.type == "cuda" or cpu_has_bf16())
+        )
 
     def fit(self, data_path: str | Path, out_dir: str | Path) -> TrainingOutcome:
         data_path = Path(data_path)
@@ -332,9 +336,7 @@ class SpecialistTrainer:
         loss_functions: dict[str, nn.CrossEntropyLoss],
     ) -> torch.Tensor:
         input_ids, mask, structured, targets = batch
-        with torch.autocast(
-            device_type=self.device.type, dtype=torch.bfloat16, enabled=self.device.type == "cuda"
-        ):
+        with torch.autocast(device_type=self.device.type, dtype=torch.bfloat16, enabled=self.bf16):
             logits = model(input_ids, mask, structured)
         losses = [loss_functions[task](logits[task], values) for task, values in targets.items()]
         return torch.stack(losses).sum()
