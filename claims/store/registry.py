@@ -24,7 +24,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from claims.model.checkpoint import verify_checkpoint
-from claims.store.files import exclusive_lock, fsync_path, fsync_tree, make_private_dirs
+from claims.store.files import (
+    exclusive_lock,
+    fsync_path,
+    fsync_tree,
+    make_private_dirs,
+    write_atomically,
+)
 from schemas.registry import ChampionPointer, Lineage, ModelVersion, RegistryEvent
 
 CHECKPOINT = "checkpoint"
@@ -60,7 +66,7 @@ class Registry:
                 metrics=manifest.metrics,
                 lineage=lineage,
             )
-            _write_atomically(staging / VERSION_FILE, entry.model_dump_json(indent=2))
+            write_atomically(staging / VERSION_FILE, entry.model_dump_json(indent=2))
             staging.chmod(0o755)
             fsync_tree(staging)  # the copy is on disk before its name says it is registered
             staging.rename(folder)
@@ -186,7 +192,7 @@ class Registry:
             log.flush()
             os.fsync(log.fileno())
         fsync_path(self.root)  # the log's name, the first time it is written
-        _write_atomically(self.root / CHAMPION_FILE, pointer.model_dump_json(indent=2))
+        write_atomically(self.root / CHAMPION_FILE, pointer.model_dump_json(indent=2))
 
     @contextmanager
     def _locked(self) -> Iterator[None]:
@@ -194,22 +200,6 @@ class Registry:
         make_private_dirs(self.root)
         with exclusive_lock(self.root / ".lock"):
             yield
-
-
-def _write_atomically(path: Path, text: str) -> None:
-    """Readers see the old file or the new one, never a part: write, fsync, rename."""
-    descriptor, temporary = tempfile.mkstemp(prefix=f".{path.name}-", dir=path.parent)
-    try:
-        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
-            handle.write(text + "\n")
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(temporary, 0o644)
-        os.replace(temporary, path)
-        fsync_path(path.parent)  # the rename itself
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
 
 
 def _abandoned(folder: Path) -> bool:
