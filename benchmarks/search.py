@@ -60,7 +60,7 @@ def tuned_alone(
     """A candidate's validation answers as its search score counts them: the tuned model
     alone, labels by the most probable; and its labels per task."""
     predictor = load_checkpoint(folder).predictor
-    predictor.partner = None
+    predictor.preparer.partner = None
     probabilities = predictor.predict_proba(validation.claims)
     return ScoredSystem("the tuned model alone", probabilities), predictor.labels
 

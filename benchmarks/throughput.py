@@ -56,6 +56,7 @@ PRECISION_TOLERANCE = 0.005  # half a point of any metric
 def naive_score(loaded: LoadedCheckpoint, source: Path, out: Path) -> int:
     """What a first script does: whole file in memory, fixed padding, file order, fp32."""
     predictor, config = loaded.predictor, loaded.config
+    preparer = predictor.preparer
     frame = read_table(source)
     claims = frame_to_claims(frame, config, source=source.name, require_labels=False).claims
     device = next(predictor.model.parameters()).device
@@ -63,14 +64,14 @@ def naive_score(loaded: LoadedCheckpoint, source: Path, out: Path) -> int:
     with torch.no_grad():
         for start in range(0, len(claims), NAIVE_BATCH):
             batch = claims[start : start + NAIVE_BATCH]
-            encoded = predictor.tokenizer(
+            encoded = preparer.tokenizer(
                 [c.description for c in batch],
                 padding="max_length",
                 truncation=True,
                 max_length=NAIVE_WIDTH,
                 return_tensors="pt",
             )
-            structured = torch.from_numpy(predictor.features.transform(batch))
+            structured = torch.from_numpy(preparer.features.transform(batch))
             logits = predictor.model(
                 encoded["input_ids"].to(device),
                 encoded["attention_mask"].to(device),
@@ -80,12 +81,10 @@ def naive_score(loaded: LoadedCheckpoint, source: Path, out: Path) -> int:
                 task: predictor.calibration.probabilities(task, values.float().cpu()).numpy()
                 for task, values in logits.items()
             }
-            if predictor.partner is not None:  # the same answers as the product: blended
-                inputs = predictor.partner.inputs(
-                    [c.description for c in batch], structured.numpy()
-                )
-                boosted = predictor.partner.predict_proba(inputs)
-                probabilities = predictor.partner.blend(probabilities, boosted)
+            if preparer.partner is not None:  # the same answers as the product: blended
+                inputs = preparer.partner.inputs([c.description for c in batch], structured.numpy())
+                boosted = preparer.partner.predict_proba(inputs)
+                probabilities = preparer.partner.blend(probabilities, boosted)
             chosen = chosen_labels(predictor, probabilities)
             fields = policy_fields(batch, config.policy)
             decisions = decide_all(fields, probabilities, chosen, predictor.labels, config.policy)
@@ -233,7 +232,7 @@ def main() -> None:
         paths["naive"][0].predictor.model.to("cuda")
     paths["product"] = (load_scoring_model(model), product_score)
     rows, naive_rows = arguments.rows, min(arguments.naive_rows or arguments.rows, arguments.rows)
-    tokenizer = paths["product"][0].predictor.tokenizer
+    tokenizer = paths["product"][0].predictor.preparer.tokenizer
     backlog, naive_backlog = backlog_files(work, rows, naive_rows, arguments.tokens, tokenizer)
     if kind == "cpu":
         paths["product_fp32"] = (load_scoring_model(model, precision="fp32"), product_score)
@@ -246,6 +245,7 @@ def main() -> None:
     product = paths["product"][0]
     sample = read_table(naive_backlog).head(STAGE_ROWS)
     claims = frame_to_claims(sample, product.config, source="b", require_labels=False).claims
+    prepared = product.predictor.preparer.prepare(claims)
     result = {
         **provenance(),
         "rows": rows,
@@ -253,7 +253,7 @@ def main() -> None:
         "distinct_claims": min(rows, DISTINCT_CLAIMS),
         "repeats": arguments.repeats,
         "complete": False,  # until every run is in: a run stopped early keeps what it measured
-        "mean_tokens": round(float(np.mean(product.predictor.prepare(claims).tokens.lengths)), 1),
+        "mean_tokens": round(float(np.mean(prepared.tokens.lengths)), 1),
         "workers": default_workers(device_of(product)),
         "model_version": product.manifest.model_version,
         "precision": product.predictor.running_precision,

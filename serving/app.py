@@ -13,6 +13,7 @@ from functools import partial
 from typing import Any
 
 from fastapi import FastAPI, Request, status
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse, Response
@@ -21,7 +22,7 @@ from claims.model.features import FeatureError
 from claims.store import Store
 from serving.auth import Authenticator, KeyGate, Triage
 from serving.batch.jobs import JobLauncher
-from serving.batching import InferenceLanes, InferenceTimeout, MicroBatcher, in_passing_thread
+from serving.batching import InferenceTimeout, Overloaded, in_passing_thread
 from serving.console import admin as console_admin
 from serving.console import routes as console
 from serving.console.sessions import Sessions
@@ -29,11 +30,12 @@ from serving.limits import BodySizeLimit
 from serving.models import ModelService
 from serving.observability import RequestObservability, ServiceMetrics, configure_logging
 from serving.predictions import record
-from serving.responses import unprocessable
+from serving.responses import invalid_field, unprocessable
 from serving.routes import batch_jobs, feedback, registry, retraining, review, triage
 from serving.routes import status as status_routes
 from serving.settings import ServiceSettings
 from serving.shedding import OverloadShedding
+from serving.triage_service import TriageService
 
 log = logging.getLogger("claims.serving")
 RETENTION_INTERVAL_SECONDS = 3600.0
@@ -92,24 +94,14 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
         start_models = partial(ModelService.start, settings, store)
         app.state.models = models = await in_passing_thread(start_models)
         app.state.launcher = launcher = JobLauncher(settings, store)
-        app.state.inference = InferenceLanes(
+        app.state.triage = triage_service = TriageService.from_settings(
+            settings,
             models.triage,
-            settings.inference_timeout,
-            then=partial(record, store, metrics),
-            lanes=settings.inference_lanes,
-            max_backlog=settings.max_queued_claims,
-            metrics=metrics,
+            partial(record, store, metrics),
+            metrics,
             explained=partial(models.triage, explain=True),
         )
-        app.state.batcher = None
-        if settings.micro_batching:
-            app.state.batcher = MicroBatcher(
-                app.state.inference,
-                settings.micro_batch_max,
-                gap=settings.micro_batch_wait_ms / 1000,
-                max_wait=settings.micro_batch_max_wait_ms / 1000,
-            )
-            await app.state.batcher.start()
+        await triage_service.start()
         for job_id in launcher.resume_scoring():
             log.warning("resumed batch job %s, interrupted by a restart", job_id)
         follower = (
@@ -124,13 +116,11 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
             retention.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await retention
-            if app.state.batcher is not None:
-                await app.state.batcher.stop()
+            await triage_service.close()  # answers what is queued first
             if follower is not None:
                 follower.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await follower
-            app.state.inference.close()
             store.close()
             gc.unfreeze()  # the models were frozen at start-up; a process may start another app
 
@@ -184,15 +174,16 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
             status_code=status.HTTP_504_GATEWAY_TIMEOUT, content={"detail": str(error)}
         )
 
-    @app.exception_handler(FeatureError)
-    async def unreadable_field(request: Request, error: FeatureError) -> JSONResponse:
+    @app.exception_handler(Overloaded)
+    async def overloaded(request: Request, error: Overloaded) -> JSONResponse:
         return JSONResponse(
-            status_code=status.HTTP_422_UNPROCESSABLE_CONTENT,
-            content={
-                "detail": [
-                    {"loc": ["body", "attributes"], "msg": str(error), "type": "value_error"}
-                ]
-            },
+            status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
+            content={"detail": str(error)},
+            headers={"Retry-After": str(error.retry_after)},
         )
+
+    @app.exception_handler(FeatureError)
+    async def unreadable_field(request: Request, error: FeatureError) -> Response:
+        return await http_exception_handler(request, invalid_field(["attributes"], str(error)))
 
     return app

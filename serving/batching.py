@@ -8,13 +8,14 @@ once, and a batch closed on the first of them would leave the rest a whole pass 
 batch waits, up to `max_wait`, until it holds as many claims as its lane's last one did; past
 that, each arrival keeps it open `gap` longer, up to `max_wait` in all. A lone client's request
 runs at once, as it would one at a time. A batch's answers are recorded while the next pass
-runs, and sent once recorded. A request waits at most `timeout` for its answer.
+runs, and sent once recorded.
 
 Under overload the work is bounded: the lanes admit at most `max_backlog` claims that wait for
-or are in a pass, and none that the pace of recent passes could not answer within the timeout;
-a request beyond is refused at once (`Overloaded`: 503 with Retry-After) rather than queued to
-time out. A claim whose caller has gone (its deadline passed, or its client disconnected) is
-dropped before its pass, and one whose caller left during the pass is not recorded as served.
+or are in a pass, and none that the pace of recent passes could not answer in the time a claim
+may wait; a request beyond is refused at once (`Overloaded`: 503 with Retry-After) rather than
+queued to time out. A claim whose caller has gone (its deadline passed, or its client
+disconnected) is dropped before its pass, and one whose caller left during the pass is not
+recorded as served. `serving/triage_service.py` puts these together behind one timeout.
 """
 
 from __future__ import annotations
@@ -22,25 +23,22 @@ from __future__ import annotations
 import asyncio
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
 import torch
 
-from claims.model.features import FeatureError
 from schemas.claim import Claim
 from schemas.triage import TriageResult
 from serving.observability import ServiceMetrics
 
 Runner = Callable[[Sequence[Claim]], list[TriageResult]]
-Recorder = Callable[[Sequence[Claim], list[TriageResult]], None]
+Pass = Callable[[Sequence[Claim]], Awaitable[list[TriageResult]]]
+Recording = Callable[[Sequence[Claim], list[TriageResult]], Awaitable[None]]
 Queued = tuple[Claim, asyncio.Future[TriageResult], float]  # the claim, its answer, its deadline
 T = TypeVar("T")
 PACE_WEIGHT = 0.2  # of the latest pass in the running estimate of seconds per claim
-# The share of the timeout a new claim's wait may fill: the rest is its own pass, the gathering
-# of its batch and the recording of its answer.
-ADMISSION_SHARE = 0.75
 
 
 class InferenceTimeout(RuntimeError):
@@ -67,29 +65,29 @@ class InferenceLanes:
     default. Never more threads than torch's share in all: each thread that runs a pass keeps
     its own team of torch's OpenMP workers, and once the teams hold more workers than there are
     cores, libgomp puts them to sleep between operations and every pass runs about a quarter
-    slower (1.56 of 2 cores busy instead of 1.99). `then` (recording the answers) runs on
-    another thread, off the lanes.
+    slower (1.56 of 2 cores busy instead of 1.99). Recording the answers runs on another
+    thread, off the lanes.
+
+    The lanes also keep the count of claims admitted (`admit`, `release`) and the pace of
+    recent passes, which together say whether there is room for more.
     """
 
     def __init__(
         self,
         run: Runner,
-        timeout: float,
-        then: Recorder | None = None,
-        lanes: int = 1,
-        max_backlog: int = 1024,
-        metrics: ServiceMetrics | None = None,
-        explained: Runner | None = None,
+        metrics: ServiceMetrics,
+        *,
+        lanes: int,
+        max_backlog: int,
+        wait_budget: float,
     ) -> None:
-        """`explained`: `run` with every answer explained, for requests that ask for it."""
+        """`wait_budget`: the most seconds a newly admitted claim may wait for its pass."""
         self.run = run
-        self.explained = explained or run
-        self.then = then
-        self.timeout = timeout
+        self.metrics = metrics
         self.lanes = lanes
         self.max_backlog = max_backlog
-        self.metrics = metrics
-        self.backlog = 0  # claims admitted that have not been through their pass yet
+        self.wait_budget = wait_budget
+        self.backlog = 0  # claims admitted whose callers still wait for an answer
         self.seconds_per_claim: float | None = None  # of recent passes, in one lane
         self._threads = ThreadPoolExecutor(
             max_workers=lanes,
@@ -98,57 +96,37 @@ class InferenceLanes:
             initargs=(max(1, torch.get_num_threads() // lanes),),
         )
 
-    async def __call__(self, claims: Sequence[Claim], explain: bool = False) -> list[TriageResult]:
-        """A request's claims in one pass of their own. Cancelled (timeout, client gone) before
-        its lane takes it up, the pass never runs; during the pass, nothing is recorded.
-        `explain`: every answer explained, not only those that need review."""
-        self.admit(len(claims))
-        try:
-            return await asyncio.wait_for(self._answer(claims, explain), self.timeout)
-        except TimeoutError as error:
-            raise InferenceTimeout(f"no answer within {self.timeout:g} s") from error
-        finally:
-            self.release(len(claims))
-
-    async def _answer(self, claims: Sequence[Claim], explain: bool) -> list[TriageResult]:
-        results = await self.infer(claims, explain)
-        await self.record(claims, results)
-        return results
-
-    def admit(self, count: int) -> None:
-        """Counts `count` claims into the backlog, or raises Overloaded: past `max_backlog`, or
-        when the backlog would take the lanes longer than the timeout at the pace of recent
-        passes. Work arriving at an idle service is always admitted."""
-        if self.backlog == 0:
-            self.backlog = count
-            return
-        if self.backlog + count > self.max_backlog:
-            reason = f"{self.backlog} claims are waiting, the most this service queues"
-        elif (self.expected_seconds(self.backlog + count) or 0.0) > self._admissible_wait:
-            reason = (
-                f"{self.backlog} claims are waiting, more than it answers in {self.timeout:g} s"
-            )
-        else:
-            self.backlog += count
-            return
-        self.shed("queue_full", count)
-        raise Overloaded(f"overloaded: {reason}; retry later", self.retry_after())
-
-    def release(self, count: int) -> None:
-        """`count` admitted claims are through their pass, or dropped before it."""
-        self.backlog = max(0, self.backlog - count)
-
     @property
     def full(self) -> bool:
         """Whether a single claim would be refused now."""
-        if self.backlog == 0:
-            return False
-        expected = self.expected_seconds(self.backlog + 1) or 0.0
-        return self.backlog + 1 > self.max_backlog or expected > self._admissible_wait
+        return self._refusal(1) is not None
 
-    @property
-    def _admissible_wait(self) -> float:
-        return ADMISSION_SHARE * self.timeout
+    def _refusal(self, count: int) -> str | None:
+        """Why `count` more claims would be refused: past `max_backlog`, or when the backlog
+        would take the lanes longer than the wait budget at the pace of recent passes. Work
+        arriving at an idle service is always taken."""
+        if self.backlog == 0:
+            return None
+        if self.backlog + count > self.max_backlog:
+            return f"{self.backlog} claims are waiting, the most this service queues"
+        if (self.expected_seconds(self.backlog + count) or 0.0) > self.wait_budget:
+            return (
+                f"{self.backlog} claims are waiting, more than it answers in {self.wait_budget:g} s"
+            )
+        return None
+
+    def admit(self, count: int) -> None:
+        """Counts `count` claims into the backlog, or raises Overloaded when they would be
+        refused now."""
+        reason = self._refusal(count)
+        if reason is not None:
+            self.metrics.shed.labels("queue_full").inc(count)
+            raise Overloaded(f"overloaded: {reason}; retry later", self.retry_after())
+        self.backlog += count
+
+    def release(self, count: int) -> None:
+        """`count` admitted claims are answered, or their callers have given up."""
+        self.backlog = max(0, self.backlog - count)
 
     def expected_seconds(self, claims: int) -> float | None:
         """How long the lanes take over `claims` at the pace of recent passes; None before the
@@ -161,15 +139,11 @@ class InferenceLanes:
         """Whole seconds until the backlog is likely through, at least one."""
         return max(1, math.ceil(self.expected_seconds(self.backlog) or 1.0))
 
-    def shed(self, reason: str, count: int = 1) -> None:
-        if self.metrics is not None and count:
-            self.metrics.shed.labels(reason).inc(count)
-
-    async def infer(self, claims: Sequence[Claim], explain: bool = False) -> list[TriageResult]:
-        """The pass alone, in a free lane; `record` before answering."""
+    async def infer(self, claims: Sequence[Claim], run: Runner | None = None) -> list[TriageResult]:
+        """One pass in a free lane, by `run` (default: the lanes' model). Cancelled before a
+        lane takes it up, it never runs."""
         loop = asyncio.get_running_loop()
-        run = self.explained if explain else self.run
-        return await loop.run_in_executor(self._threads, self._timed_pass, claims, run)
+        return await loop.run_in_executor(self._threads, self._timed_pass, claims, run or self.run)
 
     def _timed_pass(self, claims: Sequence[Claim], run: Runner) -> list[TriageResult]:
         started = time.perf_counter()
@@ -178,13 +152,8 @@ class InferenceLanes:
             pace = (time.perf_counter() - started) / len(claims)
             last = self.seconds_per_claim
             self.seconds_per_claim = pace if last is None else last + PACE_WEIGHT * (pace - last)
-            if self.metrics is not None:
-                self.metrics.computed.inc(len(claims))
+            self.metrics.computed.inc(len(claims))
         return results
-
-    async def record(self, claims: Sequence[Claim], results: list[TriageResult]) -> None:
-        if self.then is not None:
-            await asyncio.to_thread(self.then, claims, results)
 
     def close(self) -> None:
         """Lets the lanes' threads end, and their OpenMP teams with them; passes under way
@@ -203,64 +172,73 @@ async def in_passing_thread(work: Callable[[], T]) -> T:
 
 
 class MicroBatcher:
-    """Gathers batches for the lanes of `runner`, one batch at a time: while one lane's pass
-    runs, the next batch gathers for a free lane."""
+    """Gathers single claims into batches for `run` (a batch of claims to their results),
+    `lanes` batches at a time: while one batch's pass runs, the next gathers for a free lane.
+    Each batch's answers go through `then` (recording) while the next pass runs, and are
+    answered once through it."""
 
-    def __init__(self, runner: InferenceLanes, max_batch: int, gap: float, max_wait: float) -> None:
-        self.runner = runner
+    def __init__(
+        self,
+        run: Pass,
+        max_batch: int,
+        gap: float,
+        max_wait: float,
+        *,
+        then: Recording,
+        metrics: ServiceMetrics,
+        lanes: int = 1,
+    ) -> None:
+        self.run = run
+        self.then = then
         self.max_batch = max_batch
         self.gap = gap
         self.max_wait = max_wait
+        self.metrics = metrics
+        self.lanes = lanes
         self._queue: asyncio.Queue[Queued] = asyncio.Queue()
         self._gathering = asyncio.Lock()  # two gathering batches would split the arrivals
-        self._lanes: list[asyncio.Task[None]] = []
+        self._workers: list[asyncio.Task[None]] = []
         self._recordings: set[asyncio.Task[None]] = set()
 
     async def start(self) -> None:
-        self._lanes = [
+        self._workers = [
             asyncio.create_task(self._work(), name=f"micro-batcher-{lane}")
-            for lane in range(self.runner.lanes)
+            for lane in range(self.lanes)
         ]
 
     async def stop(self) -> None:
         """Answers what is queued, then stops: part of a graceful shutdown."""
         while not self._queue.empty():
             await asyncio.sleep(0.01)
-        for lane in self._lanes:
-            lane.cancel()
-        await asyncio.gather(*self._lanes, return_exceptions=True)
+        for worker in self._workers:
+            worker.cancel()
+        await asyncio.gather(*self._workers, return_exceptions=True)
         await asyncio.gather(*self._recordings)
 
-    async def triage(self, claim: Claim) -> TriageResult:
-        """The claim's answer, once recorded. Raises Overloaded at once when the lanes cannot
-        take it; its deadline is the timeout from now."""
-        self.runner.admit(1)
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[TriageResult] = loop.create_future()
-        self._queue.put_nowait((claim, future, loop.time() + self.runner.timeout))
+    async def submit(self, claim: Claim, deadline: float) -> TriageResult:
+        """The claim's answer, once through `then`. Past `deadline` (the event loop's clock) it
+        is dropped before its pass and answered with TimeoutError; a caller that gives up
+        (cancels) has it dropped too, or, once in its pass, left out of `then`."""
+        future: asyncio.Future[TriageResult] = asyncio.get_running_loop().create_future()
+        self._queue.put_nowait((claim, future, deadline))
         try:
-            return await asyncio.wait_for(asyncio.shield(future), self.runner.timeout)
-        except TimeoutError as error:
-            raise InferenceTimeout(f"no answer within {self.runner.timeout:g} s") from error
+            return await future
         finally:
-            future.cancel()  # settled: nothing; else (timeout, client gone) it is dropped
+            future.cancel()  # settled: nothing; else the caller gave up and it is dropped
 
     async def _work(self) -> None:
-        """One lane: gather a batch, run it, hand its answers to recording, and again."""
+        """One lane: gather a batch, run it, hand its answers to `then`, and again."""
         expected = 1  # claims in this lane's last batch: the clients that may come back
         while True:
             async with self._gathering:
                 batch = await self._gather(expected)
             expected = len(batch)
-            try:
-                answered = await self._infer(batch)
-            finally:
-                self.runner.release(len(batch))
-            late = [item for item, _ in answered if item[1].done()]  # their callers left
-            self.runner.shed("late", len(late))
-            answered = [(item, result) for item, result in answered if not item[1].done()]
-            if answered:  # recorded while the next pass runs
-                recording = asyncio.create_task(self._record(answered))
+            answered = await self._run(batch)
+            waiting = [(item, result) for item, result in answered if not item[1].done()]
+            if len(waiting) < len(answered):  # the others' callers left during the pass
+                self.metrics.shed.labels("late").inc(len(answered) - len(waiting))
+            if waiting:  # recorded while the next pass runs
+                recording = asyncio.create_task(self._record(waiting))
                 self._recordings.add(recording)
                 recording.add_done_callback(self._recordings.discard)
 
@@ -291,7 +269,7 @@ class MicroBatcher:
 
     def _live(self, items: list[Queued]) -> list[Queued]:
         """The items still worth a pass; those whose caller gave up at its deadline or went
-        away are dropped, and leave the backlog."""
+        away are dropped."""
         now = asyncio.get_running_loop().time()
         live = []
         for item in items:
@@ -299,34 +277,31 @@ class MicroBatcher:
             if not future.done() and now < deadline:
                 live.append(item)
                 continue
-            self.runner.shed("deadline" if now >= deadline else "client_gone")
-            _settle(future, error=InferenceTimeout(f"no answer within {self.runner.timeout:g} s"))
-            self.runner.release(1)
+            self.metrics.shed.labels("deadline" if now >= deadline else "client_gone").inc()
+            _settle(future, error=TimeoutError())
         return live
 
-    async def _infer(self, batch: list[Queued]) -> list[tuple[Queued, TriageResult]]:
-        """Each claim with its result; a claim that failed has its answer already."""
+    async def _run(self, batch: list[Queued]) -> list[tuple[Queued, TriageResult]]:
+        """Each claim with its result; a claim that failed has its answer already. A batch
+        whose pass fails runs again claim by claim, so that one claim's fault (a field the
+        model cannot read) fails it alone and its neighbours are answered."""
         try:
-            results = await self.runner.infer([claim for claim, _, _ in batch])
-        except FeatureError as error:
+            results = await self.run([claim for claim, _, _ in batch])
+        except Exception as error:
             if len(batch) == 1:
                 _settle(batch[0][1], error=error)
                 return []
             answered = []
-            for item in batch:  # one claim's bad field must not fail its neighbours
-                answered += await self._infer([item])
+            for item in batch:
+                answered += await self._run([item])
             return answered
-        except Exception as error:
-            for _, future, _ in batch:
-                _settle(future, error=error)
-            return []
         return list(zip(batch, results, strict=True))
 
     async def _record(self, answered: list[tuple[Queued, TriageResult]]) -> None:
-        """One transaction for the batch; if it fails, one per claim, so that a claim the store
+        """One `then` for the batch; if it fails, one per claim, so that a claim the store
         refuses fails alone and its neighbours are still recorded and answered."""
         try:
-            await self.runner.record(
+            await self.then(
                 [claim for (claim, _, _), _ in answered], [result for _, result in answered]
             )
         except Exception as error:

@@ -1,4 +1,5 @@
-"""What routes take from the application: the models, the store and the job launcher."""
+"""What routes take from the application: the models, the store, the job launcher and the
+triage service."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from fastapi import Depends, Request
 from claims.store import Store
 from serving.batch.jobs import JobLauncher
 from serving.models import ModelService
+from serving.triage_service import TriageService
 
 
 def get_models(request: Request) -> ModelService:
@@ -23,6 +25,11 @@ def get_launcher(request: Request) -> JobLauncher:
     return request.app.state.launcher
 
 
+def get_triage_service(request: Request) -> TriageService:
+    return request.app.state.triage
+
+
 Models = Annotated[ModelService, Depends(get_models)]
 StoreDep = Annotated[Store, Depends(get_store)]
 Launcher = Annotated[JobLauncher, Depends(get_launcher)]
+TriageServiceDep = Annotated[TriageService, Depends(get_triage_service)]

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any
 
-from fastapi import Request
+from fastapi import HTTPException, Request, status
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -53,6 +54,15 @@ class AsciiJSONResponse(JSONResponse):
 
     def render(self, content: Any) -> bytes:
         return json.dumps(content, ensure_ascii=True, allow_nan=False).encode("ascii")
+
+
+def invalid_field(field: Sequence[str | int], message: str) -> HTTPException:
+    """The 422 of a value that passed the request's schema but that the service cannot use,
+    naming its field as FastAPI's own 422 does."""
+    return HTTPException(
+        status.HTTP_422_UNPROCESSABLE_CONTENT,
+        detail=[{"loc": ["body", *field], "msg": message, "type": "value_error"}],
+    )
 
 
 async def unprocessable(request: Request, error: RequestValidationError) -> JSONResponse:

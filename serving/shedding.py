@@ -37,10 +37,10 @@ class OverloadShedding:
             and scope["method"] == "POST"
             and scope["path"] in TRIAGE_PATHS
             and _may_triage(scope)
-            and (lanes := getattr(scope["app"].state, "inference", None)) is not None
-            and lanes.full
+            and (service := getattr(scope["app"].state, "triage", None)) is not None
+            and (lanes := service.lanes).full
         ):
-            lanes.shed("queue_full")
+            lanes.metrics.shed.labels("queue_full").inc()
             await send(
                 {
                     "type": "http.response.start",

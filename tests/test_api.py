@@ -9,7 +9,9 @@ import pytest
 from fastapi.testclient import TestClient
 
 from serving.app import create_app
+from serving.dependencies import get_triage_service
 from serving.settings import ServiceSettings
+from serving.triage_service import TriageService
 
 CLAIM = {
     "claim_id": "CLM-77",
@@ -83,8 +85,8 @@ def test_a_structured_field_of_the_wrong_kind_gets_422(
 
     predictor = client.app.state.models.serving.tuned.predictor
     wages = NumericScaling(name="wages", center=0.0, scale=1.0)
-    features = predictor.features.model_copy(
-        update={"numeric": [*predictor.features.numeric, wages]}
+    features = predictor.preparer.features.model_copy(
+        update={"numeric": [*predictor.preparer.features.numeric, wages]}
     )
     monkeypatch.setattr(predictor.preparer, "features", features)
     response = client.post("/v1/triage", json={**CLAIM, "attributes": {"wages": "plenty"}})
@@ -148,3 +150,22 @@ def test_without_a_checkpoint_the_service_is_degraded_but_answers() -> None:
         assert body["served_by"]["source"] == "base"
         assert body["served_by"]["model_version"].startswith("base:sentence-transformers/")
         assert client.get("/v1/models/active").json()["tuned"] is None
+
+
+def test_the_triage_routes_take_their_service_as_a_dependency(client: TestClient) -> None:
+    """Like the models and the store: an app, or a test, can put its own in its place."""
+    recorded: list[str] = []
+    service = TriageService(
+        client.app.state.models.triage,  # type: ignore[attr-defined]
+        lambda claims, results: recorded.extend(claim.claim_id for claim in claims),
+        30,
+    )
+    client.app.dependency_overrides[get_triage_service] = lambda: service  # type: ignore[attr-defined]
+    try:
+        one = client.post("/v1/triage", json=CLAIM)
+        batch = client.post("/v1/triage/batch", json={"claims": [{**CLAIM, "claim_id": "CLM-78"}]})
+    finally:
+        client.app.dependency_overrides.clear()  # type: ignore[attr-defined]
+        service.lanes.close()
+    assert one.status_code == 200 and batch.status_code == 200
+    assert recorded == ["CLM-77", "CLM-78"]

@@ -14,8 +14,9 @@ import torch
 from fastapi.testclient import TestClient
 
 from serving.app import create_app
-from serving.batching import InferenceLanes, MicroBatcher, in_passing_thread
+from serving.batching import in_passing_thread
 from serving.settings import ServiceSettings
+from serving.triage_service import TriageService
 
 CLAIMS = [
     {"claim_id": f"MB-{i}", "description": text}
@@ -111,16 +112,17 @@ def arrivals(
         return list(items)
 
     async def scenario() -> None:
-        batcher = MicroBatcher(InferenceLanes(run, timeout=30), 64, gap=gap, max_wait=max_wait)
-        await batcher.start()
+        service = TriageService(
+            run, lambda *_: None, 30, micro_batch=64, gap=gap, max_wait=max_wait
+        )
+        await service.start()
         asked = []
         for item in range(count):
-            asked.append(asyncio.create_task(batcher.triage(item)))
+            asked.append(asyncio.create_task(service.triage([item])))
             if item >= together - 1:
                 await asyncio.sleep(spacing)
-        assert await asyncio.gather(*asked) == list(range(count))  # each its own answer
-        await batcher.stop()
-        batcher.runner.close()
+        assert await asyncio.gather(*asked) == [[n] for n in range(count)]  # each its own answer
+        await service.close()
 
     asyncio.run(scenario())
     return sizes
@@ -165,9 +167,9 @@ def test_passes_run_in_their_lanes_on_their_share_of_threads_and_recording_elsew
         recordings.add(threading.get_ident())
 
     async def scenario() -> None:
-        runner = InferenceLanes(run, timeout=30, then=then, lanes=lanes)
-        await asyncio.gather(*(runner([n]) for n in range(20)))
-        runner.close()
+        service = TriageService(run, then, 30, lanes=lanes)
+        await asyncio.gather(*(service.triage([n]) for n in range(20)))
+        await service.close()
 
     asyncio.run(scenario())
     assert 1 <= len(passes) <= lanes and passes.keys().isdisjoint(recordings)
@@ -188,18 +190,18 @@ def test_with_two_lanes_a_batch_gathers_and_runs_while_the_last_one_runs() -> No
             second_started.set()
         return list(items)
 
-    async def scenario() -> list[int]:
-        lanes = InferenceLanes(run, timeout=30, lanes=2)
-        batcher = MicroBatcher(lanes, 64, gap=0.05, max_wait=0.5)
-        await batcher.start()
-        first = asyncio.create_task(batcher.triage(0))
+    async def scenario() -> list[list[int]]:
+        service = TriageService(
+            run, lambda *_: None, 30, lanes=2, micro_batch=64, gap=0.05, max_wait=0.5
+        )
+        await service.start()
+        first = asyncio.create_task(service.triage([0]))
         await asyncio.sleep(0.1)  # its pass has started and holds its lane
-        answers = await asyncio.gather(first, *(batcher.triage(n) for n in (1, 2, 3)))
-        await batcher.stop()
-        lanes.close()
+        answers = await asyncio.gather(first, *(service.triage([n]) for n in (1, 2, 3)))
+        await service.close()
         return answers
 
-    assert asyncio.run(scenario()) == [0, 1, 2, 3]
+    assert asyncio.run(scenario()) == [[0], [1], [2], [3]]
     assert sizes == [1, 3]  # the three that came during the first pass went together
 
 
@@ -219,18 +221,17 @@ def test_the_next_pass_runs_while_the_last_batch_is_recorded() -> None:
             assert second_pass.wait(timeout=5), "the second pass waited for the first recording"
         recorded.extend(items)
 
-    async def scenario() -> list[int]:
-        batcher = MicroBatcher(InferenceLanes(run, timeout=30, then=then), 64, gap=0, max_wait=0)
-        await batcher.start()
-        first = asyncio.create_task(batcher.triage(0))
+    async def scenario() -> list[list[int]]:
+        service = TriageService(run, then, 30, micro_batch=64)
+        await service.start()
+        first = asyncio.create_task(service.triage([0]))
         await asyncio.sleep(0.2)  # its pass is over, its recording waits
         assert not first.done()
-        answers = await asyncio.gather(first, batcher.triage(1))
-        await batcher.stop()
-        batcher.runner.close()
+        answers = await asyncio.gather(first, service.triage([1]))
+        await service.close()
         return answers
 
-    assert asyncio.run(scenario()) == [0, 1]
+    assert asyncio.run(scenario()) == [[0], [1]]
     assert sorted(recorded) == [0, 1]
 
 

@@ -22,8 +22,9 @@ from fastapi.testclient import TestClient
 from claims.store import Store
 from claims.store.data_settings import DataSettings
 from serving.app import create_app
-from serving.batching import InferenceLanes, InferenceTimeout, MicroBatcher, Overloaded
+from serving.batching import InferenceTimeout, Overloaded
 from serving.settings import ServiceSettings
+from serving.triage_service import TriageService
 from tests.conftest import free_port
 
 CLAIM = {
@@ -46,6 +47,8 @@ class Lane:
 
     def run(self, items: Sequence) -> list:
         self.passes.append(list(items))
+        if "unreadable" in items:
+            raise ValueError("the model cannot read a claim")
         if self.hold_first and len(self.passes) == 1:
             assert self.release.wait(timeout=10)
         time.sleep(self.seconds * len(items))
@@ -72,25 +75,23 @@ def test_past_the_bound_a_claim_is_refused_at_once_with_a_retry_after() -> None:
     lane = Lane()
 
     async def scenario() -> None:
-        lanes = InferenceLanes(lane.run, timeout=30, then=lane.record, max_backlog=4)
-        batcher = MicroBatcher(lanes, 16, gap=0.0, max_wait=0.0)
-        await batcher.start()
-        first = asyncio.create_task(batcher.triage("busy"))
+        service = TriageService(lane.run, lane.record, 30, max_backlog=4, micro_batch=16)
+        await service.start()
+        first = asyncio.create_task(service.triage(["busy"]))
         await until(lambda: lane.passes)  # the lane holds its pass
-        waiting = [asyncio.create_task(batcher.triage(f"w{n}")) for n in range(3)]
+        waiting = [asyncio.create_task(service.triage([f"w{n}"])) for n in range(3)]
         await asyncio.sleep(0.01)
         started = time.perf_counter()
         with pytest.raises(Overloaded) as refused:
-            await batcher.triage("one too many")
+            await service.triage(["one too many"])
         assert time.perf_counter() - started < 0.05
         assert refused.value.retry_after >= 1
         with pytest.raises(Overloaded):  # a request's claims in a pass of their own, too
-            await lanes(["b1", "b2"])
+            await service.triage(["b1", "b2"])
         lane.release.set()
-        assert await asyncio.gather(first, *waiting) == ["busy", "w0", "w1", "w2"]
-        await batcher.stop()
-        lanes.close()
-        assert lanes.backlog == 0
+        assert await asyncio.gather(first, *waiting) == [["busy"], ["w0"], ["w1"], ["w2"]]
+        await service.close()
+        assert service.lanes.backlog == 0
 
     asyncio.run(scenario())
     assert "one too many" not in lane.computed and "b1" not in lane.computed
@@ -100,16 +101,14 @@ def test_a_claim_the_recent_pace_cannot_answer_in_time_is_refused_at_once() -> N
     lane = Lane(hold_first=False, seconds=0.05)  # 20 claims a second
 
     async def scenario() -> None:
-        lanes = InferenceLanes(lane.run, timeout=0.5, then=lane.record, max_backlog=1000)
-        batcher = MicroBatcher(lanes, 4, gap=0.0, max_wait=0.0)
-        await batcher.start()
-        await batcher.triage("first")  # sets the pace
-        asked = [asyncio.create_task(batcher.triage(n)) for n in range(40)]
+        service = TriageService(lane.run, lane.record, 0.5, max_backlog=1000, micro_batch=4)
+        await service.start()
+        await service.triage(["first"])  # sets the pace
+        asked = [asyncio.create_task(service.triage([n])) for n in range(40)]
         answers = await asyncio.gather(*asked, return_exceptions=True)
-        await batcher.stop()
-        lanes.close()
+        await service.close()
         refused = [a for a in answers if isinstance(a, Overloaded)]
-        answered = [a for a in answers if isinstance(a, int)]
+        answered = [a for a in answers if isinstance(a, list)]
         assert 0 < len(answered) <= 8 and len(refused) == 40 - len(answered)
 
     asyncio.run(scenario())
@@ -121,21 +120,19 @@ def test_claims_whose_deadline_passed_are_dropped_before_their_pass_and_not_reco
     lane = Lane()
 
     async def scenario() -> None:
-        lanes = InferenceLanes(lane.run, timeout=0.2, then=lane.record)
-        batcher = MicroBatcher(lanes, 16, gap=0.0, max_wait=0.0)
-        await batcher.start()
-        first = asyncio.create_task(batcher.triage("busy"))
+        service = TriageService(lane.run, lane.record, 0.2, micro_batch=16)
+        await service.start()
+        first = asyncio.create_task(service.triage(["busy"]))
         await until(lambda: lane.passes)
-        late = [asyncio.create_task(batcher.triage(f"late{n}")) for n in range(5)]
+        late = [asyncio.create_task(service.triage([f"late{n}"])) for n in range(5)]
         for outcome in await asyncio.gather(*late, return_exceptions=True):
             assert isinstance(outcome, InferenceTimeout)
         lane.release.set()
         with pytest.raises(InferenceTimeout):
             await first  # its pass outlived its deadline too
-        assert await batcher.triage("after") == "after"
-        await batcher.stop()
-        lanes.close()
-        assert lanes.backlog == 0
+        assert await service.triage(["after"]) == ["after"]
+        await service.close()
+        assert service.lanes.backlog == 0
 
     asyncio.run(scenario())
     assert lane.computed == ["busy", "after"]
@@ -146,20 +143,18 @@ def test_a_claim_whose_client_left_is_dropped_before_its_pass() -> None:
     lane = Lane()
 
     async def scenario() -> None:
-        lanes = InferenceLanes(lane.run, timeout=30, then=lane.record)
-        batcher = MicroBatcher(lanes, 16, gap=0.0, max_wait=0.0)
-        await batcher.start()
-        first = asyncio.create_task(batcher.triage("busy"))
+        service = TriageService(lane.run, lane.record, 30, micro_batch=16)
+        await service.start()
+        first = asyncio.create_task(service.triage(["busy"]))
         await until(lambda: lane.passes)
-        gone = asyncio.create_task(batcher.triage("gone"))
-        stays = asyncio.create_task(batcher.triage("stays"))
+        gone = asyncio.create_task(service.triage(["gone"]))
+        stays = asyncio.create_task(service.triage(["stays"]))
         await asyncio.sleep(0.01)
         gone.cancel()  # what the route does when its client disconnects
         lane.release.set()
-        assert await asyncio.gather(first, stays) == ["busy", "stays"]
-        await batcher.stop()
-        lanes.close()
-        assert lanes.backlog == 0
+        assert await asyncio.gather(first, stays) == [["busy"], ["stays"]]
+        await service.close()
+        assert service.lanes.backlog == 0
 
     asyncio.run(scenario())
     assert "gone" not in lane.computed and "gone" not in lane.recorded
@@ -169,16 +164,16 @@ def test_a_request_cancelled_before_its_lane_is_free_never_runs() -> None:
     lane = Lane()
 
     async def scenario() -> None:
-        lanes = InferenceLanes(lane.run, timeout=0.2, then=lane.record)
-        first = asyncio.create_task(lanes(["busy"]))
+        service = TriageService(lane.run, lane.record, 0.2)
+        first = asyncio.create_task(service.triage(["busy"]))
         await until(lambda: lane.passes)
         with pytest.raises(InferenceTimeout):
-            await lanes(["late1", "late2"])
+            await service.triage(["late1", "late2"])
         lane.release.set()
         with pytest.raises(InferenceTimeout):
             await first
-        lanes.close()
-        assert lanes.backlog == 0
+        await service.close()
+        assert service.lanes.backlog == 0
 
     asyncio.run(scenario())
     assert lane.computed == ["busy"] and lane.recorded == []
@@ -189,23 +184,43 @@ def test_a_recording_failure_fails_only_the_claim_at_fault() -> None:
     lane = Lane(hold_first=False)
 
     async def scenario() -> list:
-        lanes = InferenceLanes(lane.run, timeout=30, then=lane.record)
-        batcher = MicroBatcher(lanes, 16, gap=0.05, max_wait=0.5)
-        await batcher.start()
-        await batcher.triage("warm")  # the next batch waits for company
+        service = TriageService(lane.run, lane.record, 30, micro_batch=16, gap=0.05, max_wait=0.5)
+        await service.start()
+        await service.triage(["warm"])  # the next batch waits for company
         names = ["a", "b", "refused", "c"]
         answers = await asyncio.gather(
-            *(batcher.triage(name) for name in names), return_exceptions=True
+            *(service.triage([name]) for name in names), return_exceptions=True
         )
-        await batcher.stop()
-        lanes.close()
+        await service.close()
         return answers
 
     answers = asyncio.run(scenario())
-    assert answers[:2] == ["a", "b"] and answers[3] == "c"
+    assert answers[:2] == [["a"], ["b"]] and answers[3] == ["c"]
     assert isinstance(answers[2], RuntimeError)
     assert [len(one) for one in lane.passes] == [1, 4]  # they did share a pass
     assert sorted(lane.recorded) == ["a", "b", "c", "warm"]
+
+
+def test_a_failed_pass_fails_only_the_claim_at_fault() -> None:
+    """A shared pass that fails runs again claim by claim, whatever the failure."""
+    lane = Lane(hold_first=False)
+
+    async def scenario() -> list:
+        service = TriageService(lane.run, lane.record, 30, micro_batch=16, gap=0.05, max_wait=0.5)
+        await service.start()
+        await service.triage(["warm"])  # the next batch waits for company
+        answers = await asyncio.gather(
+            *(service.triage([name]) for name in ["a", "unreadable", "b"]),
+            return_exceptions=True,
+        )
+        await service.close()
+        assert service.lanes.backlog == 0
+        return answers
+
+    answers = asyncio.run(scenario())
+    assert answers[0] == ["a"] and answers[2] == ["b"] and isinstance(answers[1], ValueError)
+    assert [len(one) for one in lane.passes] == [1, 3, 1, 1, 1]
+    assert sorted(lane.recorded) == ["a", "b", "warm"]
 
 
 # --- Through HTTP, with the real model ----------------------------------------------------
@@ -214,7 +229,7 @@ def test_a_recording_failure_fails_only_the_claim_at_fault() -> None:
 def held(app: object, release: threading.Event) -> list[list[str]]:
     """Holds the app's first forward pass until `release` is set; returns the claim ids of
     every pass the model ran."""
-    lanes = app.state.inference  # type: ignore[attr-defined]
+    lanes = app.state.triage.lanes  # type: ignore[attr-defined]
     model = lanes.run
     passes: list[list[str]] = []
 
@@ -314,8 +329,8 @@ def test_a_claim_whose_client_disconnected_is_never_computed_or_recorded(
 
     app, address = live_app
     if not micro_batching:
-        app.state.batcher = None  # type: ignore[attr-defined]
-    lanes = app.state.inference  # type: ignore[attr-defined]
+        app.state.triage.batcher = None  # type: ignore[attr-defined]
+    lanes = app.state.triage.lanes  # type: ignore[attr-defined]
     release = threading.Event()
     passes = held(app, release)
     first = threading.Thread(

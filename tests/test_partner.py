@@ -156,9 +156,9 @@ def test_a_checkpoint_records_its_stack_and_serves_it(
     notes = {k: v for k, v in manifest["selection"].items() if k.startswith("stack.")}
     assert set(notes) == {f"stack.{task.name}" for task in load_config().tasks}
     predictor = load_checkpoint(trained_checkpoint).predictor
-    assert predictor.partner is not None
+    assert predictor.preparer.partner is not None
     card = (trained_checkpoint / "MODEL_CARD.md").read_text()
-    for task, weights in predictor.partner.state.stack_weights.items():
+    for task, weights in predictor.preparer.partner.state.stack_weights.items():
         assert set(weights) == {TUNED, TEXT, BOOSTED}
         assert f"{TUNED} {weights[TUNED]:.2f}" in notes[f"stack.{task}"]
         assert f"| {task} | {weights[TUNED]:.2f} |" in card
@@ -169,7 +169,7 @@ def test_a_checkpoint_records_its_stack_and_serves_it(
     ).claims
     members = predictor.member_probabilities(claims)
     served = predictor.predict_proba(claims)
-    for task, weights in predictor.partner.state.stack_weights.items():
+    for task, weights in predictor.preparer.partner.state.stack_weights.items():
         expected = stack({m: members[m][task] for m in weights}, weights)
         np.testing.assert_allclose(served[task], expected, atol=1e-6)
 
@@ -200,4 +200,4 @@ def test_without_the_partner_the_tuned_model_answers_alone(
     outcome = SpecialistTrainer(config, show_progress=False).fit(claims_csv, tmp_path / "m")
     assert outcome.manifest.selection["partner"].startswith("not fitted: boosted_partner is off")
     assert not (outcome.checkpoint / PARTNER).exists()
-    assert load_checkpoint(outcome.checkpoint).predictor.partner is None
+    assert load_checkpoint(outcome.checkpoint).predictor.preparer.partner is None

@@ -87,7 +87,7 @@ def test_the_validation_claims_can_be_found_again_and_rescored(
     train, validation = split_validation(development, loaded.config.training.validation_fraction)
     data = loaded.manifest.training_data
     assert (len(train), len(validation)) == (data.train_rows, data.validation_rows)
-    loaded.predictor.partner = None
+    loaded.predictor.preparer.partner = None
     again = score_predictions(
         loaded.config,
         loaded.predictor.predict_proba(validation.claims),

@@ -163,7 +163,7 @@ def _member_systems(
 ) -> dict[str, ScoredSystem]:
     """Each member of the specialist's stack alone, labels by the most probable: what the
     stack adds over its best member."""
-    partner = checkpoint.predictor.partner
+    partner = checkpoint.predictor.preparer.partner
     if partner is None:  # the tuned model alone is the specialist itself
         return {}
     weights = partner.state.stack_weights
@@ -227,7 +227,7 @@ def paired_uncertainty(
 
 def _blend(predictor: TunedPredictor) -> str:
     """Whether the tuned model answers alone or in its stack."""
-    if predictor.partner is None:
+    if predictor.preparer.partner is None:
         return ", alone"
     return ", stacked with the text and boosted members"
 

@@ -203,7 +203,7 @@ class SpecialistTrainer:
             training_seconds=time.perf_counter() - started,
             stage_seconds=stages.lap("after"),
             selection={"epoch_and_step": kept, **calibrated},
-            partner=predictor.partner,
+            partner=predictor.preparer.partner,
         )
         manifest = write_checkpoint(
             specialist, out_dir, lambda version: render_model_card(specialist, version)
@@ -283,7 +283,7 @@ class SpecialistTrainer:
                 + f": validation log loss {stack_log_loss(labelled, truth, weights):.4f} "
                 f"({alone})"
             )
-        predictor.partner = partner
+        predictor.preparer.partner = partner
         return partner.blend(tuned, {m: a for m, a in members.items() if m != TUNED}), notes
 
     def _fit_decision_offsets(

@@ -112,7 +112,8 @@ class TunedPredictor:
         batch_size: int = 64,
         partner: BoostedPartner | None = None,
     ) -> None:
-        """`partner`: the stack's other members and its weights, if the trainer fitted them."""
+        """`partner`: the stack's other members and its weights, if the trainer fitted them.
+        Everything before the encoder is the `preparer`'s: callers read or change it there."""
         self.model = model.eval()
         self.preparer = ClaimPreparer(tokenizer, features, max_length, partner)
         self.calibration = calibration
@@ -121,29 +122,6 @@ class TunedPredictor:
         self.batch_size = batch_size
         self.bf16 = False  # on the CPU; a GPU always runs bf16; see use_precision
         self.packs = enable_packing(model.encoder, tokenizer, max_length)  # on a CPU
-
-    @property
-    def tokenizer(self) -> PreTrainedTokenizerBase:
-        return self.preparer.tokenizer
-
-    @property
-    def features(self) -> StructuredFeatures:
-        return self.preparer.features
-
-    @property
-    def max_length(self) -> int:
-        return self.preparer.max_length
-
-    @property
-    def partner(self) -> BoostedPartner | None:
-        return self.preparer.partner
-
-    @partner.setter
-    def partner(self, partner: BoostedPartner | None) -> None:
-        self.preparer.partner = partner
-
-    def prepare(self, claims: Sequence[Claim]) -> PreparedClaims:
-        return self.preparer.prepare(claims)
 
     def use_precision(self, precision: Precision) -> None:
         """bf16 (auto: where the CPU has it natively) runs the matrix products in bf16 under
@@ -167,7 +145,7 @@ class TunedPredictor:
 
     def logits(self, claims: Sequence[Claim] | PreparedClaims) -> dict[str, torch.Tensor]:
         """Uncalibrated logits in input order; training uses them to fit the calibration."""
-        prepared = claims if isinstance(claims, PreparedClaims) else self.prepare(claims)
+        prepared = claims if isinstance(claims, PreparedClaims) else self.preparer.prepare(claims)
         device = next(self.model.parameters()).device
         batches = length_sorted_batches(prepared.tokens.lengths, self.batch_size)
         packed = (
@@ -197,11 +175,10 @@ class TunedPredictor:
         return outputs
 
     def predict_proba(self, claims: Sequence[Claim] | PreparedClaims) -> dict[str, np.ndarray]:
-        prepared = claims if isinstance(claims, PreparedClaims) else self.prepare(claims)
+        prepared = claims if isinstance(claims, PreparedClaims) else self.preparer.prepare(claims)
         tuned = self._tuned_probabilities(prepared)
-        if self.partner is None:
-            return tuned
-        return self.partner.blend(tuned, prepared.partner)
+        partner = self.preparer.partner
+        return tuned if partner is None else partner.blend(tuned, prepared.partner)
 
     def _tuned_probabilities(self, prepared: PreparedClaims) -> dict[str, np.ndarray]:
         return {
@@ -212,7 +189,7 @@ class TunedPredictor:
     def member_probabilities(self, claims: Sequence[Claim]) -> Members:
         """Each member's own answer (the tuned encoder's calibrated, the others' as fitted),
         which the stack pools: what evaluation scores beside it."""
-        prepared = self.prepare(claims)
+        prepared = self.preparer.prepare(claims)
         members = {TUNED: self._tuned_probabilities(prepared)}
         return members if prepared.partner is None else members | prepared.partner
 

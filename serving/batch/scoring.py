@@ -48,6 +48,7 @@ from claims.model.checkpoint import LoadedCheckpoint, load_checkpoint
 from claims.model.features import FeatureError
 from claims.model.predictor import ClaimPreparer, PreparedClaims, TunedPredictor
 from claims.store.data_settings import DataSettings
+from claims.store.files import write_atomically
 from claims.store.registry import Registry
 from schemas.config import SpecialistConfig
 from schemas.scoring import Precision, ScoreSummary
@@ -240,7 +241,7 @@ class ChunkWork:
             "rejected": len(chunk.rejects),
         }
         assert counts["rows"] == counts["scored"] + counts["rejected"]
-        _write_atomically(_done_file(parts, chunk.index), json.dumps(counts))
+        write_atomically(_done_file(parts, chunk.index), json.dumps(counts))
         return counts
 
 
@@ -320,7 +321,7 @@ class BacklogScorer:
                 )
             return len(list(parts.glob("*.done.json")))
         parts.mkdir(parents=True)
-        _write_atomically(parts / STATE_FILE, json.dumps(state))
+        write_atomically(parts / STATE_FILE, json.dumps(state))
         return 0
 
     def _scored_chunks(self, source: Path, parts: Path) -> Iterator[dict[str, int]]:
@@ -504,15 +505,6 @@ def _write_part(parts: Path, index: int, kind: str, table: pa.Table) -> None:
     path = parts / f"{index:08d}.{kind}.parquet"
     temporary = path.with_suffix(".tmp")
     pq.write_table(table, temporary)
-    os.replace(temporary, path)
-
-
-def _write_atomically(path: Path, text: str) -> None:
-    temporary = path.with_suffix(path.suffix + ".tmp")
-    with open(temporary, "w", encoding="utf-8") as handle:
-        handle.write(text)
-        handle.flush()
-        os.fsync(handle.fileno())
     os.replace(temporary, path)
 
 

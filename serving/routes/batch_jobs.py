@@ -23,7 +23,7 @@ from schemas.jobs import JobState, JobStatus
 from serving.auth import Triage, caller
 from serving.batch.jobs import SCORE, JobLauncher, TooManyJobs
 from serving.dependencies import Launcher, Models, StoreDep
-from serving.responses import SECURED, documented
+from serving.responses import SECURED, documented, invalid_field
 
 router = APIRouter(
     prefix="/v1/batch-jobs",
@@ -55,13 +55,6 @@ UPLOAD_BODY: dict[str, Any] = {
         },
     }
 }
-
-
-def _unprocessable(field: str, message: str) -> HTTPException:
-    return HTTPException(
-        status.HTTP_422_UNPROCESSABLE_CONTENT,
-        detail=[{"loc": ["body", field], "msg": message, "type": "value_error"}],
-    )
 
 
 def _too_many(error: TooManyJobs) -> HTTPException:
@@ -99,16 +92,16 @@ async def start_batch_job(
     try:
         form = await request.form(max_files=1, max_fields=1)
     except StarletteHTTPException as error:  # its 400 for a body that is not the form
-        raise _unprocessable("file", str(error.detail)) from error
+        raise invalid_field(["file"], str(error.detail)) from error
     try:
         file = form.get("file")
         if not isinstance(file, UploadFile):
-            raise _unprocessable("file", "a file is required, as the form field `file`")
+            raise invalid_field(["file"], "a file is required, as the form field `file`")
         name = Path(file.filename or "").name
         try:
             kind = table_format(Path(name))
         except TableFormatError as error:
-            raise _unprocessable("file", str(error)) from error
+            raise invalid_field(["file"], str(error)) from error
         try:
             job = await run_in_threadpool(launcher.create_scoring, owner, f"uploading {name}")
         except TooManyJobs as error:

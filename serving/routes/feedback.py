@@ -10,7 +10,7 @@ from schemas.feedback import FeedbackItem, FeedbackList, FeedbackRecord
 from serving.auth import Adjuster
 from serving.dependencies import Models, StoreDep
 from serving.models import ModelService
-from serving.responses import SECURED, Problem, documented
+from serving.responses import SECURED, Problem, documented, invalid_field
 
 router = APIRouter(
     prefix="/v1",
@@ -18,13 +18,6 @@ router = APIRouter(
     dependencies=[Adjuster],
     responses=SECURED | documented(413),
 )
-
-
-def _unprocessable(field: list[str], message: str) -> HTTPException:
-    return HTTPException(
-        status.HTTP_422_UNPROCESSABLE_CONTENT,
-        detail=[{"loc": ["body", *field], "msg": message, "type": "value_error"}],
-    )
 
 
 @router.post(
@@ -53,19 +46,19 @@ def record_feedback(
     known = models.labels
     for task, label in item.labels.items():
         if task not in known:
-            raise _unprocessable(["labels", task], f"unknown task; the tasks are {sorted(known)}")
+            raise invalid_field(["labels", task], f"unknown task; the tasks are {sorted(known)}")
         if label not in known[task]:
-            raise _unprocessable(
+            raise invalid_field(
                 ["labels", task], f"unknown label {label!r}; the labels are {known[task]}"
             )
     try:
         return store.add_feedback(item)
     except UnknownPrediction as error:
-        raise _unprocessable(["prediction_id"], f"no prediction {item.prediction_id!r}") from error
+        raise invalid_field(["prediction_id"], f"no prediction {item.prediction_id!r}") from error
     except FeedbackConflict as error:
         raise HTTPException(status.HTTP_409_CONFLICT, detail=str(error)) from error
     except ValueError as error:
-        raise _unprocessable(["claim_id"], str(error)) from error
+        raise invalid_field(["claim_id"], str(error)) from error
 
 
 @router.get("/feedback", response_model=FeedbackList)

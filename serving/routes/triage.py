@@ -2,7 +2,7 @@
 so feedback can name it by its prediction_id.
 
 Under overload a request is refused at once with 503 and Retry-After (serving/shedding.py before
-it is routed, serving/batching.py when its claims do not fit);
+it is routed, serving/triage_service.py when its claims do not fit);
 one whose client disconnects while it waits is dropped before its forward pass."""
 
 from __future__ import annotations
@@ -12,24 +12,16 @@ import contextlib
 from collections.abc import Awaitable
 from typing import TypeVar
 
-from fastapi import APIRouter, HTTPException, Query, Request, Response, status
+from fastapi import APIRouter, Query, Request, Response
 
 from schemas.claim import Claim
 from schemas.triage import BatchTriageRequest, BatchTriageResponse, TriageResult
 from serving.auth import Triage, charge_claims
-from serving.batching import Overloaded
+from serving.dependencies import TriageServiceDep
 from serving.responses import SECURED, documented
 
 T = TypeVar("T")
 CLIENT_GONE = 499  # nginx's "client closed request": counted, never seen by the client
-
-
-def _unavailable(error: Overloaded) -> HTTPException:
-    return HTTPException(
-        status.HTTP_503_SERVICE_UNAVAILABLE,
-        detail=str(error),
-        headers={"Retry-After": str(error.retry_after)},
-    )
 
 
 router = APIRouter(
@@ -69,8 +61,6 @@ async def _while_connected(request: Request, work: Awaitable[T]) -> T | Response
             raise
         task.uncancel()
         return Response(status_code=CLIENT_GONE)
-    except Overloaded as error:
-        raise _unavailable(error) from None
     finally:
         watcher.cancel()
         with contextlib.suppress(asyncio.CancelledError):
@@ -83,25 +73,24 @@ EXPLAIN = Query(
 
 
 @router.post("/triage", response_model=TriageResult)
-async def triage_claim(claim: Claim, request: Request, explain: bool = EXPLAIN) -> Response:
+async def triage_claim(
+    claim: Claim, request: Request, service: TriageServiceDep, explain: bool = EXPLAIN
+) -> Response:
     """Shares a forward pass with the claims that arrive with it, when micro-batching is on
     and no explanation is asked for."""
-    batcher = request.app.state.batcher
-    if batcher is not None and not explain:
-        answer = await _while_connected(request, batcher.triage(claim))
-    else:
-        answer = await _while_connected(request, request.app.state.inference([claim], explain))
-        answer = answer if isinstance(answer, Response) else answer[0]
-    return answer if isinstance(answer, Response) else _json(answer)
+    answers = await _while_connected(request, service.triage([claim], explain))
+    return answers if isinstance(answers, Response) else _json(answers[0])
 
 
 @router.post("/triage/batch", response_model=BatchTriageResponse)
 async def triage_batch(
-    batch: BatchTriageRequest, request: Request, explain: bool = EXPLAIN
+    batch: BatchTriageRequest,
+    request: Request,
+    service: TriageServiceDep,
+    explain: bool = EXPLAIN,
 ) -> Response:
     charge_claims(request, len(batch.claims))  # the rate counts claims, not requests
-    inference = request.app.state.inference(batch.claims, explain)
-    results = await _while_connected(request, inference)
+    results = await _while_connected(request, service.triage(batch.claims, explain))
     if isinstance(results, Response):
         return results
     return _json(BatchTriageResponse(results=results))
