@@ -24,7 +24,7 @@ from claims.store.data_settings import DataSettings
 from serving.app import create_app
 from serving.batching import InferenceLanes, InferenceTimeout, MicroBatcher, Overloaded
 from serving.settings import ServiceSettings
-from tests.conftest import free_port
+from tests.helpers import free_port
 
 CLAIM = {
     "claim_id": "OV-0",
