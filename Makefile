@@ -20,7 +20,7 @@ UV_COMPILE = $(LOCK_TOOLS)/bin/uv pip compile pyproject.toml - --quiet --generat
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: install lock demo test lint clean
+.PHONY: install lock demo test test-fast lint clean
 
 # Every package at the version and sha256 that requirements.lock names, torch's CPU wheel among
 # them (an unpinned torch would pull a CUDA build of several GB); then the project itself, with
@@ -57,6 +57,10 @@ lint: install
 
 test: lint
 	$(BIN)/python -m pytest -q
+
+# Everything but the tests that fine-tune a model (marked slow): seconds, not minutes.
+test-fast: lint
+	$(BIN)/python -m pytest -q -m "not slow"
 
 clean:
 	rm -rf $(VENV) $(LOCK_TOOLS) data runs reports

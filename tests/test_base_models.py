@@ -276,7 +276,7 @@ def test_a_specialist_tuned_on_all_mpnet_base_v2_loads_only_on_a_verified_folder
     claims_csv: Path, tmp_path: Path
 ) -> None:
     from claims.model.checkpoint import CheckpointError, FallbackCode, load_checkpoint
-    from tests.conftest import quick_config
+    from tests.helpers import quick_config
     from training.trainer import SpecialistTrainer
 
     folder = _install(MPNET)

@@ -20,7 +20,7 @@ from schemas.jobs import JobState
 from schemas.registry import Lineage
 from serving.app import create_app
 from serving.settings import ServiceSettings
-from tests.conftest import upload_scope
+from tests.helpers import upload_scope
 
 BACKLOG = b"claim_id,description\nB-1,Hail dented the roof of the car.\n"
 

@@ -130,7 +130,7 @@ def test_evaluate_refuses_a_checkpoint_trained_on_another_file(
 ) -> None:
     from claims.data.synthetic import generate_claims
     from schemas.config import Strategy
-    from tests.conftest import TRAINING_ROWS, quick_config
+    from tests.helpers import TRAINING_ROWS, quick_config
     from training.trainer import SpecialistTrainer
 
     other_data = write_table(generate_claims(TRAINING_ROWS, seed=12), tmp_path / "other.csv")

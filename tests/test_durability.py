@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import free_port, running_service
+from tests.helpers import free_port, running_service
 
 SENDERS = 8
 

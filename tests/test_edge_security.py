@@ -21,7 +21,7 @@ from claims.store.data_settings import DataSettings
 from schemas.auth import Role
 from serving.app import create_app
 from serving.settings import ServiceSettings
-from tests.conftest import free_port, upload_scope
+from tests.helpers import free_port, upload_scope
 
 UPLOAD_BYTES = 300 * 1024 * 1024
 CHUNK = 64 * 1024

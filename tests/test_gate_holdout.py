@@ -14,7 +14,7 @@ from claims.data.dataset import LabelledClaims, hash_fraction, load_claims
 from schemas.claim import Claim
 from schemas.config import SpecialistConfig
 from schemas.feedback import FeedbackRecord
-from tests.conftest import quick_config
+from tests.helpers import quick_config
 from training.gate import judge
 from training.retrain import gate_challenger, merge_feedback
 
@@ -191,7 +191,7 @@ def scores(champion: float, challenger: float, rows: int) -> dict:
 def test_a_holdout_that_cannot_gate_refuses_promotion_with_its_reason(
     holdout: dict | None, words: str
 ) -> None:
-    from tests.conftest import claim_type_config
+    from tests.helpers import claim_type_config
 
     config = claim_type_config()
     slices = {"feedback": scores(0.5, 0.9, rows=100)}  # the feedback alone would promote

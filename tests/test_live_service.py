@@ -20,7 +20,7 @@ from schemathesis.specs.openapi.checks import positive_data_acceptance
 from claims.data.synthetic import generate_claims
 from claims.store import Store
 from schemas.auth import Role
-from tests.conftest import empty_database_url, running_service
+from tests.helpers import empty_database_url, running_service
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])

@@ -10,7 +10,7 @@ import pytest
 from claims.data.dataset import load_claims
 from claims.model.checkpoint import load_checkpoint
 from schemas.config import Strategy
-from tests.conftest import quick_config
+from tests.helpers import quick_config
 from training.evaluate import MEMBER_PREFIX, evaluate
 from training.trainer import SpecialistTrainer
 

@@ -25,7 +25,7 @@ from serving.app import create_app
 from serving.batching import InferenceTimeout, Overloaded
 from serving.settings import ServiceSettings
 from serving.triage_service import TriageService
-from tests.conftest import free_port
+from tests.helpers import free_port
 
 CLAIM = {
     "claim_id": "OV-0",

@@ -22,7 +22,7 @@ from claims.model.packing import (
     packing_pays,
 )
 from claims.model.tokens import tokenize
-from tests.conftest import quick_config
+from tests.helpers import quick_config
 
 TEXTS = [
     "Rear-ended at a red light, neck pain since.",

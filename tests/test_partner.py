@@ -22,7 +22,7 @@ from claims.model.checkpoint import (
 from claims.model.features import StructuredFeatures
 from claims.model.stack import BOOSTED, TEXT, TUNED, BoostedPartner, stack
 from schemas.config import Strategy
-from tests.conftest import quick_config
+from tests.helpers import quick_config
 from training.baselines import TfidfLogisticBaseline
 from training.labels import label_indices, resolve_labels
 from training.partner import PartnerFit, fit_partner, fit_stack_weights, stack_log_loss

@@ -22,7 +22,7 @@ from schemas.jobs import JobState
 from schemas.registry import Lineage
 from serving.app import create_app
 from serving.settings import ServiceSettings
-from tests.conftest import claim_type_config, quick_config
+from tests.helpers import claim_type_config, quick_config
 from training.cli import register as register_training
 from training.gate import judge
 from training.retrain import FEEDBACK_HOLDOUT_SALT, merge_feedback

@@ -37,7 +37,7 @@ from schemas.triage import (
     TaskPrediction,
     TriageResult,
 )
-from tests.conftest import empty_database_url
+from tests.helpers import empty_database_url
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -15,7 +15,7 @@ from claims.model.checkpoint import MANIFEST, load_checkpoint
 from claims.model.encoder import resolve_base_model
 from schemas.checkpoint import Manifest
 from schemas.config import Strategy
-from tests.conftest import quick_config
+from tests.helpers import quick_config
 from training.trainer import SpecialistTrainer, score_predictions, split_validation
 
 pytestmark = pytest.mark.slow
