@@ -23,7 +23,7 @@ from claims.store import ActiveJobExists, Store
 from claims.store.registry import Registry
 from schemas.jobs import JobState
 from schemas.registry import Lineage
-from tests.conftest import empty_database_url, running_service
+from tests.helpers import empty_database_url, running_service
 
 ROOT = Path(__file__).resolve().parents[1]
 

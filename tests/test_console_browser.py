@@ -15,7 +15,7 @@ from claims.data.synthetic import generate_claims
 from claims.store import Store
 from claims.store.data_settings import DataSettings
 from schemas.auth import Role
-from tests.conftest import running_service
+from tests.helpers import running_service
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, Page

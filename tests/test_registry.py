@@ -17,7 +17,7 @@ from claims.store import Store
 from claims.store.file_registry import import_file_registry
 from claims.store.registry import Registry, RegistryError
 from schemas.registry import Lineage
-from tests.conftest import empty_database_url
+from tests.helpers import empty_database_url
 
 LINEAGE = Lineage(
     origin="registered",

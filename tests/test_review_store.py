@@ -15,7 +15,7 @@ from claims.store import ReviewHeld, Store
 from claims.store.store import alembic_config
 from schemas.feedback import FeedbackItem, PredictionRecord
 from schemas.triage import Decision, ReviewReason
-from tests.conftest import empty_database_url
+from tests.helpers import empty_database_url
 from tests.test_store import a_prediction
 
 
