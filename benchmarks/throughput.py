@@ -49,7 +49,7 @@ from claims.tables import read_table  # noqa: E402
 from claims.triage import chosen_labels  # noqa: E402
 from schemas.scoring import ScoreSummary  # noqa: E402
 from serving.scoring import BacklogScorer, default_workers, load_scoring_model  # noqa: E402
-from training.trainer import score_predictions  # noqa: E402
+from training.metrics import score_predictions  # noqa: E402
 
 NAIVE_BATCH, NAIVE_WIDTH = 64, 128
 DISTINCT_CLAIMS = 50_000

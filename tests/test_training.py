@@ -16,7 +16,8 @@ from claims.encoder import resolve_base_model
 from schemas.checkpoint import Manifest
 from schemas.config import Strategy
 from tests.conftest import quick_config
-from training.trainer import SpecialistTrainer, score_predictions, split_validation
+from training.metrics import score_predictions
+from training.trainer import SpecialistTrainer, split_validation
 
 pytestmark = pytest.mark.slow
 

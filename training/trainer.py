@@ -29,9 +29,9 @@ from claims.model import Calibration, SpecialistModel
 from claims.partner import TUNED
 from claims.predictor import PreparedClaims, TunedPredictor
 from schemas.checkpoint import DataInfo, Manifest
-from schemas.config import SpecialistConfig, TaskKind
+from schemas.config import SpecialistConfig
 from training.labels import IGNORE, class_weights, label_indices, resolve_labels
-from training.metrics import task_metrics
+from training.metrics import score_predictions, task_metrics
 from training.model_card import TUNED_ALONE, render_model_card
 from training.partner import PartnerFit, fit_stack_weights, stack_log_loss
 from training.strategies import count_parameters, prepare_encoder
@@ -467,51 +467,3 @@ def split_validation(
     ]
     train = development.subset(i for i, held in enumerate(in_validation) if not held)
     return train, development.subset(i for i, held in enumerate(in_validation) if held)
-
-
-@dataclass(frozen=True)
-class LabelledRows:
-    """One task's labelled rows of a split: which they are, their label indices, and the
-    positive label's index (binary tasks)."""
-
-    known: np.ndarray
-    targets: np.ndarray
-    positive: int
-
-
-def labelled_rows(
-    config: SpecialistConfig, split: LabelledClaims, labels: dict[str, list[str]]
-) -> dict[str, LabelledRows]:
-    """task -> its labelled rows; a task without any is left out."""
-    ids = [claim.claim_id for claim in split.claims]
-    rows = {}
-    for task in config.tasks:
-        targets = label_indices(task.name, split.labels[task.name], labels[task.name], ids)
-        known = targets != IGNORE
-        if known.any():
-            positive = (
-                labels[task.name].index(task.positive_label) if task.kind is TaskKind.binary else 1
-            )
-            rows[task.name] = LabelledRows(known, targets[known], positive)
-    return rows
-
-
-def score_predictions(
-    config: SpecialistConfig,
-    probabilities: dict[str, np.ndarray],
-    split: LabelledClaims,
-    labels: dict[str, list[str]],
-    decide: Callable[[str, np.ndarray], np.ndarray] | None = None,
-) -> dict[str, dict[str, float]]:
-    """Metrics per task over the rows that have a label for it; `decide` picks each label."""
-    scores = {}
-    for task, rows in labelled_rows(config, split, labels).items():
-        chosen = probabilities[task][rows.known]
-        scores[task] = task_metrics(
-            config.task(task).kind,
-            rows.targets,
-            chosen,
-            rows.positive,
-            decide(task, chosen) if decide else None,
-        )
-    return scores
