@@ -35,10 +35,11 @@ from common import provenance  # noqa: E402
 from claims.checkpoint import load_checkpoint  # noqa: E402
 from claims.config import load_config  # noqa: E402
 from claims.dataset import LabelledClaims, load_claims  # noqa: E402
+from training.data import split_validation  # noqa: E402
 from training.evaluate import ScoredSystem, paired_uncertainty  # noqa: E402
 from training.metrics import primary_metric  # noqa: E402
 from training.model_card import TUNED_ALONE  # noqa: E402
-from training.trainer import SpecialistTrainer, split_validation  # noqa: E402
+from training.trainer import SpecialistTrainer  # noqa: E402
 
 DEFAULTS = "config defaults"
 
@@ -86,10 +87,12 @@ def main() -> None:
         config.training = config.training.model_validate({**config.training.model_dump(), **change})
         started = time.perf_counter()
         with tempfile.TemporaryDirectory() as folder:
-            outcome = SpecialistTrainer(config, show_progress=False).fit(arguments.data, folder)
+            manifest = (
+                SpecialistTrainer(config, show_progress=False).fit(arguments.data).save(folder)
+            )
             seconds = time.perf_counter() - started
             answers[name], labels = tuned_alone(Path(folder), validation)
-        scores = outcome.manifest.metrics[TUNED_ALONE]
+        scores = manifest.metrics[TUNED_ALONE]
         score = sum(scores[task.name][primary_metric(task.kind)] for task in config.tasks) / len(
             config.tasks
         )
