@@ -21,6 +21,7 @@ from claims.encoder import (
     resolve_base_model,
 )
 from claims.partner import BoostedPartner
+from claims.predictor import TunedPredictor
 from schemas.checkpoint import DataInfo, Manifest
 from schemas.config import SpecialistConfig
 from training.calibration import calibrate, candidate_predictor, fit_decision_offsets
@@ -117,23 +118,7 @@ class SpecialistTrainer:
         selection |= fit_decision_offsets(
             self.config, predictor.calibration, blended, data.validation.targets
         )
-        validation_claims = data.validation.claims
-        metrics = {
-            "validation": score_predictions(
-                self.config, blended, validation_claims, data.labels, predictor.decide
-            ),
-            # what the training settings change: neither the partner nor the decision offsets,
-            # both chosen on these same claims
-            TUNED_ALONE: score_predictions(self.config, tuned, validation_claims, data.labels),
-        }
-        if len(data.test):
-            metrics["test"] = score_predictions(
-                self.config,
-                predictor.predict_proba(data.test.claims),
-                data.test,
-                data.labels,
-                predictor.decide,
-            )
+        metrics = score_fit(self.config, data, predictor, tuned, blended)
         trainable, total = count_parameters(model)
         return FittedSpecialist(
             model=model.cpu(),
@@ -148,7 +133,7 @@ class SpecialistTrainer:
                 sha256=data_sha256,
                 rows=len(everything),
                 train_rows=len(data.train.claims),
-                validation_rows=len(validation_claims),
+                validation_rows=len(data.validation.claims),
                 test_rows=len(data.test),
             ),
             metrics=metrics,
@@ -173,6 +158,33 @@ class SpecialistTrainer:
             self.settings.seed,
             beside=self.device.type == "cuda",
         )
+
+
+def score_fit(
+    config: SpecialistConfig,
+    data: TrainingData,
+    predictor: TunedPredictor,
+    tuned: dict[str, np.ndarray],
+    blended: dict[str, np.ndarray],
+) -> dict[str, dict[str, dict[str, float]]]:
+    """split -> task -> metrics: the validation split as served and as the tuned model alone
+    answers it, and the held-out test split."""
+    validation = data.validation.claims
+    metrics = {
+        "validation": score_predictions(config, blended, validation, data.labels, predictor.decide),
+        # what the training settings change: neither the partner nor the decision offsets,
+        # both chosen on these same claims
+        TUNED_ALONE: score_predictions(config, tuned, validation, data.labels),
+    }
+    if len(data.test):
+        metrics["test"] = score_predictions(
+            config,
+            predictor.predict_proba(data.test.claims),
+            data.test,
+            data.labels,
+            predictor.decide,
+        )
+    return metrics
 
 
 def _blend(
