@@ -20,8 +20,8 @@ from pathlib import Path
 import httpx
 import torch
 
-from claims.predictor import cpu_has_bf16
-from claims.synthetic import generate_claims
+from claims.data.synthetic import generate_claims
+from claims.model.predictor import cpu_has_bf16
 
 CLAIMS = [sys.executable, "-m", "claims"]
 

@@ -43,8 +43,8 @@ sys.path.append(str(ROOT / "benchmarks"))
 from benchmark_docs import keep  # noqa: E402
 from common import claim_requests, machine, provenance, quick_model, start_service  # noqa: E402
 
-from claims.settings import DataSettings  # noqa: E402
 from claims.store import Store  # noqa: E402
+from claims.store.data_settings import DataSettings  # noqa: E402
 from schemas.auth import Role  # noqa: E402
 
 PREDICTION_ID = re.compile(rb'"prediction_id":"([^"]+)"')

@@ -32,9 +32,9 @@ sys.path.append(str(ROOT / "benchmarks"))
 from benchmark_docs import keep  # noqa: E402
 from common import provenance  # noqa: E402
 
-from claims.checkpoint import load_checkpoint  # noqa: E402
-from claims.config import load_config  # noqa: E402
-from claims.dataset import LabelledClaims, load_claims  # noqa: E402
+from claims.data.dataset import LabelledClaims, load_claims  # noqa: E402
+from claims.domain.config import load_config  # noqa: E402
+from claims.model.checkpoint import load_checkpoint  # noqa: E402
 from training.data import split_validation  # noqa: E402
 from training.evaluate import ScoredSystem, paired_uncertainty  # noqa: E402
 from training.metrics import primary_metric  # noqa: E402

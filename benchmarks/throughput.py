@@ -41,14 +41,14 @@ from benchmark_docs import keep, render  # noqa: E402
 from common import CLAIMS, machine, provenance, quick_model  # noqa: E402
 from torch import nn  # noqa: E402
 
-from claims.checkpoint import LoadedCheckpoint, load_checkpoint  # noqa: E402
-from claims.dataset import frame_to_claims, load_claims  # noqa: E402
-from claims.decision import decide_all, policy_fields  # noqa: E402
-from claims.streams import read_rows  # noqa: E402
-from claims.tables import read_table  # noqa: E402
-from claims.triage import chosen_labels  # noqa: E402
+from claims.data.dataset import frame_to_claims, load_claims  # noqa: E402
+from claims.data.streams import read_rows  # noqa: E402
+from claims.data.tables import read_table  # noqa: E402
+from claims.domain.decision import decide_all, policy_fields  # noqa: E402
+from claims.domain.triage import chosen_labels  # noqa: E402
+from claims.model.checkpoint import LoadedCheckpoint, load_checkpoint  # noqa: E402
 from schemas.scoring import ScoreSummary  # noqa: E402
-from serving.scoring import BacklogScorer, default_workers, load_scoring_model  # noqa: E402
+from serving.batch.scoring import BacklogScorer, default_workers, load_scoring_model  # noqa: E402
 from training.metrics import score_predictions  # noqa: E402
 
 NAIVE_BATCH, NAIVE_WIDTH = 64, 128

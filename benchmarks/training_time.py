@@ -84,7 +84,7 @@ def joined_narratives(data: Path, column: str, words: int, out: Path) -> tuple[P
     it is nearest `words` words; returns the file and its mean words per narrative."""
     import pandas as pd
 
-    from claims.tables import read_table, write_table
+    from claims.data.tables import read_table, write_table
 
     frame = read_table(data)
     texts = frame[column].fillna("").astype(str).tolist()

@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from schemas.claim import Claim
 from schemas.policy import DecisionPolicy, TaskCondition
+from schemas.scoring import Precision
 
 Name = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
 
@@ -126,6 +127,11 @@ class TrainingConfig(_Strict):
     patience: int = Field(default=2, ge=1, description="Evaluations without improvement to stop.")
     evaluations_per_epoch: int = Field(default=2, ge=1)
     seed: int = 0
+    precision: Precision = Field(
+        default="auto",
+        description="The arithmetic of fine-tuning's passes; weights and optimiser stay fp32. "
+        "auto: bf16 autocast on a GPU and on a CPU that multiplies bf16 natively, else fp32.",
+    )
     boosted_partner: bool = Field(
         default=True,
         description="Fit a TF-IDF text model and gradient boosting on the structured fields and "

@@ -17,11 +17,11 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
-from claims.features import FeatureError
+from claims.model.features import FeatureError
 from claims.store import Store
 from serving.auth import Authenticator, KeyGate, Triage
+from serving.batch.jobs import JobLauncher
 from serving.batching import InferenceLanes, InferenceTimeout, MicroBatcher, in_passing_thread
-from serving.jobs import JobLauncher
 from serving.limits import BodySizeLimit
 from serving.models import ModelService
 from serving.observability import RequestObservability, ServiceMetrics, configure_logging
@@ -30,6 +30,7 @@ from serving.responses import unprocessable
 from serving.routes import batch_jobs, feedback, registry, retraining, triage
 from serving.routes import status as status_routes
 from serving.settings import ServiceSettings
+from serving.shedding import OverloadShedding
 
 log = logging.getLogger("claims.serving")
 RETENTION_INTERVAL_SECONDS = 3600.0
@@ -141,6 +142,7 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
         max_bytes=settings.max_body_bytes,
         larger={batch_jobs.router.prefix: settings.max_upload_bytes},
     )
+    app.add_middleware(OverloadShedding)  # a refusal under overload costs no routing or body
     # before the size limit and any body parsing: a request without a key reads no body
     app.add_middleware(KeyGate, enabled=settings.auth, allowed_hosts=settings.allowed_hosts)
     app.add_middleware(RequestObservability, metrics=metrics)  # outermost: sees 413s too

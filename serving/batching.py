@@ -28,7 +28,7 @@ from typing import TypeVar
 
 import torch
 
-from claims.features import FeatureError
+from claims.model.features import FeatureError
 from schemas.claim import Claim
 from schemas.triage import TriageResult
 from serving.observability import ServiceMetrics

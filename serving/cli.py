@@ -90,17 +90,17 @@ def score(
     job: str | None = typer.Option(None, help="The job to report to (the service creates it)."),
 ) -> None:
     """Score a backlog file in chunks; an interrupted run resumes where it stopped."""
-    from claims.cli import user_errors
-    from claims.jobs import reporting
-    from claims.settings import DataSettings
+    from claims.cli.main import user_errors
     from claims.store import Store
-    from serving.scoring import ScoringError
+    from claims.store.data_settings import DataSettings
+    from claims.store.job_progress import reporting
+    from serving.batch.scoring import ScoringError
 
     console = Console(stderr=True)
     store = Store.from_settings(DataSettings())
     with reporting(store, "score", job) as report, user_errors(ScoringError):
         if engine == "ray":
-            from serving.ray_scoring import score_with_ray
+            from serving.batch.ray_scoring import score_with_ray
 
             if model is None:
                 raise ScoringError("--engine ray needs --model: a folder every node can read")
@@ -150,8 +150,8 @@ def _score_locally(
     report: Callable[[float, str], None],
 ) -> ScoreSummary:
     """The local engine, behind a progress bar with rows, rate and time left."""
-    from claims.streams import count_rows
-    from serving.scoring import BacklogScorer, default_workers, load_scoring_model
+    from claims.data.streams import count_rows
+    from serving.batch.scoring import BacklogScorer, default_workers, load_scoring_model
 
     checkpoint = load_scoring_model(model, **loading)
     device = next(checkpoint.predictor.model.parameters()).device.type

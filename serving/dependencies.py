@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from claims.store import Store
-from serving.jobs import JobLauncher
+from serving.batch.jobs import JobLauncher
 from serving.models import ModelService
 
 

@@ -19,13 +19,13 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
-from claims.checkpoint import CheckpointError, FallbackCode, LoadedCheckpoint, load_checkpoint
-from claims.config import load_config
-from claims.encoder import base_model_info, resolve_base_model
-from claims.features import FeatureError
-from claims.predictor import Predictor, ZeroShotPredictor
-from claims.registry import Registry
-from claims.triage import triage
+from claims.domain.config import load_config
+from claims.domain.triage import triage
+from claims.model.checkpoint import CheckpointError, FallbackCode, LoadedCheckpoint, load_checkpoint
+from claims.model.encoder import base_model_info, resolve_base_model
+from claims.model.features import FeatureError
+from claims.model.predictor import Predictor, ZeroShotPredictor
+from claims.store.registry import Registry
 from schemas.checkpoint import BaseModelInfo
 from schemas.claim import Claim
 from schemas.config import SpecialistConfig

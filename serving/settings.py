@@ -9,7 +9,7 @@ from pydantic import Field
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource
 
-from claims.settings import DataSettings
+from claims.store.data_settings import DataSettings
 from schemas.scoring import Precision
 
 ARGUMENTS_ONLY = frozenset({"auth"})
@@ -104,7 +104,7 @@ class ServiceSettings(DataSettings):
         ge=1,
         le=256,
         description="Claims per forward pass. On a CPU an encoder that allows it runs a "
-        "micro-batch's claims end to end with no padding (claims/packing.py), and 16 run as "
+        "micro-batch's claims end to end with no padding (claims/model/packing.py), and 16 run as "
         "fast per claim as 32; one that does not pads each pass to its longest claim, where "
         "passes of 8 sorted by length waste less.",
     )

@@ -22,8 +22,8 @@ from sqlalchemy.pool import NullPool
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
-from claims.config import load_config
-from claims.tables import write_table
+from claims.data.tables import write_table
+from claims.domain.config import load_config
 from schemas.config import SpecialistConfig
 
 TRAINING_ROWS = 480
@@ -166,7 +166,7 @@ def development_mode() -> Iterator[None]:
 
 @pytest.fixture(scope="session")
 def claims_frame() -> pd.DataFrame:
-    from claims.synthetic import generate_claims
+    from claims.data.synthetic import generate_claims
 
     return generate_claims(TRAINING_ROWS, seed=11)
 

@@ -79,7 +79,7 @@ def test_a_structured_field_of_the_wrong_kind_gets_422(
     client: TestClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A config that reads the `wages` attribute as a number refuses words there."""
-    from claims.features import NumericScaling
+    from claims.model.features import NumericScaling
 
     predictor = client.app.state.models.serving.tuned.predictor
     wages = NumericScaling(name="wages", center=0.0, scale=1.0)

@@ -15,18 +15,18 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from claims import base_models
-from claims.base_models import (
+from claims.cli.base_models import register_commands
+from claims.cli.main import app
+from claims.domain.config import default_config_path, load_config
+from claims.model import base_models
+from claims.model.base_models import (
     CATALOGUE,
     MANIFEST_FILE,
     JoinedParts,
     MissingPackagesError,
     open_split_archive,
 )
-from claims.base_models_cli import register_commands
-from claims.cli import app
-from claims.config import default_config_path, load_config
-from claims.encoder import (
+from claims.model.encoder import (
     BaseModelError,
     base_model_info,
     load_encoder,
@@ -275,7 +275,7 @@ def test_a_config_naming_all_mpnet_base_v2_uses_the_installed_folder(tmp_path: P
 def test_a_specialist_tuned_on_all_mpnet_base_v2_loads_only_on_a_verified_folder(
     claims_csv: Path, tmp_path: Path
 ) -> None:
-    from claims.checkpoint import CheckpointError, FallbackCode, load_checkpoint
+    from claims.model.checkpoint import CheckpointError, FallbackCode, load_checkpoint
     from tests.conftest import quick_config
     from training.trainer import SpecialistTrainer
 

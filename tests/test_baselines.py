@@ -9,15 +9,15 @@ import pandas as pd
 import pytest
 import torch
 
-from claims.config import load_config
-from claims.dataset import frame_to_claims
-from claims.features import StructuredFeatures
+from claims.data.dataset import frame_to_claims
+from claims.domain.config import load_config
+from claims.model.features import StructuredFeatures
 from training import baselines
 from training.baselines import (
     RetrievalBaseline,
     StructuredBoostingBaseline,
     TfidfLogisticBaseline,
-    out_of_fold_text_scores,
+    fit_text_model,
 )
 from training.labels import label_indices, resolve_labels
 from training.metrics import task_metrics
@@ -50,9 +50,8 @@ def test_tfidf_learns_claim_type_from_the_narrative(split) -> None:
 
 def test_out_of_fold_scores_come_from_models_that_never_saw_the_row(split) -> None:
     _, development, _, train_targets, _, counts = split
-    scores = out_of_fold_text_scores(development.claims, train_targets, counts, seed=0)
+    in_sample, scores = fit_text_model(development.claims, train_targets, counts, seed=0)
     assert scores.shape == (len(development), sum(counts.values()))
-    in_sample = TfidfLogisticBaseline().fit(development.claims, train_targets, counts)
     fitted = in_sample.predict_proba(development.claims)["claim_type"]
     oof = scores[:, : counts["claim_type"]]
     truth = train_targets["claim_type"]
@@ -64,10 +63,15 @@ def test_folds_fitted_side_by_side_score_as_one_after_another(
     split, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     _, development, _, train_targets, _, counts = split
-    one_by_one = out_of_fold_text_scores(development.claims, train_targets, counts, seed=0)
+    monkeypatch.setattr(baselines, "PARALLEL_FOLDS_FROM", 10**9)  # a small set's way
+    model, one_by_one = fit_text_model(development.claims, train_targets, counts, seed=0)
     monkeypatch.setattr(baselines, "PARALLEL_FOLDS_FROM", 0)  # a large set's way, in processes
-    side_by_side = out_of_fold_text_scores(development.claims, train_targets, counts, seed=0)
+    shipped, side_by_side = fit_text_model(development.claims, train_targets, counts, seed=0)
     np.testing.assert_allclose(side_by_side, one_by_one, atol=1e-6)
+    for task, probabilities in model.predict_proba(development.claims).items():
+        np.testing.assert_allclose(
+            shipped.predict_proba(development.claims)[task], probabilities, atol=1e-6
+        )
     # Workers that outlived the fit kept a process fitting the partner beside a GPU from ending.
     assert multiprocessing.active_children() == []
 

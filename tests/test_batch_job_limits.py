@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from claims.registry import Registry
-from claims.settings import DataSettings
 from claims.store import Store
+from claims.store.data_settings import DataSettings
+from claims.store.registry import Registry
 from schemas.auth import Role
 from schemas.jobs import JobState
 from schemas.registry import Lineage

@@ -12,8 +12,8 @@ import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 
-from claims.registry import Registry
-from claims.synthetic import generate_claims
+from claims.data.synthetic import generate_claims
+from claims.store.registry import Registry
 from schemas.registry import Lineage
 from serving.app import create_app
 from serving.settings import ServiceSettings

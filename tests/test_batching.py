@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from claims.batching import length_sorted_batches, padded_batches, tokenize
-from claims.encoder import load_tokenizer, resolve_base_model
+from claims.model.encoder import load_tokenizer, resolve_base_model
+from claims.model.tokens import length_sorted_batches, padded_batches, tokenize
 
 TEXTS = [
     "Rear-ended at a red light, neck pain since.",

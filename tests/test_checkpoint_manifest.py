@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from claims.checkpoint import (
+from claims.model.checkpoint import (
     MANIFEST,
     CheckpointError,
     FallbackCode,
@@ -15,7 +15,7 @@ from claims.checkpoint import (
     required_files,
     verify_checkpoint,
 )
-from claims.registry import Registry
+from claims.store.registry import Registry
 from schemas.config import Strategy
 from schemas.registry import Lineage
 

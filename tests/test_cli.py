@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner, Result
 
-from claims.cli import app
-from claims.tables import write_table
+from claims.cli.main import app
+from claims.data.tables import write_table
 from serving.cli import register as register_serving
 from training.cli import register as register_training
 
@@ -128,7 +128,7 @@ def test_evaluate_scores_another_checkpoint_on_the_same_claims(
 def test_evaluate_refuses_a_checkpoint_trained_on_another_file(
     trained_checkpoint: Path, claims_csv: Path, tmp_path: Path
 ) -> None:
-    from claims.synthetic import generate_claims
+    from claims.data.synthetic import generate_claims
     from schemas.config import Strategy
     from tests.conftest import TRAINING_ROWS, quick_config
     from training.trainer import SpecialistTrainer

@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from claims.config import ConfigError, load_config
+from claims.domain.config import ConfigError, load_config
 
 DEFAULT = Path(__file__).parents[1] / "claims" / "defaults" / "synthetic.toml"
 

@@ -3,9 +3,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from claims.config import load_config
-from claims.dataset import DataError, hash_fraction, label_text, load_claims
-from claims.tables import TableFormatError, read_table, write_table
+from claims.data.dataset import DataError, hash_fraction, label_text, load_claims
+from claims.data.tables import TableFormatError, read_table, write_table
+from claims.domain.config import load_config
 
 
 def rows(**overrides: object) -> list[dict]:

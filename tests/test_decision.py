@@ -2,8 +2,8 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from claims.config import load_config
-from claims.decision import Decisions, decide_all, policy_fields
+from claims.domain.config import load_config
+from claims.domain.decision import Decisions, decide_all, policy_fields
 from schemas.claim import Claim
 
 CONFIG = load_config()

@@ -16,8 +16,8 @@ import uvicorn
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from claims.settings import DataSettings
 from claims.store import Store
+from claims.store.data_settings import DataSettings
 from schemas.auth import Role
 from serving.app import create_app
 from serving.settings import ServiceSettings

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from claims.checkpoint import MANIFEST, CheckpointError, FallbackCode, load_checkpoint
-from claims.config import load_config
+from claims.domain.config import load_config
+from claims.model.checkpoint import MANIFEST, CheckpointError, FallbackCode, load_checkpoint
 from serving.models import ModelService
 from serving.settings import ServiceSettings
 
@@ -84,7 +84,7 @@ def test_the_service_starts_on_the_base_model_and_says_why(checkpoint_copy: Path
 def test_a_new_champion_that_cannot_serve_leaves_the_current_one_serving(
     trained_checkpoint: Path, checkpoint_copy: Path, data_dir: Path
 ) -> None:
-    from claims.registry import Registry
+    from claims.store.registry import Registry
     from schemas.registry import Lineage
 
     registry = Registry(data_dir / "registry")

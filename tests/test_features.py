@@ -3,7 +3,7 @@ from datetime import date
 import numpy as np
 import pytest
 
-from claims.features import FeatureError, StructuredFeatures
+from claims.model.features import FeatureError, StructuredFeatures
 from schemas.claim import Claim
 
 

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from claims.checkpoint import MANIFEST
-from claims.registry import Registry
+from claims.model.checkpoint import MANIFEST
+from claims.store.registry import Registry
 from schemas.registry import Lineage
 from serving.app import create_app
 from serving.settings import ServiceSettings

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from claims.dataset import LabelledClaims, hash_fraction, load_claims
+from claims.data.dataset import LabelledClaims, hash_fraction, load_claims
 from schemas.claim import Claim
 from schemas.config import SpecialistConfig
 from schemas.feedback import FeedbackRecord

@@ -17,15 +17,15 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import text
 
-from claims.checkpoint import LoadedCheckpoint, load_checkpoint
-from claims.features import NumericScaling
-from claims.settings import DataSettings
+from claims.data.streams import Unreadable, read_rows
+from claims.data.synthetic import generate_claims
+from claims.model.checkpoint import LoadedCheckpoint, load_checkpoint
+from claims.model.features import NumericScaling
 from claims.store import Store
-from claims.streams import Unreadable, read_rows
-from claims.synthetic import generate_claims
+from claims.store.data_settings import DataSettings
 from serving.app import create_app
+from serving.batch.scoring import BacklogScorer
 from serving.observability import JsonFormatter
-from serving.scoring import BacklogScorer
 from serving.settings import ServiceSettings
 from tests.test_overload import served
 from tests.test_store import database_url  # noqa: F401  (SQLite, and PostgreSQL when set)

@@ -17,8 +17,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
+from claims.data.synthetic import generate_claims
 from claims.store import Store
-from claims.synthetic import generate_claims
 from schemas.auth import Role
 from tests.conftest import empty_database_url, running_service
 

@@ -8,8 +8,8 @@ import pandas as pd
 import pytest
 from sklearn.metrics import f1_score, roc_auc_score
 
-from claims.config import load_config
-from claims.dataset import frame_to_claims
+from claims.data.dataset import frame_to_claims
+from claims.domain.config import load_config
 from schemas.config import TaskKind
 from training.labels import resolve_labels
 from training.metrics import CONFIDENCE, paired_bootstrap, score_predictions, task_metrics

@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from claims.checkpoint import load_checkpoint
-from claims.dataset import load_claims
+from claims.data.dataset import load_claims
+from claims.model.checkpoint import load_checkpoint
 from schemas.config import Strategy
 from tests.conftest import quick_config
 from training.evaluate import MEMBER_PREFIX, evaluate

@@ -19,8 +19,8 @@ import pytest
 import uvicorn
 from fastapi.testclient import TestClient
 
-from claims.settings import DataSettings
 from claims.store import Store
+from claims.store.data_settings import DataSettings
 from serving.app import create_app
 from serving.batching import InferenceLanes, InferenceTimeout, MicroBatcher, Overloaded
 from serving.settings import ServiceSettings
@@ -248,6 +248,10 @@ def test_the_service_answers_503_with_retry_after_past_its_queue_bound(
         refused = client.post("/v1/triage", json={**CLAIM, "claim_id": "OV-refused"})
         seconds = time.perf_counter() - started
         batch = client.post("/v1/triage/batch", json={"claims": [CLAIM, CLAIM]})
+        # refused before routing: the body is never read, so not even parsed
+        unread = client.post(
+            "/v1/triage", content=b"{not json", headers={"content-type": "application/json"}
+        )
         release.set()
         for thread in threads:
             thread.join()
@@ -256,9 +260,10 @@ def test_the_service_answers_503_with_retry_after_past_its_queue_bound(
     assert int(refused.headers["Retry-After"]) >= 1
     assert "retry later" in refused.json()["detail"]
     assert batch.status_code == 503 and "Retry-After" in batch.headers
+    assert unread.status_code == 503
     assert {answer.status_code for answer in answers.values()} == {200}
     assert "OV-refused" not in {claim_id for one in passes for claim_id in one}
-    assert re.search(r'^claims_shed_total\{reason="queue_full"\} 2\.0$', metrics, re.M)
+    assert re.search(r'^claims_shed_total\{reason="queue_full"\} 3\.0$', metrics, re.M)
 
 
 @contextmanager

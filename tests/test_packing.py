@@ -11,17 +11,17 @@ from torch.nn.functional import scaled_dot_product_attention
 from transformers import BertConfig, BertModel, RobertaConfig, RobertaModel
 from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
 
-from claims.batching import tokenize
-from claims.checkpoint import load_checkpoint
-from claims.dataset import load_claims
-from claims.encoder import load_encoder, load_tokenizer, mean_pool, resolve_base_model
-from claims.packing import (
+from claims.data.dataset import load_claims
+from claims.model.checkpoint import load_checkpoint
+from claims.model.encoder import load_encoder, load_tokenizer, mean_pool, resolve_base_model
+from claims.model.packing import (
     PACKED_ATTENTION,
     PackedTokens,
     enable_packing,
     packed_embeddings,
     packing_pays,
 )
+from claims.model.tokens import tokenize
 from tests.conftest import quick_config
 
 TEXTS = [

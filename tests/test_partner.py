@@ -10,17 +10,17 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from claims.checkpoint import (
+from claims.data.dataset import frame_to_claims
+from claims.domain.config import load_config
+from claims.model.checkpoint import (
     PARTNER,
     PARTNER_ARRAYS,
     CheckpointError,
     FallbackCode,
     load_checkpoint,
 )
-from claims.config import load_config
-from claims.dataset import frame_to_claims
-from claims.features import StructuredFeatures
-from claims.partner import BOOSTED, TEXT, TUNED, BoostedPartner, stack
+from claims.model.features import StructuredFeatures
+from claims.model.stack import BOOSTED, TEXT, TUNED, BoostedPartner, stack
 from schemas.config import Strategy
 from tests.conftest import quick_config
 from training.baselines import TfidfLogisticBaseline

@@ -7,9 +7,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from claims.synthetic import generate_claims
-from claims.tables import write_table
-from serving.scoring import BacklogScorer, load_scoring_model
+from claims.data.synthetic import generate_claims
+from claims.data.tables import write_table
+from serving.batch.scoring import BacklogScorer, load_scoring_model
 
 ray = pytest.importorskip("ray", reason="Ray is an optional extra: pip install -e '.[ray]'")
 
@@ -25,7 +25,7 @@ def local_ray() -> None:
 def test_both_engines_score_the_same_file_the_same_way(
     trained_checkpoint: Path, tmp_path: Path, local_ray: None
 ) -> None:
-    from serving.ray_scoring import score_with_ray
+    from serving.batch.ray_scoring import score_with_ray
 
     frame = generate_claims(150, seed=31).drop(columns=["claim_type", "severity", "siu_referral"])
     frame = frame.astype({"prior_claims": object})

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from claims.checkpoint import MANIFEST, CheckpointError
-from claims.registry import CHAMPION_FILE, Registry, RegistryError
+from claims.model.checkpoint import MANIFEST, CheckpointError
+from claims.store.registry import CHAMPION_FILE, Registry, RegistryError
 from schemas.registry import Lineage
 
 LINEAGE = Lineage(

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from claims.checkpoint import MANIFEST, FallbackCode
-from claims.registry import CHALLENGER_PREFIX, Registry, RegistryError
-from claims.settings import DataSettings
+from claims.model.checkpoint import MANIFEST, FallbackCode
 from claims.store import Store
+from claims.store.data_settings import DataSettings
+from claims.store.registry import CHALLENGER_PREFIX, Registry, RegistryError
 from schemas.claim import Claim
 from schemas.registry import Lineage
 from serving.models import ModelService
@@ -74,7 +74,7 @@ def hold_scratch(root: Path) -> tuple[subprocess.Popen[str], Path]:
     """A process doing retraining's work in the registry, stopped wherever it is."""
     code = (
         "import sys, time\n"
-        "from claims.registry import CHALLENGER_PREFIX, Registry\n"
+        "from claims.store.registry import CHALLENGER_PREFIX, Registry\n"
         "with Registry(sys.argv[1]).scratch(CHALLENGER_PREFIX) as work:\n"
         "    (work / 'checkpoint').mkdir()\n"
         "    (work / 'checkpoint' / 'heads.safetensors').write_bytes(b'x' * 1000)\n"

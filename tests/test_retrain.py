@@ -12,11 +12,11 @@ import pytest
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
-from claims.cli import app
-from claims.dataset import hash_fraction, load_claims
-from claims.registry import Registry
-from claims.settings import DataSettings
+from claims.cli.main import app
+from claims.data.dataset import hash_fraction, load_claims
 from claims.store import Store
+from claims.store.data_settings import DataSettings
+from claims.store.registry import Registry
 from schemas.claim import Claim
 from schemas.feedback import FeedbackItem, FeedbackRecord
 from schemas.jobs import JobState

@@ -8,14 +8,14 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from claims.checkpoint import LoadedCheckpoint, load_checkpoint
-from claims.cli import app
-from claims.dataset import row_to_claim
-from claims.synthetic import generate_claims
-from claims.tables import write_table
-from claims.triage import triage
+from claims.cli.main import app
+from claims.data.dataset import row_to_claim
+from claims.data.synthetic import generate_claims
+from claims.data.tables import write_table
+from claims.domain.triage import triage
+from claims.model.checkpoint import LoadedCheckpoint, load_checkpoint
+from serving.batch.scoring import BacklogScorer, ScoringError, rejects_path
 from serving.cli import register as register_serving
-from serving.scoring import BacklogScorer, ScoringError, rejects_path
 
 register_serving(app)
 runner = CliRunner()

@@ -25,8 +25,8 @@ from sqlalchemy.orm import Session
 from sqlalchemy.pool import NullPool
 
 from claims.store import FeedbackConflict, Store, StoreError, UnknownPrediction
+from claims.store.orm import Base, Feedback, FeedbackLabel
 from claims.store.store import alembic_config
-from claims.store.tables import Base, Feedback, FeedbackLabel
 from schemas.claim import Claim
 from schemas.feedback import FeedbackItem, FeedbackRecord, PredictionRecord
 from schemas.jobs import JobState

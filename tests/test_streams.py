@@ -7,7 +7,7 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
-from claims.streams import Unreadable, chunked, piece_rows, read_pieces, read_rows, rows_of
+from claims.data.streams import Unreadable, chunked, piece_rows, read_pieces, read_rows, rows_of
 
 
 def batch(first: int, count: int) -> pa.RecordBatch:

@@ -12,7 +12,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from threadpoolctl import threadpool_limits
 
-from claims.synthetic import CLAIM_TYPES, generate_claims
+from claims.data.synthetic import CLAIM_TYPES, generate_claims
 
 COLUMNS = [
     "claim_id", "description", "loss_date", "reported_date", "line_of_business", "policy_id",

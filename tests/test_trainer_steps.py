@@ -11,13 +11,13 @@ import pytest
 import torch
 from transformers import BertConfig, BertModel, PreTrainedTokenizerBase
 
-from claims.config import load_config
-from claims.dataset import DataError, LabelledClaims, frame_to_claims
-from claims.encoder import load_tokenizer, resolve_base_model
-from claims.features import StructuredFeatures
-from claims.model import Calibration
-from claims.packing import PACKED_ATTENTION
-from claims.predictor import TunedPredictor
+from claims.data.dataset import DataError, LabelledClaims, frame_to_claims
+from claims.domain.config import load_config
+from claims.model.encoder import load_tokenizer, resolve_base_model
+from claims.model.features import StructuredFeatures
+from claims.model.network import Calibration
+from claims.model.packing import PACKED_ATTENTION
+from claims.model.predictor import TunedPredictor
 from schemas.config import SpecialistConfig, Strategy
 from tests.conftest import quick_config
 from training.calibration import (
@@ -27,7 +27,7 @@ from training.calibration import (
     fit_temperatures,
 )
 from training.data import TrainingData, prepare_data, split_validation
-from training.fine_tuning import build_model, fine_tune, mean_loss
+from training.fine_tuning import build_model, fine_tune, mean_loss, runs_bf16
 from training.labels import IGNORE, class_weights
 
 TINY = {"vocab_size": 30522, "hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2}
@@ -125,7 +125,8 @@ def test_fine_tuning_keeps_the_step_with_the_lowest_validation_loss(
         for task, w in data.class_weights.items()
     }
     # the kept step's weights are back in place, whichever step came last
-    assert mean_loss(model, data.validation, loss_functions) == pytest.approx(
+    bf16 = runs_bf16(settings, CPU)
+    assert mean_loss(model, data.validation, loss_functions, bf16) == pytest.approx(
         float(match[2]), abs=1e-4
     )
 

@@ -10,9 +10,9 @@ import pytest
 import torch
 from transformers import BertConfig, BertModel
 
-from claims.checkpoint import MANIFEST, load_checkpoint
-from claims.dataset import load_claims
-from claims.encoder import resolve_base_model
+from claims.data.dataset import load_claims
+from claims.model.checkpoint import MANIFEST, load_checkpoint
+from claims.model.encoder import resolve_base_model
 from schemas.checkpoint import Manifest
 from schemas.config import Strategy
 from tests.conftest import quick_config

@@ -20,8 +20,8 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedKFold
 from threadpoolctl import threadpool_limits
 
-from claims.features import StructuredFeatures
-from claims.partner import (
+from claims.model.features import StructuredFeatures
+from claims.model.stack import (
     CHAR_TFIDF,
     MIN_DOCUMENT_FREQUENCY,
     TEXT_REGULARISATION,
@@ -33,7 +33,7 @@ from training.labels import IGNORE
 Targets = dict[str, np.ndarray]  # task -> label index per row, IGNORE where unlabelled
 Probabilities = dict[str, np.ndarray]  # task -> (rows, labels)
 STACKING_FOLDS = 5
-PARALLEL_FOLDS_FROM = 5_000  # rows: below, starting worker processes costs more than it saves
+PARALLEL_FOLDS_FROM = 1_000  # rows: below, starting worker processes costs more than it saves
 
 
 def _full_width(model: object, probabilities: np.ndarray, rows: int, labels: int) -> np.ndarray:
@@ -82,16 +82,17 @@ class TfidfLogisticBaseline:
         }
 
 
-def out_of_fold_text_scores(
+def fit_text_model(
     claims: Sequence[Claim], targets: Targets, label_counts: dict[str, int], seed: int
-) -> np.ndarray:
-    """TF-IDF scores for the rows it was fitted on, each from a model that never saw that row.
-    The folds fit side by side on a large set: one logistic regression uses one core."""
+) -> tuple[TfidfLogisticBaseline, np.ndarray]:
+    """The TF-IDF model fitted on every row, and its scores for those rows, each from a model
+    of the same recipe that never saw that row (STACKING_FOLDS folds): what a model stacked on
+    the text scores is fitted on. The fits are independent, and one logistic regression uses
+    one core, so on a large set they run side by side, the largest first."""
     folds = StratifiedKFold(STACKING_FOLDS, shuffle=True, random_state=seed)
     stratify = next(iter(targets.values()))
     splits = list(folds.split(np.zeros(len(claims)), stratify))
-    jobs = 1 if len(claims) < PARALLEL_FOLDS_FROM else min(len(splits), os.cpu_count() or 1)
-    arguments = [
+    fits = [(claims, targets, None, label_counts)] + [
         (
             [claims[i] for i in fitted_rows],
             {task: values[fitted_rows] for task, values in targets.items()},
@@ -100,8 +101,10 @@ def out_of_fold_text_scores(
         )
         for fitted_rows, scored_rows in splits
     ]
+    cores = os.cpu_count() or 1
+    jobs = 1 if len(claims) < PARALLEL_FOLDS_FROM else min(len(fits), cores)
     if jobs == 1:
-        fold_scores = [_fold_scores(*fold) for fold in arguments]
+        results = [_fit_or_score(*fit) for fit in fits]
     else:
         # Processes that end with the fit: joblib's reusable workers idle on for five minutes,
         # and a process fitting this beside a GPU cannot end before they do. Each keeps to its
@@ -110,14 +113,16 @@ def out_of_fold_text_scores(
             jobs,
             mp_context=multiprocessing.get_context("spawn"),
             initializer=_keep_to_threads,
-            initargs=(max(1, (os.cpu_count() or 1) // jobs),),
+            initargs=(max(1, cores // jobs),),
         ) as pool:
-            futures = [pool.submit(_fold_scores, *fold) for fold in arguments]
-            fold_scores = [future.result() for future in futures]
+            futures = [pool.submit(_fit_or_score, *fit) for fit in fits]
+            results = [future.result() for future in futures]
+    model, *fold_scores = results
+    assert isinstance(model, TfidfLogisticBaseline)
     scores = np.zeros((len(claims), sum(label_counts.values())))
     for (_, scored_rows), fold in zip(splits, fold_scores, strict=True):
         scores[scored_rows] = fold
-    return scores
+    return model, scores
 
 
 def _keep_to_threads(threads: int) -> None:
@@ -126,11 +131,15 @@ def _keep_to_threads(threads: int) -> None:
     threadpool_limits(threads)
 
 
-def _fold_scores(
-    fitted: Sequence[Claim], targets: Targets, scored: Sequence[Claim], label_counts: dict[str, int]
-) -> np.ndarray:
+def _fit_or_score(
+    fitted: Sequence[Claim],
+    targets: Targets,
+    scored: Sequence[Claim] | None,
+    label_counts: dict[str, int],
+) -> TfidfLogisticBaseline | np.ndarray:
+    """The model fitted on `fitted`; with `scored`, only its scores of those claims."""
     model = TfidfLogisticBaseline().fit(fitted, targets, label_counts)
-    return _stack(model.predict_proba(scored))
+    return model if scored is None else _stack(model.predict_proba(scored))
 
 
 def _stack(probabilities: Probabilities) -> np.ndarray:
@@ -159,8 +168,7 @@ class StructuredBoostingBaseline:
         self.label_counts = label_counts
         text_scores = None
         if self.with_text:
-            text_scores = out_of_fold_text_scores(claims, targets, label_counts, self.seed)
-            self.text_model = TfidfLogisticBaseline().fit(claims, targets, label_counts)
+            self.text_model, text_scores = fit_text_model(claims, targets, label_counts, self.seed)
         matrix = self._matrix(claims, text_scores)
         for task, values in targets.items():
             known = values != IGNORE

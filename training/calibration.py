@@ -8,8 +8,8 @@ from collections.abc import Mapping
 import numpy as np
 import torch
 
-from claims.model import Calibration, SpecialistModel
-from claims.predictor import TunedPredictor
+from claims.model.network import Calibration, SpecialistModel
+from claims.model.predictor import TunedPredictor
 from schemas.config import SpecialistConfig
 from training.data import EncodedClaims, TrainingData
 from training.labels import IGNORE

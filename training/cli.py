@@ -8,7 +8,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from claims.cli import user_errors
+from claims.cli.main import user_errors
 from schemas.config import Strategy
 from schemas.report import EvaluationReport
 
@@ -25,7 +25,7 @@ def train(
     seed: int | None = typer.Option(None, help="Same seed, same model."),
 ) -> None:
     """Fine-tune the base model on labelled claims and write a verified checkpoint."""
-    from claims.config import load_config
+    from claims.domain.config import load_config
     from training.model_card import split_title
     from training.trainer import SpecialistTrainer
 
@@ -81,10 +81,10 @@ def retrain(
     ),
 ) -> None:
     """Train a challenger on history plus confirmed feedback; promote it only if the gate passes."""
-    from claims.jobs import reporting
-    from claims.registry import Registry
-    from claims.settings import DataSettings
     from claims.store import Store
+    from claims.store.data_settings import DataSettings
+    from claims.store.job_progress import reporting
+    from claims.store.registry import Registry
     from training.retrain import retrain as run_retraining
 
     settings = DataSettings()

@@ -9,10 +9,10 @@ import numpy as np
 import torch
 from transformers import PreTrainedTokenizerBase
 
-from claims.batching import TokenMatrix, to_device, tokenize
-from claims.dataset import DataError, LabelledClaims, hash_fraction
-from claims.features import StructuredFeatures
-from claims.predictor import PreparedClaims
+from claims.data.dataset import DataError, LabelledClaims, hash_fraction
+from claims.model.features import StructuredFeatures
+from claims.model.predictor import PreparedClaims
+from claims.model.tokens import TokenMatrix, to_device, tokenize
 from schemas.config import SpecialistConfig
 from training.labels import IGNORE, class_weights, label_indices, resolve_labels
 

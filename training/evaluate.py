@@ -11,12 +11,12 @@ from typing import Protocol
 
 import numpy as np
 
-from claims.checkpoint import LoadedCheckpoint, load_checkpoint
-from claims.dataset import DataError, LabelledClaims, load_claims
-from claims.encoder import file_sha256
-from claims.features import StructuredFeatures
-from claims.partner import BOOSTED, TEXT, TUNED
-from claims.predictor import TunedPredictor, ZeroShotPredictor
+from claims.data.dataset import DataError, LabelledClaims, load_claims
+from claims.model.checkpoint import LoadedCheckpoint, load_checkpoint
+from claims.model.encoder import file_sha256
+from claims.model.features import StructuredFeatures
+from claims.model.predictor import TunedPredictor, ZeroShotPredictor
+from claims.model.stack import BOOSTED, TEXT, TUNED
 from schemas.claim import Claim
 from schemas.config import SpecialistConfig, TaskKind
 from schemas.report import EvaluationReport, Interval, SystemResult

@@ -12,8 +12,9 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, Ti
 from torch import nn
 from transformers import get_linear_schedule_with_warmup
 
-from claims.batching import shuffled_length_batches
-from claims.model import SpecialistModel
+from claims.model.network import SpecialistModel
+from claims.model.predictor import cpu_has_bf16
+from claims.model.tokens import shuffled_length_batches
 from schemas.config import TrainingConfig
 from training.data import Batch, EncodedClaims
 from training.labels import IGNORE
@@ -41,6 +42,14 @@ def build_model(
     ).to(device)
 
 
+def runs_bf16(settings: TrainingConfig, device: torch.device) -> bool:
+    """Whether fine-tuning's passes run under bf16 autocast (the weights and the optimiser stay
+    fp32): as chosen, or by default on a GPU and on a CPU that multiplies bf16 natively."""
+    return settings.precision == "bf16" or (
+        settings.precision == "auto" and (device.type == "cuda" or cpu_has_bf16())
+    )
+
+
 def fine_tune(
     model: SpecialistModel,
     train: EncodedClaims,
@@ -55,6 +64,7 @@ def fine_tune(
     it kept and why. `on_step(step, total_steps)` reports progress to a caller without a
     terminal."""
     device = next(model.parameters()).device
+    bf16 = runs_bf16(settings, device)
     loss_functions = {
         task: nn.CrossEntropyLoss(weight=torch.tensor(w, device=device), ignore_index=IGNORE)
         for task, w in class_weights.items()
@@ -84,7 +94,7 @@ def fine_tune(
         for epoch in range(settings.epochs):
             for rows in shuffled_length_batches(train.tokens.lengths, settings.batch_size, rng):
                 model.train()
-                loss = batch_loss(model, train.batch(rows, device), loss_functions)
+                loss = batch_loss(model, train.batch(rows, device), loss_functions, bf16)
                 loss.backward()
                 nn.utils.clip_grad_norm_(model.parameters(), 1.0)
                 optimiser.step()
@@ -99,7 +109,7 @@ def fine_tune(
                 last_step = step >= total_steps
                 if step % evaluate_every and not last_step:
                     continue
-                validation_loss = mean_loss(model, validation, loss_functions)
+                validation_loss = mean_loss(model, validation, loss_functions, bf16)
                 if validation_loss < best_loss - IMPROVEMENT:
                     best_loss, waited = validation_loss, 0
                     best_state = {
@@ -125,14 +135,14 @@ def fine_tune(
 
 
 def batch_loss(
-    model: SpecialistModel, batch: Batch, loss_functions: dict[str, nn.CrossEntropyLoss]
+    model: SpecialistModel,
+    batch: Batch,
+    loss_functions: dict[str, nn.CrossEntropyLoss],
+    bf16: bool,
 ) -> torch.Tensor:
-    """The sum over tasks of each task's loss on its labelled rows; bf16 on a GPU."""
+    """The sum over tasks of each task's loss on its labelled rows."""
     input_ids, mask, structured, targets = batch
-    device = input_ids.device
-    with torch.autocast(
-        device_type=device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"
-    ):
+    with torch.autocast(device_type=input_ids.device.type, dtype=torch.bfloat16, enabled=bf16):
         logits = model(input_ids, mask, structured)
     losses = [loss_functions[task](logits[task], values) for task, values in targets.items()]
     return torch.stack(losses).sum()
@@ -142,6 +152,7 @@ def mean_loss(
     model: SpecialistModel,
     split: EncodedClaims,
     loss_functions: dict[str, nn.CrossEntropyLoss],
+    bf16: bool,
 ) -> float:
     """The loss per claim over a whole split, in evaluation mode."""
     model.eval()
@@ -151,7 +162,8 @@ def mean_loss(
     with torch.inference_mode():
         for start in range(0, len(order), VALIDATION_BATCH):
             rows = order[start : start + VALIDATION_BATCH]
-            total += batch_loss(model, split.batch(rows, device), loss_functions).item() * len(rows)
+            batch = split.batch(rows, device)
+            total += batch_loss(model, batch, loss_functions, bf16).item() * len(rows)
             count += len(rows)
     return total / max(count, 1)
 

@@ -10,8 +10,8 @@ import math
 from collections.abc import Mapping
 from datetime import UTC, datetime
 
-from claims.dataset import LabelledClaims
-from claims.predictor import Predictor
+from claims.data.dataset import LabelledClaims
+from claims.model.predictor import Predictor
 from schemas.config import RetrainingConfig, SpecialistConfig, TaskKind
 from schemas.registry import GateCheck, GateDecision
 from training.metrics import primary_metric, score_predictions

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from claims.dataset import DataError
+from claims.data.dataset import DataError
 from schemas.config import TaskConfig, TaskKind
 
 IGNORE = -100  # a row without a label for a task adds nothing to that task's loss

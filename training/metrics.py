@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 from sklearn.metrics import accuracy_score, average_precision_score, f1_score, roc_auc_score
 
-from claims.dataset import LabelledClaims
+from claims.data.dataset import LabelledClaims
 from schemas.config import SpecialistConfig, TaskKind
 from schemas.report import Interval
 from training.labels import IGNORE, label_indices

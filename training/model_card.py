@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from claims.checkpoint import TrainedSpecialist
-from claims.partner import MEMBERS
+from claims.model.checkpoint import TrainedSpecialist
+from claims.model.stack import MEMBERS
 
 TUNED_ALONE = "tuned_alone"
 

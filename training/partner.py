@@ -19,7 +19,7 @@ import numpy as np
 from scipy.optimize import minimize
 from scipy.special import log_softmax
 
-from claims.partner import (
+from claims.model.stack import (
     PROBABILITY_FLOOR,
     TUNED,
     BoostedPartner,
@@ -28,7 +28,7 @@ from claims.partner import (
     TextScorerState,
 )
 from schemas.claim import Claim
-from training.baselines import TfidfLogisticBaseline, out_of_fold_text_scores
+from training.baselines import TfidfLogisticBaseline, fit_text_model
 from training.labels import IGNORE
 
 BOOSTING = {  # the tuned settings of the data set READMEs' strongest classical baseline
@@ -95,8 +95,9 @@ def fit_partner(
     seed: int,
 ) -> BoostedPartner:
     """Fitted on the training split; every task starts with the tuned model alone."""
-    text = _text_scorer(TfidfLogisticBaseline().fit(claims, targets, label_counts))
-    matrix = np.hstack([structured, out_of_fold_text_scores(claims, targets, label_counts, seed)])
+    text_model, text_scores = fit_text_model(claims, targets, label_counts, seed)
+    text = _text_scorer(text_model)
+    matrix = np.hstack([structured, text_scores])
     boosters = {}
     for task, values in targets.items():
         known = values != IGNORE

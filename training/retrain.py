@@ -19,11 +19,11 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from claims.checkpoint import load_checkpoint
-from claims.dataset import LabelledClaims, hash_fraction, load_claims
-from claims.predictor import Predictor, ZeroShotPredictor
-from claims.registry import CHALLENGER_PREFIX, Registry, RegistryError
+from claims.data.dataset import LabelledClaims, hash_fraction, load_claims
+from claims.model.checkpoint import load_checkpoint
+from claims.model.predictor import Predictor, ZeroShotPredictor
 from claims.store import Store
+from claims.store.registry import CHALLENGER_PREFIX, Registry, RegistryError
 from schemas.claim import Claim
 from schemas.config import SpecialistConfig
 from schemas.feedback import FeedbackRecord

@@ -11,17 +11,17 @@ import numpy as np
 import torch
 from transformers import set_seed
 
-from claims.checkpoint import TrainedSpecialist, write_checkpoint
-from claims.dataset import LabelledClaims, load_claims
-from claims.encoder import (
+from claims.data.dataset import LabelledClaims, load_claims
+from claims.model.checkpoint import TrainedSpecialist, write_checkpoint
+from claims.model.encoder import (
     base_model_info,
     file_sha256,
     load_encoder,
     load_tokenizer,
     resolve_base_model,
 )
-from claims.partner import BoostedPartner
-from claims.predictor import TunedPredictor
+from claims.model.predictor import TunedPredictor
+from claims.model.stack import BoostedPartner
 from schemas.checkpoint import DataInfo, Manifest
 from schemas.config import SpecialistConfig
 from training.calibration import calibrate, candidate_predictor, fit_decision_offsets

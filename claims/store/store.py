@@ -37,9 +37,9 @@ from sqlalchemy import (
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from claims.files import make_private, private_sqlite_file
-from claims.settings import DataSettings
-from claims.store.tables import ApiKey, Feedback, FeedbackLabel, Job, Prediction
+from claims.store.data_settings import DataSettings
+from claims.store.files import make_private, private_sqlite_file
+from claims.store.orm import ApiKey, Feedback, FeedbackLabel, Job, Prediction
 from schemas.auth import ApiKeyInfo, Role
 from schemas.claim import Claim
 from schemas.feedback import FeedbackItem, FeedbackRecord, PredictionRecord

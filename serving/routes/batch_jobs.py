@@ -17,12 +17,12 @@ from fastapi.responses import FileResponse
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from claims.tables import TableFormatError, table_format
+from claims.data.tables import TableFormatError, table_format
 from schemas.auth import ApiKeyInfo, Role
 from schemas.jobs import JobState, JobStatus
 from serving.auth import Triage, caller
+from serving.batch.jobs import SCORE, JobLauncher, TooManyJobs
 from serving.dependencies import Launcher, Models, StoreDep
-from serving.jobs import SCORE, JobLauncher, TooManyJobs
 from serving.responses import SECURED, documented
 
 router = APIRouter(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, HTTPException, status
 from pydantic import BaseModel, Field
 
-from claims.registry import RegistryError
+from claims.store.registry import RegistryError
 from schemas.registry import ModelVersion
 from schemas.service import ActiveModel
 from serving.auth import Admin, Triage

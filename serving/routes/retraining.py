@@ -6,8 +6,8 @@ from fastapi import APIRouter, HTTPException, status
 
 from schemas.jobs import JobStatus
 from serving.auth import Admin
+from serving.batch.jobs import RetrainRunning, RetrainUnavailable
 from serving.dependencies import Launcher
-from serving.jobs import RetrainRunning, RetrainUnavailable
 from serving.responses import SECURED, documented
 
 router = APIRouter(

@@ -1,7 +1,8 @@
 """Triage of new claims, one at a time or in batches of up to 256; every answer is recorded,
 so feedback can name it by its prediction_id.
 
-Under overload a request is refused at once with 503 and Retry-After (serving/batching.py);
+Under overload a request is refused at once with 503 and Retry-After (serving/shedding.py before
+it is routed, serving/batching.py when its claims do not fit);
 one whose client disconnects while it waits is dropped before its forward pass."""
 
 from __future__ import annotations
@@ -11,12 +12,12 @@ import contextlib
 from collections.abc import Awaitable
 from typing import TypeVar
 
-from fastapi import APIRouter, Depends, HTTPException, Request, Response, status
+from fastapi import APIRouter, HTTPException, Request, Response, status
 
 from schemas.claim import Claim
 from schemas.triage import BatchTriageRequest, BatchTriageResponse, TriageResult
 from serving.auth import Triage, charge_claims
-from serving.batching import InferenceLanes, Overloaded
+from serving.batching import Overloaded
 from serving.responses import SECURED, documented
 
 T = TypeVar("T")
@@ -31,21 +32,10 @@ def _unavailable(error: Overloaded) -> HTTPException:
     )
 
 
-async def spare_capacity(request: Request) -> None:
-    """Refuses before the body is validated when even one claim would be refused: under
-    overload most requests are refused, and each must cost as little as it can."""
-    lanes: InferenceLanes = request.app.state.inference
-    if lanes.full:
-        lanes.shed("queue_full")
-        raise _unavailable(
-            Overloaded("overloaded: no room for another claim; retry later", lanes.retry_after())
-        )
-
-
 router = APIRouter(
     prefix="/v1",
     tags=["triage"],
-    dependencies=[Triage, Depends(spare_capacity)],
+    dependencies=[Triage],
     responses=SECURED | documented(413, 503, 504),
 )
 

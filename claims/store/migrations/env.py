@@ -14,7 +14,7 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import Connection, create_engine, pool
 
-from claims.store.tables import Base
+from claims.store.orm import Base
 
 config = context.config
 

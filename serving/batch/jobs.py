@@ -23,8 +23,8 @@ from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from claims.files import exclusive_lock
 from claims.store import Store
+from claims.store.files import exclusive_lock
 from schemas.jobs import JobState, JobStatus
 from serving.settings import ServiceSettings
 

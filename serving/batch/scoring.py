@@ -30,15 +30,8 @@ import pyarrow.parquet as pq
 import torch
 from pydantic import ValidationError
 
-from claims.checkpoint import LoadedCheckpoint, load_checkpoint
-from claims.config import describe_validation_error
-from claims.dataset import row_to_claim
-from claims.decision import decide_all, policy_fields
-from claims.features import FeatureError
-from claims.predictor import ClaimPreparer, PreparedClaims, TunedPredictor
-from claims.registry import Registry
-from claims.settings import DataSettings
-from claims.streams import (
+from claims.data.dataset import row_to_claim
+from claims.data.streams import (
     Piece,
     Row,
     TableWriter,
@@ -47,8 +40,15 @@ from claims.streams import (
     read_pieces,
     rows_of,
 )
-from claims.tables import SUPPORTED_SUFFIXES, table_format
-from claims.triage import chosen_labels
+from claims.data.tables import SUPPORTED_SUFFIXES, table_format
+from claims.domain.config import describe_validation_error
+from claims.domain.decision import decide_all, policy_fields
+from claims.domain.triage import chosen_labels
+from claims.model.checkpoint import LoadedCheckpoint, load_checkpoint
+from claims.model.features import FeatureError
+from claims.model.predictor import ClaimPreparer, PreparedClaims, TunedPredictor
+from claims.store.data_settings import DataSettings
+from claims.store.registry import Registry
 from schemas.config import SpecialistConfig
 from schemas.scoring import Precision, ScoreSummary
 

@@ -30,8 +30,8 @@ from typing import BinaryIO
 from packaging.requirements import Requirement
 from pydantic import ValidationError
 
-from claims.encoder import BaseModelError, file_sha256
-from claims.settings import DataSettings
+from claims.model.encoder import BaseModelError, file_sha256
+from claims.store.data_settings import DataSettings
 from schemas.base_models import (
     ArchivePart,
     BaseModelManifest,

@@ -23,8 +23,8 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
-from claims.checkpoint import verify_checkpoint
-from claims.files import exclusive_lock, fsync_path, fsync_tree, make_private_dirs
+from claims.model.checkpoint import verify_checkpoint
+from claims.store.files import exclusive_lock, fsync_path, fsync_tree, make_private_dirs
 from schemas.registry import ChampionPointer, Lineage, ModelVersion, RegistryEvent
 
 CHECKPOINT = "checkpoint"

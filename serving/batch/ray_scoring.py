@@ -19,12 +19,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 
-from claims.checkpoint import verify_checkpoint
-from claims.predictor import cpu_has_bf16
-from claims.streams import csv_column_names
-from claims.tables import table_format
+from claims.data.streams import csv_column_names
+from claims.data.tables import table_format
+from claims.model.checkpoint import verify_checkpoint
+from claims.model.predictor import cpu_has_bf16
 from schemas.scoring import ScoreSummary
-from serving.scoring import BacklogScorer, load_scoring_model
+from serving.batch.scoring import BacklogScorer, load_scoring_model
 
 REASON = "reject_reason"
 

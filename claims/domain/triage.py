@@ -7,8 +7,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from claims.decision import Probabilities, decide_all, policy_fields
-from claims.predictor import Predictor
+from claims.domain.decision import Probabilities, decide_all, policy_fields
+from claims.model.predictor import Predictor
 from schemas.claim import Claim
 from schemas.policy import DecisionPolicy
 from schemas.triage import LabelProbability, ServedBy, TaskPrediction, TriageResult

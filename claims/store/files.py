@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-log = logging.getLogger("claims.files")
+log = logging.getLogger("claims.store.files")
 
 PRIVATE_DIR = 0o700
 PRIVATE_FILE = 0o600

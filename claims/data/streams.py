@@ -18,7 +18,7 @@ import pyarrow as pa
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
-from claims.tables import TableFormatError, table_format
+from claims.data.tables import TableFormatError, table_format
 
 READ_BLOCK_BYTES = 8 << 20
 

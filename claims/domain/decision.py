@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from claims.features import FeatureError, numeric_value
+from claims.model.features import FeatureError, numeric_value
 from schemas.claim import Claim
 from schemas.policy import Condition, DecisionPolicy, FieldCondition, ReviewCode, TaskCondition
 from schemas.triage import Decision, ReviewReason

@@ -23,7 +23,7 @@ from pydantic import ValidationError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from claims.encoder import (
+from claims.model.encoder import (
     BaseModelError,
     base_model_info,
     file_sha256,
@@ -31,10 +31,10 @@ from claims.encoder import (
     load_tokenizer,
     resolve_base_model,
 )
-from claims.features import StructuredFeatures
-from claims.model import Calibration, SpecialistModel
-from claims.partner import BoostedPartner
-from claims.predictor import TunedPredictor
+from claims.model.features import StructuredFeatures
+from claims.model.network import Calibration, SpecialistModel
+from claims.model.predictor import TunedPredictor
+from claims.model.stack import BoostedPartner
 from schemas.checkpoint import BaseModelInfo, DataInfo, FileDigest, Manifest
 from schemas.config import SpecialistConfig, Strategy
 

@@ -14,18 +14,18 @@ import numpy as np
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from claims.batching import (
+from claims.model.encoder import base_model_info, load_encoder, load_tokenizer, mean_pool
+from claims.model.features import StructuredFeatures
+from claims.model.network import Calibration, SpecialistModel, decide_labels
+from claims.model.packing import PackedTokens, enable_packing, packed_embeddings, packing_pays
+from claims.model.stack import TUNED, BoostedPartner, Members
+from claims.model.tokens import (
     TokenMatrix,
     length_sorted_batches,
     padded_batches,
     to_device,
     tokenize,
 )
-from claims.encoder import base_model_info, load_encoder, load_tokenizer, mean_pool
-from claims.features import StructuredFeatures
-from claims.model import Calibration, SpecialistModel, decide_labels
-from claims.packing import PackedTokens, enable_packing, packed_embeddings, packing_pays
-from claims.partner import TUNED, BoostedPartner, Members
 from schemas.checkpoint import BaseModelInfo
 from schemas.claim import Claim
 from schemas.config import TaskConfig, TaskKind

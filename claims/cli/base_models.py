@@ -8,8 +8,8 @@ from datetime import UTC, datetime
 import typer
 from rich.console import Console
 
-from claims import base_models
-from claims.cli import user_errors
+from claims.cli.main import user_errors
+from claims.model import base_models
 
 catalogue = typer.Typer(
     name="base-models",

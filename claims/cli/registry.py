@@ -8,9 +8,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from claims.cli import user_errors
-from claims.registry import Registry
-from claims.settings import DataSettings
+from claims.cli.main import user_errors
+from claims.store.data_settings import DataSettings
+from claims.store.registry import Registry
 from schemas.registry import Lineage
 
 models = typer.Typer(
@@ -55,7 +55,7 @@ def register(
     reason: str = typer.Option("registered by hand", help="Recorded with the promotion."),
 ) -> None:
     """Verify a checkpoint and copy it into the registry."""
-    from claims.checkpoint import verify_checkpoint
+    from claims.model.checkpoint import verify_checkpoint
 
     registry = _registry()
     with user_errors():

@@ -8,7 +8,7 @@ from sklearn.metrics import f1_score
 from torch import nn
 from transformers import PreTrainedModel
 
-from claims.encoder import mean_pool
+from claims.model.encoder import mean_pool
 
 STRUCTURED_WIDTH = 64
 DECISION_OFFSET_GRID = np.linspace(-2.0, 2.0, 21)

@@ -24,8 +24,8 @@ from transformers import AttentionInterface, PreTrainedModel, PreTrainedTokenize
 from transformers.integrations.sdpa_attention import sdpa_attention_forward
 from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
 
-from claims.batching import TokenMatrix, tokenize
-from claims.encoder import mean_pool
+from claims.model.encoder import mean_pool
+from claims.model.tokens import TokenMatrix, tokenize
 
 PACKED_ATTENTION = "claims_packed"
 PROBE_TEXTS = (

@@ -12,13 +12,13 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
-from claims.checkpoint import CheckpointError
-from claims.config import ConfigError
-from claims.dataset import DataError
-from claims.encoder import BaseModelError
-from claims.features import FeatureError
-from claims.registry import RegistryError
-from claims.tables import TableFormatError, write_table
+from claims.data.dataset import DataError
+from claims.data.tables import TableFormatError, write_table
+from claims.domain.config import ConfigError
+from claims.model.checkpoint import CheckpointError
+from claims.model.encoder import BaseModelError
+from claims.model.features import FeatureError
+from claims.store.registry import RegistryError
 
 console = Console(stderr=True)
 app = typer.Typer(
@@ -58,7 +58,7 @@ def generate(
     seed: int = typer.Option(0, help="Same seed, same file."),
 ) -> None:
     """Write the embedded default: realistic synthetic claims with triage labels."""
-    from claims.synthetic import generate_claims
+    from claims.data.synthetic import generate_claims
 
     with user_errors():
         path = write_table(generate_claims(n, seed), out)

@@ -6,8 +6,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from claims.settings import DataSettings
 from claims.store import Store
+from claims.store.data_settings import DataSettings
 from schemas.auth import Role
 
 keys = typer.Typer(
