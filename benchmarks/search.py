@@ -29,10 +29,11 @@ from benchmarks.common import provenance
 from claims.data.dataset import LabelledClaims, load_claims
 from claims.domain.config import load_config
 from claims.model.checkpoint import load_checkpoint
+from training.data import split_validation
 from training.evaluate import ScoredSystem, paired_uncertainty
 from training.metrics import primary_metric
 from training.model_card import TUNED_ALONE
-from training.trainer import SpecialistTrainer, split_validation
+from training.trainer import SpecialistTrainer
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -82,10 +83,12 @@ def main() -> None:
         config.training = config.training.model_validate({**config.training.model_dump(), **change})
         started = time.perf_counter()
         with tempfile.TemporaryDirectory() as folder:
-            outcome = SpecialistTrainer(config, show_progress=False).fit(arguments.data, folder)
+            manifest = (
+                SpecialistTrainer(config, show_progress=False).fit(arguments.data).save(folder)
+            )
             seconds = time.perf_counter() - started
             answers[name], labels = tuned_alone(Path(folder), validation)
-        scores = outcome.manifest.metrics[TUNED_ALONE]
+        scores = manifest.metrics[TUNED_ALONE]
         score = sum(scores[task.name][primary_metric(task.kind)] for task in config.tasks) / len(
             config.tasks
         )

@@ -43,7 +43,7 @@ from claims.domain.triage import chosen_labels
 from claims.model.checkpoint import LoadedCheckpoint, load_checkpoint
 from schemas.scoring import ScoreSummary
 from serving.batch.scoring import BacklogScorer, default_workers, load_scoring_model
-from training.trainer import score_predictions
+from training.metrics import score_predictions
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -77,7 +77,7 @@ def trained_checkpoint(claims_csv: Path, tmp_path_factory: pytest.TempPathFactor
     from training.trainer import SpecialistTrainer
 
     out = tmp_path_factory.mktemp("runs") / "specialist"
-    SpecialistTrainer(quick_config(), show_progress=False).fit(claims_csv, out)
+    SpecialistTrainer(quick_config(), show_progress=False).fit(claims_csv).save(out)
     return out
 
 

@@ -283,7 +283,7 @@ def test_a_specialist_tuned_on_all_mpnet_base_v2_loads_only_on_a_verified_folder
     config = quick_config(max_steps=2, batch_size=8, max_length=32)
     config.base_model = MPNET
     out = tmp_path / "specialist"
-    SpecialistTrainer(config, show_progress=False).fit(claims_csv, out)
+    SpecialistTrainer(config, show_progress=False).fit(claims_csv).save(out)
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["base_model"] == {
         "name": MPNET,

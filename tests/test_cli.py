@@ -136,7 +136,7 @@ def test_evaluate_refuses_a_checkpoint_trained_on_another_file(
     other_data = write_table(generate_claims(TRAINING_ROWS, seed=12), tmp_path / "other.csv")
     other = tmp_path / "other-model"
     config = quick_config(strategy=Strategy.head, max_steps=1)
-    SpecialistTrainer(config, show_progress=False).fit(other_data, other)
+    SpecialistTrainer(config, show_progress=False).fit(other_data).save(other)
     result = _evaluate(
         trained_checkpoint, claims_csv, tmp_path / "reports", "--against", str(other)
     )

@@ -1,14 +1,18 @@
 """Bootstrap intervals: the same figures as scikit-learn on each resample, and pairing that
-separates a real lead from sampling noise."""
+separates a real lead from sampling noise; a split's scores count only the rows labelled."""
 
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 from sklearn.metrics import f1_score, roc_auc_score
 
+from claims.data.dataset import frame_to_claims
+from claims.domain.config import load_config
 from schemas.config import TaskKind
-from training.metrics import CONFIDENCE, paired_bootstrap
+from training.labels import resolve_labels
+from training.metrics import CONFIDENCE, paired_bootstrap, score_predictions, task_metrics
 
 ROWS = 2000
 
@@ -95,3 +99,23 @@ def test_intervals_narrow_as_the_held_out_claims_grow() -> None:
         )
         widths.append(intervals["specialist"].high - intervals["specialist"].low)
     assert widths[1] < widths[0] / 3
+
+
+def test_a_split_is_scored_on_the_rows_labelled_for_each_task(claims_frame: pd.DataFrame) -> None:
+    config = load_config()
+    split = frame_to_claims(claims_frame.head(60), config, source="synthetic")
+    labels = {t.name: resolve_labels(t, split.labels[t.name]) for t in config.tasks}
+    split.labels["severity"][:20] = [None] * 20  # a third unlabelled for one task
+    rng = np.random.default_rng(0)
+    probabilities = {
+        task: rng.dirichlet(np.ones(len(names)), len(split)) for task, names in labels.items()
+    }
+    always_first = lambda task, values: np.zeros(len(values), dtype=int)  # noqa: E731
+    scores = score_predictions(config, probabilities, split, labels, always_first)
+    assert scores["severity"]["rows"] == 40 and scores["claim_type"]["rows"] == 60
+    truth = np.array([labels["severity"].index(v) for v in split.labels["severity"][20:]])
+    expected = task_metrics(
+        TaskKind.multiclass, truth, probabilities["severity"][20:], 1, np.zeros(40, dtype=int)
+    )
+    assert scores["severity"] == expected
+    assert score_predictions(config, probabilities, split, labels)["severity"] != expected

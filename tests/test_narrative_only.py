@@ -22,7 +22,7 @@ def test_a_narrative_only_config_trains_and_every_system_is_evaluated(
     config = quick_config(strategy=Strategy.head, max_steps=2)
     config.input.numeric, config.input.categorical = [], []
     out = tmp_path / "narrative-only"
-    SpecialistTrainer(config, show_progress=False).fit(claims_csv, out)
+    SpecialistTrainer(config, show_progress=False).fit(claims_csv).save(out)
 
     loaded = load_checkpoint(out)
     claims = load_claims(claims_csv, config).claims[:8]

@@ -24,8 +24,14 @@ from claims.model.stack import BOOSTED, TEXT, TUNED, BoostedPartner, stack
 from schemas.config import Strategy
 from tests.helpers import quick_config
 from training.baselines import TfidfLogisticBaseline
-from training.labels import label_indices, resolve_labels
-from training.partner import PartnerFit, fit_partner, fit_stack_weights, stack_log_loss
+from training.labels import IGNORE, label_indices, resolve_labels
+from training.partner import (
+    PartnerFit,
+    fit_partner,
+    fit_stack,
+    fit_stack_weights,
+    stack_log_loss,
+)
 from training.trainer import SpecialistTrainer
 
 
@@ -123,6 +129,36 @@ def test_the_stack_never_fits_worse_than_the_first_member_alone() -> None:
     np.testing.assert_allclose(stack(members, {TUNED: 1.0}), members[TUNED], rtol=1e-9)
 
 
+def test_the_stack_is_fitted_per_task_on_the_labelled_validation_rows(
+    fitted, tmp_path: Path
+) -> None:
+    _, test, features, _, counts, fitted_partner = fitted
+    fitted_partner.save(tmp_path / PARTNER, tmp_path / PARTNER_ARRAYS)  # a copy to change
+    partner = BoostedPartner.load(tmp_path / PARTNER, tmp_path / PARTNER_ARRAYS)
+    labels = {t.name: resolve_labels(t, test.labels[t.name]) for t in load_config().tasks}
+    ids = [c.claim_id for c in test.claims]
+    targets = {t: label_indices(t, test.labels[t], labels[t], ids) for t in counts}
+    targets["severity"][: len(ids) // 2] = IGNORE
+    targets["siu_referral"][:] = IGNORE  # nothing to fit on: the tuned model stays alone
+    rng = np.random.default_rng(0)
+    tuned = {task: rng.dirichlet(np.ones(count), len(ids)) for task, count in counts.items()}
+    texts, structured = [c.description for c in test.claims], features.transform(test.claims)
+    served, notes = fit_stack(partner, tuned, texts, structured, targets)
+    assert set(notes) == {"stack.claim_type", "stack.severity"}
+    members = {TUNED: tuned, **partner.predict_proba(partner.inputs(texts, structured))}
+    known = targets["severity"] != IGNORE
+    expected = fit_stack_weights(
+        {m: answers["severity"][known] for m, answers in members.items()},
+        targets["severity"][known],
+    )
+    assert partner.state.stack_weights["severity"] == expected
+    assert partner.state.stack_weights["siu_referral"] == {TUNED: 1.0}
+    assert partner.state.stack_weights["claim_type"][TUNED] < 0.5  # random answers weigh little
+    for task, weights in partner.state.stack_weights.items():
+        expected_served = stack({m: members[m][task] for m in weights}, weights)
+        np.testing.assert_allclose(served[task], expected_served)
+
+
 def test_one_thread_or_none_the_partner_answers_alike(fitted) -> None:
     """A pool's processes predict on one thread each, and a chunk may have no claims left."""
     _, test, features, _, counts, partner = fitted
@@ -197,7 +233,9 @@ def test_without_the_partner_the_tuned_model_answers_alone(
     claims_csv: Path, tmp_path: Path
 ) -> None:
     config = quick_config(strategy=Strategy.head, max_steps=2, boosted_partner=False)
-    outcome = SpecialistTrainer(config, show_progress=False).fit(claims_csv, tmp_path / "m")
-    assert outcome.manifest.selection["partner"].startswith("not fitted: boosted_partner is off")
-    assert not (outcome.checkpoint / PARTNER).exists()
-    assert load_checkpoint(outcome.checkpoint).predictor.preparer.partner is None
+    fitted = SpecialistTrainer(config, show_progress=False).fit(claims_csv)
+    assert fitted.partner is None
+    manifest = fitted.save(tmp_path / "m")
+    assert manifest.selection["partner"].startswith("not fitted: boosted_partner is off")
+    assert not (tmp_path / "m" / PARTNER).exists()
+    assert load_checkpoint(tmp_path / "m").predictor.preparer.partner is None

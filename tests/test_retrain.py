@@ -138,16 +138,17 @@ def champion_checkpoint(
     from training.trainer import SpecialistTrainer
 
     root = tmp_path_factory.mktemp("champion")
-    outcome = SpecialistTrainer(claim_type_config(), show_progress=False).fit(
-        claims_csv, root / "checkpoint"
+    checkpoint = root / "checkpoint"
+    manifest = (
+        SpecialistTrainer(claim_type_config(), show_progress=False).fit(claims_csv).save(checkpoint)
     )
     lineage = Lineage(
         origin="registered",
         training_data_file=claims_csv.name,
-        training_data_sha256=outcome.manifest.training_data.sha256,
-        training_rows=outcome.manifest.training_data.rows,
+        training_data_sha256=manifest.training_data.sha256,
+        training_rows=manifest.training_data.rows,
     )
-    return outcome.checkpoint, lineage
+    return checkpoint, lineage
 
 
 @pytest.fixture

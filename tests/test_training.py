@@ -16,7 +16,9 @@ from claims.model.encoder import resolve_base_model
 from schemas.checkpoint import Manifest
 from schemas.config import Strategy
 from tests.helpers import quick_config
-from training.trainer import SpecialistTrainer, score_predictions, split_validation
+from training.data import split_validation
+from training.metrics import score_predictions
+from training.trainer import SpecialistTrainer
 
 pytestmark = pytest.mark.slow
 
@@ -112,12 +114,12 @@ def test_fine_tuning_changes_the_encoder(trained_checkpoint: Path, claims_csv: P
 
 def test_same_seed_same_model(claims_csv: Path, tmp_path: Path) -> None:
     config = quick_config(max_steps=2, strategy=Strategy.head)
-    first = SpecialistTrainer(config, show_progress=False).fit(claims_csv, tmp_path / "a")
-    second = SpecialistTrainer(config, show_progress=False).fit(claims_csv, tmp_path / "b")
-    assert first.manifest.model_version == second.manifest.model_version
+    first = SpecialistTrainer(config, show_progress=False).fit(claims_csv).save(tmp_path / "a")
+    second = SpecialistTrainer(config, show_progress=False).fit(claims_csv).save(tmp_path / "b")
+    assert first.model_version == second.model_version
 
-    def weights(outcome) -> list:  # the card differs: it states how long training took
-        return [f for f in outcome.manifest.files if f.path != "MODEL_CARD.md"]
+    def weights(manifest: Manifest) -> list:  # the card differs: it states how long training took
+        return [f for f in manifest.files if f.path != "MODEL_CARD.md"]
 
     assert weights(first) == weights(second)
 
@@ -127,7 +129,7 @@ def test_other_strategies_save_only_what_they_tuned(
     strategy: Strategy, claims_csv: Path, tmp_path: Path
 ) -> None:
     config = quick_config(max_steps=2, strategy=strategy, last_layers=1, boosted_partner=False)
-    outcome = SpecialistTrainer(config, show_progress=False).fit(claims_csv, tmp_path / "m")
+    manifest = SpecialistTrainer(config, show_progress=False).fit(claims_csv).save(tmp_path / "m")
     from safetensors.torch import load_file
 
     if strategy is Strategy.last_layers:
@@ -136,13 +138,13 @@ def test_other_strategies_save_only_what_they_tuned(
     else:
         assert not (tmp_path / "m" / "encoder.safetensors").exists()
         assert (tmp_path / "m" / "adapter" / "adapter_model.safetensors").is_file()
-        assert 0 < outcome.manifest.trainable_parameters < outcome.manifest.total_parameters / 5
+        assert 0 < manifest.trainable_parameters < manifest.total_parameters / 5
         adapter = json.loads((tmp_path / "m" / "adapter" / "adapter_config.json").read_text())
-        base_name = outcome.manifest.base_model.name
+        base_name = manifest.base_model.name
         assert adapter["base_model_name_or_path"] == base_name  # no install path
         assert adapter["target_modules"] == sorted(adapter["target_modules"])
     loaded = load_checkpoint(tmp_path / "m")
-    assert loaded.manifest.model_version == outcome.manifest.model_version
+    assert loaded.manifest.model_version == manifest.model_version
 
 
 def test_any_hugging_face_encoder_folder_can_be_the_base(claims_csv: Path, tmp_path: Path) -> None:
@@ -159,7 +161,7 @@ def test_any_hugging_face_encoder_folder_can_be_the_base(claims_csv: Path, tmp_p
         (base / name).write_bytes((packaged / name).read_bytes())
     config = quick_config(max_steps=2, strategy=Strategy.last_layers, last_layers=1)
     config.base_model = str(base)
-    SpecialistTrainer(config, show_progress=False).fit(claims_csv, tmp_path / "m")
+    SpecialistTrainer(config, show_progress=False).fit(claims_csv).save(tmp_path / "m")
     manifest = json.loads((tmp_path / "m" / MANIFEST).read_text())
     assert manifest["base_model"]["name"] == "tiny-bert"
     loaded = load_checkpoint(tmp_path / "m")

@@ -35,12 +35,11 @@ def train(
         settings.training = settings.training.model_copy(
             update={name: value for name, value in overrides.items() if value is not None}
         )
-        outcome = SpecialistTrainer(settings).fit(data, out)
-    manifest = outcome.manifest
+        manifest = SpecialistTrainer(settings).fit(data).save(out)
     console.print(
         f"[green]trained {manifest.model_version}[/] ({manifest.strategy}, "
         f"{manifest.trainable_parameters:,} trainable parameters, "
-        f"{manifest.training_seconds:.0f} s) -> {outcome.checkpoint}"
+        f"{manifest.training_seconds:.0f} s) -> {out}"
     )
     for split, metrics in manifest.metrics.items():
         shown = ("macro_f1", "accuracy", "auc", "ece")

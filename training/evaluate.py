@@ -26,9 +26,14 @@ from training.baselines import (
     TfidfLogisticBaseline,
 )
 from training.labels import label_indices
-from training.metrics import BOOTSTRAP_RESAMPLES, paired_bootstrap, primary_metric
+from training.metrics import (
+    BOOTSTRAP_RESAMPLES,
+    labelled_rows,
+    paired_bootstrap,
+    primary_metric,
+    score_predictions,
+)
 from training.model_card import metrics_table
-from training.trainer import labelled_rows, score_predictions
 
 MEMBER_PREFIX = "specialist."
 

@@ -14,8 +14,7 @@ from claims.data.dataset import LabelledClaims
 from claims.model.predictor import Predictor
 from schemas.config import RetrainingConfig, SpecialistConfig, TaskKind
 from schemas.registry import GateCheck, GateDecision
-from training.metrics import primary_metric
-from training.trainer import score_predictions
+from training.metrics import primary_metric, score_predictions
 
 SYSTEMS = ("champion", "challenger", "base")
 HOLDOUT, FEEDBACK = "holdout", "feedback"

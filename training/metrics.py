@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 
 import numpy as np
 from sklearn.metrics import accuracy_score, average_precision_score, f1_score, roc_auc_score
 
-from schemas.config import TaskKind
+from claims.data.dataset import LabelledClaims
+from schemas.config import SpecialistConfig, TaskKind
 from schemas.report import Interval
+from training.labels import IGNORE, label_indices
 
 CALIBRATION_BINS = 15
 BOOTSTRAP_RESAMPLES = 1000
@@ -62,6 +65,54 @@ def task_metrics(
             probabilities.max(axis=1), (predicted == targets).astype(float)
         )
     return metrics
+
+
+@dataclass(frozen=True)
+class LabelledRows:
+    """One task's labelled rows of a split: which they are, their label indices, and the
+    positive label's index (binary tasks)."""
+
+    known: np.ndarray
+    targets: np.ndarray
+    positive: int
+
+
+def labelled_rows(
+    config: SpecialistConfig, split: LabelledClaims, labels: dict[str, list[str]]
+) -> dict[str, LabelledRows]:
+    """task -> its labelled rows; a task without any is left out."""
+    ids = [claim.claim_id for claim in split.claims]
+    rows = {}
+    for task in config.tasks:
+        targets = label_indices(task.name, split.labels[task.name], labels[task.name], ids)
+        known = targets != IGNORE
+        if known.any():
+            positive = (
+                labels[task.name].index(task.positive_label) if task.kind is TaskKind.binary else 1
+            )
+            rows[task.name] = LabelledRows(known, targets[known], positive)
+    return rows
+
+
+def score_predictions(
+    config: SpecialistConfig,
+    probabilities: dict[str, np.ndarray],
+    split: LabelledClaims,
+    labels: dict[str, list[str]],
+    decide: Callable[[str, np.ndarray], np.ndarray] | None = None,
+) -> dict[str, dict[str, float]]:
+    """Metrics per task over the rows that have a label for it; `decide` picks each label."""
+    scores = {}
+    for task, rows in labelled_rows(config, split, labels).items():
+        chosen = probabilities[task][rows.known]
+        scores[task] = task_metrics(
+            config.task(task).kind,
+            rows.targets,
+            chosen,
+            rows.positive,
+            decide(task, chosen) if decide else None,
+        )
+    return scores
 
 
 def paired_bootstrap(

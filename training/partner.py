@@ -11,7 +11,7 @@ member's training saw.
 from __future__ import annotations
 
 import multiprocessing
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 
 import lightgbm
@@ -186,3 +186,37 @@ def fit_stack_weights(members: dict[str, np.ndarray], targets: np.ndarray) -> di
     )
     weights = result.x if result.fun <= loss_and_gradient(start)[0] else start
     return {member: round(float(w), 4) for member, w in zip(members, weights, strict=True)}
+
+
+def fit_stack(
+    partner: BoostedPartner,
+    tuned: dict[str, np.ndarray],
+    texts: Sequence[str],
+    structured: np.ndarray,
+    targets: Mapping[str, np.ndarray],
+) -> tuple[dict[str, np.ndarray], dict[str, str]]:
+    """Sets the partner's stack weights, task by task, to those that minimise the log loss of
+    the validation rows labelled for it (`tuned`: the tuned model's calibrated probabilities
+    of those claims). Returns the validation probabilities as served, and the weights chosen
+    per task."""
+    members = {TUNED: tuned, **partner.predict_proba(partner.inputs(texts, structured))}
+    notes = {}
+    for task, values in targets.items():
+        known = values != IGNORE
+        if not known.any():
+            continue
+        labelled = {member: answers[task][known] for member, answers in members.items()}
+        truth = values[known]
+        weights = fit_stack_weights(labelled, truth)
+        partner.state.stack_weights[task] = weights
+        alone = ", ".join(
+            f"{member} alone {stack_log_loss(labelled, truth, {member: 1.0}):.4f}"
+            for member in labelled
+        )
+        notes[f"stack.{task}"] = (
+            "weights "
+            + ", ".join(f"{member} {weight:.2f}" for member, weight in weights.items())
+            + f": validation log loss {stack_log_loss(labelled, truth, weights):.4f} "
+            f"({alone})"
+        )
+    return partner.blend(tuned, {m: a for m, a in members.items() if m != TUNED}), notes

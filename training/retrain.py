@@ -179,23 +179,20 @@ def retrain(
 
     data_sha256 = data.sha256()  # serialises every claim: once
     with registry.scratch(CHALLENGER_PREFIX) as work:
-        outcome = SpecialistTrainer(
-            config, show_progress=show_progress, on_step=on_step
-        ).fit_claims(
+        fitted = SpecialistTrainer(config, show_progress=show_progress, on_step=on_step).fit_claims(
             data.training,
-            Path(work) / "checkpoint",
             data_name=f"{data_path.name} + {len(data.used_feedback)} corrections",
             data_sha256=data_sha256,
         )
+        checkpoint = Path(work) / "checkpoint"
+        manifest = fitted.save(checkpoint)
         report(0.87, "scoring champion, challenger and base model")
-        challenger = load_checkpoint(outcome.checkpoint)
+        challenger = load_checkpoint(checkpoint)
         base = ZeroShotPredictor.from_base(
             champion.base_path, config.tasks, champion.predictor.labels, config.training.max_length
         )
         systems = {"champion": champion.predictor, "challenger": challenger.predictor, "base": base}
-        decision = gate_challenger(
-            config, data, systems, champion_version, outcome.manifest.model_version
-        )
+        decision = gate_challenger(config, data, systems, champion_version, manifest.model_version)
         lineage = Lineage(
             origin="retrained",
             parent_version=champion_version,
@@ -207,7 +204,7 @@ def retrain(
             held_out_feedback_ids=data.held_out_feedback,
             gate=decision,
         )
-        entry = registry.register(outcome.checkpoint, lineage)
+        entry = registry.register(checkpoint, lineage)
     if decision.promoted:
         registry.promote(entry.version, decision.reason)
     report(1.0, decision.reason)

@@ -111,9 +111,13 @@ class TunedPredictor:
         model_version: str,
         batch_size: int = 64,
         partner: BoostedPartner | None = None,
+        *,
+        pack: bool = True,
     ) -> None:
         """`partner`: the stack's other members and its weights, if the trainer fitted them.
-        Everything before the encoder is the `preparer`'s: callers read or change it there."""
+        Everything before the encoder is the `preparer`'s: callers read or change it there.
+        `pack`: switch the model's encoder to packed attention where it embeds as padded
+        passes do (`enable_packing`); False leaves the model's attention as it is."""
         self.model = model.eval()
         self.preparer = ClaimPreparer(tokenizer, features, max_length, partner)
         self.calibration = calibration
@@ -121,7 +125,7 @@ class TunedPredictor:
         self.model_version = model_version
         self.batch_size = batch_size
         self.bf16 = False  # on the CPU; a GPU always runs bf16; see use_precision
-        self.packs = enable_packing(model.encoder, tokenizer, max_length)  # on a CPU
+        self.packs = pack and enable_packing(model.encoder, tokenizer, max_length)  # on a CPU
 
     def use_precision(self, precision: Precision) -> None:
         """bf16 (auto: where the CPU has it natively) runs the matrix products in bf16 under
