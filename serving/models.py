@@ -96,7 +96,7 @@ def load_serving(
     )
     base = (
         previous.base
-        if reusable
+        if reusable and previous is not None
         else ZeroShotPredictor.from_base(
             base_path, config.tasks, labels, config.training.max_length
         )
@@ -105,7 +105,9 @@ def load_serving(
         config=config,
         base=base,
         base_path=base_path,
-        base_info=previous.base_info if reusable else base_model_info(base_path),
+        base_info=previous.base_info
+        if reusable and previous is not None
+        else base_model_info(base_path),
         tuned=tuned,
         fallback_reason=reason,
         checkpoint_path=str(checkpoint) if checkpoint else None,

@@ -29,7 +29,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-USER_ERRORS = (
+USER_ERRORS: tuple[type[Exception], ...] = (
     ConfigError,
     DataError,
     TableFormatError,

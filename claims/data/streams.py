@@ -12,7 +12,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, TypeAlias
 
 import pyarrow as pa
 import pyarrow.csv as pa_csv
@@ -32,7 +32,7 @@ class Unreadable:
 
 
 Row = dict[str, Any] | Unreadable
-Piece = pa.RecordBatch | Row  # many rows still in Arrow, or one row
+Piece: TypeAlias = pa.RecordBatch | Row  # many rows still in Arrow, or one row
 
 
 def piece_rows(piece: Piece) -> int:

@@ -123,7 +123,7 @@ def decide_all(
             reasons[row].append(("route", f"route {route}: {reason}", None))
     for task, values in probabilities.items():
         top = values[np.arange(count), chosen[task]]
-        for row in np.flatnonzero(top < policy.min_confidence):
+        for row in np.flatnonzero(top < policy.min_confidence).tolist():
             label = labels[task][chosen[task][row]]
             reasons[row].append(("low_confidence", f"{task}: {label} at {top[row]:.0%}", task))
     if fallback_reason is not None and policy.review_on_fallback:

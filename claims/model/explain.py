@@ -138,7 +138,9 @@ def field_factors(
         share = partner.state.stack_weights.get(task, {}).get(BOOSTED, 0.0)
         if not share:
             continue
-        contributions = booster.predict(inputs, pred_contrib=True, num_threads=partner.threads)
+        contributions = np.asarray(
+            booster.predict(inputs, pred_contrib=True, num_threads=partner.threads)
+        )
         for row, (claim, result) in enumerate(zip(claims, results, strict=True)):
             label = predictor.labels[task].index(result.predictions[task].label)
             if contributions.shape[1] == width:  # binary: the raw score is label 1's log-odds
@@ -175,7 +177,7 @@ def _named(factor: PhraseFactor | FieldFactor) -> str:
 
 
 def _drivers(explained: TaskExplanation, top: int = 2) -> str:
-    factors = [*explained.phrases, *explained.fields]
+    factors: list[PhraseFactor | FieldFactor] = [*explained.phrases, *explained.fields]
     raising = [_named(f) for f in sorted(factors, key=lambda f: -f.weight)[:top] if f.weight > 0]
     lowering = [_named(f) for f in sorted(factors, key=lambda f: f.weight)[:top] if f.weight < 0]
     parts = []

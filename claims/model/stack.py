@@ -145,7 +145,7 @@ class BoostedPartner:
     def _boosted(self, task: str, inputs: np.ndarray) -> np.ndarray:
         if not len(inputs):
             return np.zeros((0, self.state.text.label_counts[task]))
-        predicted = self.boosters[task].predict(inputs, num_threads=self.threads)
+        predicted = np.asarray(self.boosters[task].predict(inputs, num_threads=self.threads))
         return np.column_stack([1 - predicted, predicted]) if predicted.ndim == 1 else predicted
 
     def blend(self, tuned: dict[str, np.ndarray], members: Members) -> dict[str, np.ndarray]:
