@@ -324,5 +324,7 @@ def _settle(
         return
     if error is not None:
         future.set_exception(error)
-    else:
+    elif result is not None:
         future.set_result(result)
+    else:
+        raise ValueError("a future is settled with its result or its error")

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from claims.data.dataset import LabelledClaims
 from claims.model.predictor import Predictor
 from schemas.config import RetrainingConfig, SpecialistConfig, TaskKind
-from schemas.registry import GateCheck, GateDecision
+from schemas.registry import GateCheck, GateDecision, Verdict
 from training.metrics import primary_metric, score_predictions
 
 SYSTEMS = ("champion", "challenger", "base")
@@ -67,7 +67,12 @@ def judge(
                 and not math.isnan(champion)
                 and not math.isnan(challenger)
             )
-            change = challenger - champion if measurable else None
+            change = (
+                challenger - champion
+                if measurable and champion is not None and challenger is not None
+                else None
+            )
+            verdict: Verdict
             if change is None:
                 verdict = "not_gated"
             elif change < -rules.tolerance:

@@ -120,7 +120,9 @@ class StructuredFeatures(BaseModel):
             present = values[~np.isnan(values)]
             center = float(np.median(present)) if present.size else 0.0
             scale = float(np.std(present)) if present.size else 1.0
-            edges = np.unique(np.quantile(present, QUANTILES)) if present.size else []
+            edges: np.ndarray | list[float] = (
+                np.unique(np.quantile(present, QUANTILES)) if present.size else []
+            )
             scalings.append(
                 NumericScaling(
                     name=name, center=center, scale=scale or 1.0, edges=[float(e) for e in edges]
@@ -130,7 +132,11 @@ class StructuredFeatures(BaseModel):
         for name in categorical:
             counts = Counter(_category(claim, name) for claim in claims)
             counts.pop(None, None)
-            frequent = [v for v, n in counts.most_common(MAX_CATEGORIES) if n >= MIN_CATEGORY_COUNT]
+            frequent = [
+                v
+                for v, n in counts.most_common(MAX_CATEGORIES)
+                if v is not None and n >= MIN_CATEGORY_COUNT
+            ]
             vocabularies.append(CategoryVocabulary(name=name, values=sorted(frequent)))
         return cls(numeric=scalings, categorical=vocabularies)
 
@@ -143,7 +149,7 @@ class StructuredFeatures(BaseModel):
             columns += [np.where(missing, 0.0, np.clip(values, -6, 6)), missing.astype(float)]
             columns += [(logged > edge).astype(float) for edge in scaling.edges]  # NaN: all 0
         for vocabulary in self.categorical:
-            index = {value: i for i, value in enumerate(vocabulary.values)}
+            index: dict[str | None, int] = {v: i for i, v in enumerate(vocabulary.values)}
             one_hot = np.zeros((len(claims), len(vocabulary.values) + 1))
             for row, claim in enumerate(claims):
                 one_hot[row, index.get(_category(claim, vocabulary.name), len(index))] = 1.0
