@@ -202,8 +202,9 @@ class Store(ReviewQueries):
         with self._writing.begin() as session:
             for statement in off_queue:
                 session.execute(statement, execution_options=unchecked)
-            unlinked = session.execute(unlink, execution_options=unchecked).rowcount
-            deleted = session.execute(forget, execution_options=unchecked).rowcount
+            # an UPDATE's or DELETE's result is a CursorResult, which SQLAlchemy types as Result
+            unlinked = session.execute(unlink, execution_options=unchecked).rowcount  # type: ignore[attr-defined]
+            deleted = session.execute(forget, execution_options=unchecked).rowcount  # type: ignore[attr-defined]
         return deleted, unlinked
 
     # Feedback
