@@ -38,7 +38,7 @@ def serve(
     from serving.app import create_app
     from serving.settings import ServiceSettings
 
-    given = {
+    given: dict[str, Any] = {
         "model_dir": model,
         "config": config,
         "data_dir": data_dir,

@@ -42,7 +42,7 @@ from serving import redaction_pt
 try:  # FastAPI >= 0.16x keeps included routers nested; this walks their effective routes
     from fastapi.routing import iter_route_contexts
 except ImportError:  # older FastAPI copies every included route into app.routes
-    iter_route_contexts = None
+    iter_route_contexts = None  # type: ignore[assignment]
 
 REQUEST_LOGGER = "claims.requests"
 REQUEST_ID_HEADER = "X-Request-ID"

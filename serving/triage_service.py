@@ -65,7 +65,7 @@ class TriageService:
                 micro_batch,
                 gap,
                 max_wait,
-                then=partial(asyncio.to_thread, record),
+                then=partial(asyncio.to_thread, record),  # type: ignore[call-arg]  # mypy misreads partial(to_thread)
                 metrics=metrics,
                 lanes=lanes,
             )

@@ -147,7 +147,7 @@ def frame_to_claims(
     if len(set(ids)) != len(ids):
         duplicated = pd.Series(ids)[pd.Series(ids).duplicated()].iloc[0]
         raise DataError(f"{source}: claim_id {duplicated!r} appears more than once")
-    labels = {
+    labels: dict[str, list[str | None]] = {
         task.name: [label_text(value) for value in frame[task.column]]
         if task.column in frame.columns
         else [None] * len(frame)

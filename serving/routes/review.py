@@ -4,6 +4,7 @@ need a person, which an adjuster may hold for a while so that no one else works 
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 from fastapi import APIRouter, HTTPException, Query, Response, status
 
@@ -15,8 +16,12 @@ from serving.responses import SECURED, Problem, documented
 
 router = APIRouter(prefix="/v1", tags=["review"], dependencies=[Adjuster], responses=SECURED)
 
-NOT_QUEUED = {404: {"model": Problem, "description": "No such answer on the review queue."}}
-HELD = {409: {"model": Problem, "description": "Another adjuster holds the item."}}
+NOT_QUEUED: dict[int | str, dict[str, Any]] = {
+    404: {"model": Problem, "description": "No such answer on the review queue."}
+}
+HELD: dict[int | str, dict[str, Any]] = {
+    409: {"model": Problem, "description": "Another adjuster holds the item."}
+}
 
 
 def prediction_detail(store: StoreDep, prediction_id: str) -> PredictionDetail | None:
