@@ -38,7 +38,10 @@ def build_model(
     initialised head per task."""
     encoder = prepare_encoder(encoder, settings.strategy, settings)
     return SpecialistModel(
-        encoder, encoder.config.hidden_size, structured_dimension, label_counts
+        encoder,
+        encoder.config.hidden_size,  # type: ignore[union-attr,arg-type]  # a Hugging Face model
+        structured_dimension,
+        label_counts,
     ).to(device)
 
 

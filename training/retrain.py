@@ -191,7 +191,11 @@ def retrain(
         base = ZeroShotPredictor.from_base(
             champion.base_path, config.tasks, champion.predictor.labels, config.training.max_length
         )
-        systems = {"champion": champion.predictor, "challenger": challenger.predictor, "base": base}
+        systems: dict[str, Predictor] = {
+            "champion": champion.predictor,
+            "challenger": challenger.predictor,
+            "base": base,
+        }
         decision = gate_challenger(config, data, systems, champion_version, manifest.model_version)
         lineage = Lineage(
             origin="retrained",

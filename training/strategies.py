@@ -31,7 +31,7 @@ def prepare_encoder(encoder: nn.Module, strategy: Strategy, settings: TrainingCo
 
 def transformer_layers(encoder: nn.Module) -> nn.ModuleList:
     """The stack of transformer blocks, whatever the architecture calls it."""
-    depth = encoder.config.num_hidden_layers
+    depth = encoder.config.num_hidden_layers  # type: ignore[union-attr]  # a Hugging Face model
     for module in encoder.modules():
         if isinstance(module, nn.ModuleList) and len(module) == depth:
             return module

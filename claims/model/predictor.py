@@ -182,7 +182,11 @@ class TunedPredictor:
         prepared = claims if isinstance(claims, PreparedClaims) else self.preparer.prepare(claims)
         tuned = self._tuned_probabilities(prepared)
         partner = self.preparer.partner
-        return tuned if partner is None else partner.blend(tuned, prepared.partner)
+        if partner is None:
+            return tuned
+        if prepared.partner is None:
+            raise ValueError("claims were prepared without the partner's inputs")
+        return partner.blend(tuned, prepared.partner)
 
     def _tuned_probabilities(self, prepared: PreparedClaims) -> dict[str, np.ndarray]:
         return {

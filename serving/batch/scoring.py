@@ -408,6 +408,8 @@ class BacklogScorer:
         """The model's part: probabilities (blended with the partner's) and chosen labels."""
         if not chunk.claim_ids:
             return Answers({}, {})
+        if chunk.prepared is None:
+            raise ValueError("a chunk with claims reached the model unprepared")
         probabilities = self.predictor.predict_proba(chunk.prepared)
         return Answers(probabilities, chosen_labels(self.predictor, probabilities))
 
