@@ -228,7 +228,7 @@ def precompiled_charsmap(normalisation: dict[int, str]) -> bytes:
             escape_whitespaces=False,
             remove_extra_whitespaces=False,
         )
-    spec = sentencepiece_model_pb2.NormalizerSpec()
+    spec = sentencepiece_model_pb2.NormalizerSpec()  # type: ignore[attr-defined]  # protobuf-made
     spec.ParseFromString(normaliser.serialized_normalizer_spec())
     return bytes(spec.precompiled_charsmap)
 

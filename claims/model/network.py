@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import torch
 from sklearn.metrics import f1_score
@@ -153,7 +155,7 @@ class Calibration(nn.Module):
         }
 
     @classmethod
-    def from_json(cls, data: dict[str, dict[str, object]]) -> Calibration:
+    def from_json(cls, data: dict[str, dict[str, Any]]) -> Calibration:
         calibration = cls({task: [1.0] for task in data})
         for task, values in data.items():
             calibration.offsets[task] = torch.tensor(values["offsets"], dtype=torch.float32)

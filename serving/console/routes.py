@@ -202,7 +202,9 @@ async def sign_in(request: Request) -> Response:
                 status.HTTP_403_FORBIDDEN,
             )
         info = admitted
-    session_id, _ = sessions(request).start(key.strip() if info else None, info)
+    session_id, _ = sessions(request).start(
+        key.strip() if info and isinstance(key, str) else None, info
+    )
     response = redirect("/console/queue")
     response.set_cookie(
         SESSION_COOKIE,
