@@ -10,6 +10,7 @@ import multiprocessing
 import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
+from typing import Any
 
 import numpy as np
 import scipy.sparse
@@ -36,7 +37,7 @@ STACKING_FOLDS = 5
 PARALLEL_FOLDS_FROM = 1_000  # rows: below, starting worker processes costs more than it saves
 
 
-def _full_width(model: object, probabilities: np.ndarray, rows: int, labels: int) -> np.ndarray:
+def _full_width(model: Any, probabilities: np.ndarray, rows: int, labels: int) -> np.ndarray:
     """Columns for every label, zero for labels the model never saw in training."""
     full = np.zeros((rows, labels))
     full[:, model.classes_] = probabilities
@@ -121,6 +122,7 @@ def fit_text_model(
     assert isinstance(model, TfidfLogisticBaseline)
     scores = np.zeros((len(claims), sum(label_counts.values())))
     for (_, scored_rows), fold in zip(splits, fold_scores, strict=True):
+        assert isinstance(fold, np.ndarray)
         scores[scored_rows] = fold
     return model, scores
 
@@ -214,8 +216,8 @@ class RetrievalBaseline:
         k = min(self.neighbours, len(self.memory))
         for start in range(0, len(claims), chunk):
             similarity = queries[start : start + chunk] @ self.memory.T
-            weights, rows = similarity.topk(k, dim=1)
-            weights, rows = weights.clamp(min=0).numpy(), rows.numpy()
+            top_weights, top_rows = similarity.topk(k, dim=1)
+            weights, rows = top_weights.clamp(min=0).numpy(), top_rows.numpy()
             for task, values in self.targets.items():
                 labels = values[rows]
                 for label in range(self.label_counts[task]):
