@@ -122,7 +122,10 @@ async def start_batch_job(
     await run_in_threadpool(store.update_job, job.job_id, message=message)
     checkpoint = Path(serving.checkpoint_path) if serving.checkpoint_path else None
     await run_in_threadpool(launcher.start_scoring, job.job_id, source, out, checkpoint)
-    return await run_in_threadpool(store.job, job.job_id)
+    started = await run_in_threadpool(store.job, job.job_id)
+    if started is None:
+        raise RuntimeError(f"batch job {job.job_id} vanished from the store once queued")
+    return started
 
 
 def _save(file: UploadFile, path: Path) -> None:
@@ -160,6 +163,8 @@ def _download(job_id: str, request: Request, launcher: Launcher, rejects: bool) 
         raise HTTPException(
             status.HTTP_409_CONFLICT, detail=f"batch job {job_id} is {job.state}, not finished"
         )
+    if job.result is None:
+        raise RuntimeError(f"batch job {job_id} succeeded without recording its files")
     path = Path(job.result["rejects" if rejects else "output"])
     if not path.is_file():
         raise HTTPException(
