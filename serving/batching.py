@@ -58,15 +58,12 @@ class InferenceLanes:
     """Forward passes run on `lanes` threads of their own, one pass per lane at a time, and
     torch's threads are shared out among the lanes.
 
-    Small passes keep two cores busy poorly: on the 2-core CPU, passes of 16 claims in two lanes
-    of one core each served 1.16 to 1.3 times the claims a second of one lane of both cores, in
-    one process. In the service that pays only with enough requests in flight to fill both
-    lanes (at 32 clients, not at 8 or 1: docs/serving-experiments.md), so one lane is the
-    default. Never more threads than torch's share in all: each thread that runs a pass keeps
-    its own team of torch's OpenMP workers, and once the teams hold more workers than there are
-    cores, libgomp puts them to sleep between operations and every pass runs about a quarter
-    slower (1.56 of 2 cores busy instead of 1.99). Recording the answers runs on another
-    thread, off the lanes.
+    Small passes keep several cores busy poorly, so lanes of fewer cores each can serve more
+    claims a second, but only with enough requests in flight to fill them all; one lane is the
+    default (docs/serving-experiments.md). Never more threads than torch's share in all: each
+    thread that runs a pass keeps its own team of torch's OpenMP workers, and once the teams
+    hold more workers than there are cores, libgomp puts them to sleep between operations and
+    every pass runs slower. Recording the answers runs on another thread, off the lanes.
 
     The lanes also keep the count of claims admitted (`admit`, `release`) and the pace of
     recent passes, which together say whether there is room for more.
@@ -255,8 +252,7 @@ class MicroBatcher:
                 continue
             # The gap alone is not enough: answers go out only once recorded, so the first
             # client back can come more than a gap before the rest, and passes split in two
-            # (16 clients on the 2-core CPU: 153 against 182 claims/s,
-            # docs/serving-experiments.md).
+            # (docs/serving-experiments.md).
             left = deadline - loop.time()
             wait = left if len(batch) < expected else min(self.gap, left)
             if wait <= 0:

@@ -49,7 +49,7 @@ REQUEST_ID_HEADER = "X-Request-ID"
 UNMATCHED = "unmatched"
 OTHER_REASON = "other"
 
-# Seconds: from a cached health check (1 ms) to a full batch of 256 claims on 2 cores (10 s).
+# Seconds: from a cached health check to a full batch of 256 claims on a small CPU.
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 # Claims per forward pass: one (POST /v1/triage) up to MAX_BATCH_CLAIMS (256).
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)

@@ -22,8 +22,7 @@ def test_an_admin_promotes_and_rolls_back_after_confirming(
     data = tmp_path / "data"
     store = Store.from_settings(DataSettings(data_dir=data))
     keys = {role: store.create_key(f"{role.value}-m", role)[1] for role in Role}
-    store.close()
-    registry = Registry(data / "registry")
+    registry = Registry.from_settings(DataSettings(data_dir=data), store)
     first = registry.register(trained_checkpoint, LINEAGE).version
     second_copy = renamed(trained_checkpoint, tmp_path / "second", "sp-000000000002")
     second = registry.register(second_copy, LINEAGE).version

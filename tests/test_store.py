@@ -487,10 +487,10 @@ def test_a_job_from_queued_to_succeeded(store: Store) -> None:
 
 def test_jobs_are_listed_newest_first_by_kind_and_state(store: Store) -> None:
     first = store.create_job("retrain")
-    second = store.create_job("retrain")
-    other = store.create_job("export")
     store.update_job(first.job_id, state=JobState.succeeded, progress=1.0)
+    second = store.create_job("retrain")  # one retrain at a time: the first has ended
     store.update_job(second.job_id, state=JobState.failed, error="out of memory")
+    other = store.create_job("export")
 
     def ids(kind: str | None = None, states: Collection[JobState] | None = None) -> list[str]:
         return [job.job_id for job in store.jobs(kind, states)]

@@ -70,10 +70,9 @@ class PackedTokens:
 
 
 def packing_pays(lengths: np.ndarray, batches: list[np.ndarray]) -> bool:
-    """Whether padded passes over these batches would be more than a tenth padding. Measured
-    in-process on the 2-core CPU in bf16: a micro-batch of 16 of the demo's claims is half
-    padding, and packed it ran twice as fast; 3,000 claims sorted by length, in passes of 64,
-    are about a twentieth padding, and packed they ran 13% slower."""
+    """Whether padded passes over these batches would be more than a tenth padding: packing
+    pays on padding-heavy micro-batches and costs on passes sorted by length (measurements in
+    docs/serving-experiments.md)."""
     padded = sum(len(rows) * int(lengths[rows].max()) for rows in batches if len(rows))
     return padded > 0 and 1 - int(lengths.sum()) / padded > PADDING_WORTH_PACKING
 
@@ -89,8 +88,8 @@ def _attention(
 ) -> tuple[torch.Tensor, None]:
     """`sdpa` over a padded pass, claim by claim over a packed one.
 
-    On a CPU it runs in fp32 even under bf16 autocast: there SDPA took a fifth to two fifths
-    less time in fp32 than in bf16, for one claim or 64, at 20 to 96 tokens (2-core CPU)."""
+    On a CPU it runs in fp32 even under bf16 autocast, where SDPA measured faster in fp32
+    than in bf16 (docs/serving-experiments.md)."""
     if query.device.type != "cpu":
         return _sdpa(module, query, key, value, attention_mask, claim_lengths, **kwargs)
     with torch.autocast("cpu", enabled=False):

@@ -453,8 +453,8 @@ def _configure_sqlite(dbapi_connection: Any, _record: Any) -> None:
 def _use_wal(cursor: sqlite3.Cursor) -> None:
     """WAL mode is kept in the file, so only the first connection to a new file switches it.
     While another connection holds a write lock on it, SQLite answers "database is locked" at
-    once, past the busy timeout (13 of 180 tries with three processes opening a new file at
-    once, each within 0.1 ms), so the switch retries up to that timeout itself."""
+    once, past the busy timeout (seen with a few processes opening a new file at once), so the
+    switch retries up to that timeout itself."""
     deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT_MS / 1000
     while True:
         try:
