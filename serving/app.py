@@ -30,6 +30,7 @@ from serving.limits import BodySizeLimit
 from serving.models import ModelService
 from serving.observability import RequestObservability, ServiceMetrics, configure_logging
 from serving.predictions import record
+from serving.printable_urls import PrintableURLs
 from serving.responses import invalid_field, unprocessable
 from serving.routes import batch_jobs, feedback, registry, retraining, review, triage
 from serving.routes import status as status_routes
@@ -133,6 +134,7 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
         docs_url=None,
         redoc_url=None,
     )
+    app.add_middleware(PrintableURLs)  # a NUL in a parameter would fail PostgreSQL's query
     app.add_middleware(
         BodySizeLimit,
         max_bytes=settings.max_body_bytes,

@@ -181,7 +181,26 @@ def test_a_control_character_in_feedback_identifiers_gets_422(client: TestClient
     response = client.post("/v1/feedback", json=item)
     assert response.status_code == 422
     assert response.json()["detail"][0]["loc"] == ["body", "adjuster_id"]
-    assert client.get("/v1/feedback", params={"claim_id": "CLM\u00001"}).json()["items"] == []
+
+
+@pytest.mark.parametrize(
+    ("url", "location"),
+    [
+        ("/v1/review-queue?limit=27&route=%00&task=%C3%A8C", ["query", "route"]),
+        ("/v1/feedback?claim_id=CLM%001", ["query", "claim_id"]),
+        ("/v1/predictions/P%1B%5B31m", ["path"]),
+        ("/console/claims/P%00", ["path"]),
+    ],
+)
+def test_a_control_character_in_a_url_gets_422_naming_the_parameter(
+    client: TestClient, url: str, location: list[str]
+) -> None:
+    """On PostgreSQL `GET /v1/review-queue?route=%00` failed its query: a 500."""
+    response = client.get(url, follow_redirects=False)
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["loc"] == location
+    assert "control character" in response.json()["detail"][0]["msg"]
+    assert client.get("/v1/review-queue?route=siu&task=%C3%A8C").status_code == 200
 
 
 @pytest.mark.parametrize(
