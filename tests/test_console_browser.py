@@ -169,7 +169,9 @@ def test_a_correction_by_keyboard_alone(
     answer = review[2]
     claim_id = answer["claim_id"]
     page.goto(f"{url}/console")
-    page.keyboard.type(keys["adjuster"])  # the key field has focus
+    # the key field takes focus by itself (autofocus), once the page has been rendered
+    page.wait_for_function("document.activeElement && document.activeElement.id === 'key'")
+    page.keyboard.type(keys["adjuster"])
     page.keyboard.press("Enter")
     page.wait_for_url("**/console/queue")
     tab_to(page, f"e.tagName === 'A' && e.textContent.trim() === {claim_id!r}")

@@ -165,9 +165,11 @@ def _check_each(
 def test_a_sigterm_lets_requests_in_flight_finish(
     trained_checkpoint: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # what is timed is the shutdown, not the batch: the quick model sends most of these long
-    # claims to review, and each of those answers is explained, many passes on a busy machine
+    # what is tested is that the batch is answered, not how fast: the quick model sends most of
+    # these long claims to review, and each of those answers is explained, many passes on a busy
+    # machine; neither the inference timeout nor uvicorn's grace may cut it short
     monkeypatch.setenv("CLAIMS_INFERENCE_TIMEOUT", "300")
+    monkeypatch.setenv("CLAIMS_SHUTDOWN_GRACE", "300")
     with running_service(tmp_path, "--model", str(trained_checkpoint)) as (process, url):
         answered = sigterm_during_a_batch(process, url)
     assert answered.status_code == 200
@@ -188,7 +190,7 @@ def sigterm_during_a_batch(process: subprocess.Popen, url: str) -> httpx.Respons
 
     def send() -> None:
         answer["response"] = httpx.post(
-            f"{url}/v1/triage/batch", json={"claims": claims}, timeout=120
+            f"{url}/v1/triage/batch", json={"claims": claims}, timeout=300
         )
         answer["answered_at"] = time.monotonic()
 
