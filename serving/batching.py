@@ -12,10 +12,12 @@ runs, and sent once recorded.
 
 Under overload the work is bounded: the lanes admit at most `max_backlog` claims that wait for
 or are in a pass, and none that the pace of recent passes could not answer in the time a claim
-may wait; a request beyond is refused at once (`Overloaded`: 503 with Retry-After) rather than
-queued to time out. A claim whose caller has gone (its deadline passed, or its client
-disconnected) is dropped before its pass, and one whose caller left during the pass is not
-recorded as served. `serving/triage_service.py` puts these together behind one timeout.
+may wait, and a batch holds no more claims than that pace answers before its first caller's
+deadline (an explained answer costs many passes' worth); a request beyond is refused at once
+(`Overloaded`: 503 with Retry-After) rather than queued to time out. A claim whose caller has
+gone (its deadline passed, or its client disconnected) is dropped before its pass, and one whose
+caller left during the pass is not recorded as served. `serving/triage_service.py` puts these
+together behind one timeout.
 """
 
 from __future__ import annotations
@@ -39,6 +41,9 @@ Recording = Callable[[Sequence[Claim], list[TriageResult]], Awaitable[None]]
 Queued = tuple[Claim, asyncio.Future[TriageResult], float]  # the claim, its answer, its deadline
 T = TypeVar("T")
 PACE_WEIGHT = 0.2  # of the latest pass in the running estimate of seconds per claim
+# The share of the time its first caller has left that a batch's pass may take: the rest is for
+# recording the answers and sending them.
+PASS_SHARE = 0.8
 
 
 class InferenceTimeout(RuntimeError):
@@ -132,6 +137,13 @@ class InferenceLanes:
             return None
         return claims * self.seconds_per_claim / self.lanes
 
+    def claims_within(self, seconds: float) -> int | None:
+        """The most claims one pass answers in `seconds` at the pace of recent passes (at
+        least one); None before the first pass."""
+        if self.seconds_per_claim is None:
+            return None
+        return max(1, math.floor(seconds / self.seconds_per_claim))
+
     def retry_after(self) -> int:
         """Whole seconds until the backlog is likely through, at least one."""
         return max(1, math.ceil(self.expected_seconds(self.backlog) or 1.0))
@@ -184,8 +196,10 @@ class MicroBatcher:
         then: Recording,
         metrics: ServiceMetrics,
         lanes: int = 1,
+        claims_within: Callable[[float], int | None] | None = None,
     ) -> None:
         self.run = run
+        self.claims_within = claims_within
         self.then = then
         self.max_batch = max_batch
         self.gap = gap
@@ -246,7 +260,7 @@ class MicroBatcher:
         while not batch:
             batch = self._live([await self._queue.get()])
         deadline = loop.time() + (self.max_wait if expected > 1 else 0.0)
-        while len(batch) < self.max_batch:
+        while len(batch) < self._room(batch):
             if not self._queue.empty():
                 batch += self._live([self._queue.get_nowait()])
                 continue
@@ -262,6 +276,16 @@ class MicroBatcher:
             except TimeoutError:
                 break
         return self._live(batch)  # some may have left while it gathered
+
+    def _room(self, batch: list[Queued]) -> int:
+        """The most claims the batch may hold: a pass over more, at the pace of recent passes,
+        would answer its first caller after the deadline, and every claim in it would be
+        computed for nothing."""
+        if self.claims_within is None:
+            return self.max_batch
+        left = min(deadline for _, _, deadline in batch) - asyncio.get_running_loop().time()
+        fits = self.claims_within(PASS_SHARE * left)
+        return self.max_batch if fits is None else min(self.max_batch, fits)
 
     def _live(self, items: list[Queued]) -> list[Queued]:
         """The items still worth a pass; those whose caller gave up at its deadline or went

@@ -68,6 +68,7 @@ class TriageService:
                 then=partial(asyncio.to_thread, record),  # type: ignore[call-arg]  # mypy misreads partial(to_thread)
                 metrics=metrics,
                 lanes=lanes,
+                claims_within=self.lanes.claims_within,
             )
         )
 

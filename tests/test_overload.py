@@ -139,6 +139,28 @@ def test_claims_whose_deadline_passed_are_dropped_before_their_pass_and_not_reco
     assert lane.recorded == ["after"]  # "busy" was computed, but nobody was there to answer
 
 
+def test_a_batch_holds_no_more_claims_than_its_pass_answers_before_the_deadline() -> None:
+    """Claims that waited behind a slow pass went into one batch whose pass outlived all their
+    deadlines: every one computed, none delivered (the overload benchmark's "late")."""
+    lane = Lane(seconds=0.05)
+
+    async def scenario() -> None:
+        service = TriageService(lane.run, lane.record, 1.0, max_backlog=1000, micro_batch=64)
+        await service.start()
+        first = asyncio.create_task(service.triage(["busy"]))
+        await until(lambda: lane.passes)
+        waiting = [asyncio.create_task(service.triage([n])) for n in range(20)]
+        await asyncio.sleep(0.5)  # half their time gone, and the pace is slow
+        lane.release.set()
+        await asyncio.gather(first, *waiting, return_exceptions=True)
+        await service.close()
+
+    asyncio.run(scenario())
+    late = [claim for claim in lane.computed if claim not in lane.recorded]
+    assert len(lane.recorded) >= 3  # "busy", then claims in passes that fit
+    assert len(late) <= 1  # at most a pass of one that the pace misjudged; 20 before
+
+
 def test_a_claim_whose_client_left_is_dropped_before_its_pass() -> None:
     lane = Lane()
 
