@@ -581,7 +581,15 @@ def overload_section() -> str:
         timeout_ms = 2000 * result["inference_timeout_s"]
 
         met = {goal: "met" if passed else "not met" for goal, passed in goals.items()}
+        cores = result.get("cores", {"shared": True})
         rows = [
+            (
+                "cores",
+                "service and load generator on every core"
+                if cores["shared"]
+                else f"service {cores['service']}, load generator {cores['load_generator']}",
+                "",
+            ),
             ("capacity (claims/s answered 200)", f"{capacity['claims_per_second']}", ""),
             (
                 f"offered (requests/s, {load['times_capacity']:g}x)",
@@ -624,7 +632,8 @@ def overload_section() -> str:
         "## Overload\n\nMade by `benchmarks/overload.py`: the service with keys on and a short "
         "inference timeout; first its capacity (closed-loop clients posting single-claim "
         "triages, each waiting as Retry-After asks after a 503), then ten times that rate "
-        "offered by an open loop for a minute. Goals: goodput at least 90% of capacity, at least "
+        "offered by an open loop for a minute, the load generator on a core of its own unless "
+        "the run says it shared the service's. Goals: goodput at least 90% of capacity, at least "
         "95% of the claims computed delivered, p99 of the answered requests under twice the "
         "timeout, every acknowledged prediction_id in the store afterwards. Raw figures in "
         "`benchmarks/results/overload-*.json`.\n\n" + "\n".join(sections)
