@@ -3,11 +3,13 @@ output is unchanged, and one bad row still fails only itself."""
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 
 import pandas as pd
 import pytest
+from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
 import serving.batch.explained as explained_module
@@ -15,9 +17,12 @@ from claims.cli.main import app
 from claims.data.synthetic import generate_claims
 from claims.data.tables import write_table
 from claims.model.checkpoint import LoadedCheckpoint, load_checkpoint
+from serving.app import create_app
 from serving.batch.explained import FACTOR, FACTORS, PER_TASK, explanation_fields
 from serving.batch.scoring import BacklogScorer, ScoringError, output_schema, rejects_path
 from serving.cli import register as register_serving
+from serving.settings import ServiceSettings
+from tests.test_batch_jobs import champion, finished  # noqa: F401  (champion: a fixture)
 
 register_serving(app)
 runner = CliRunner()
@@ -163,3 +168,30 @@ def test_the_score_command_explains_with_a_pool_of_processes(
     assert f"{ROWS:,} rows in: {ROWS - 1:,} scored" in result.output
     labels = load_checkpoint(trained_checkpoint).predictor.labels
     assert_explained(read(out), list(labels))
+
+
+def test_a_batch_job_refuses_an_explain_that_is_not_a_boolean() -> None:
+    with TestClient(create_app(ServiceSettings())) as client:
+        upload = {"file": ("backlog.csv", b"claim_id\n1\n", "text/csv")}
+        response = client.post("/v1/batch-jobs", params={"explain": "maybe"}, files=upload)
+        assert response.status_code == 422, response.text
+        assert response.json()["detail"][0]["loc"] == ["query", "explain"]
+        assert not client.app.state.store.jobs(kind="score")
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("champion")
+def test_a_batch_job_asked_to_explain_streams_back_explained_rows(
+    trained_checkpoint: Path, tmp_path: Path
+) -> None:
+    source = backlog(tmp_path, rows=8)
+    with TestClient(create_app(ServiceSettings())) as client:
+        upload = {"file": ("backlog.csv", source.read_bytes(), "text/csv")}
+        response = client.post("/v1/batch-jobs", params={"explain": "true"}, files=upload)
+        assert response.status_code == 202, response.text
+        job = finished(client, response.json()["job_id"])
+        assert job["state"] == "succeeded", job
+        assert (job["result"]["scored"], job["result"]["rejected"]) == (7, 1)
+        results = client.get(f"/v1/batch-jobs/{job['job_id']}/results")
+    scores = pd.read_csv(io.BytesIO(results.content), dtype={"claim_id": str})
+    assert_explained(scores, list(load_checkpoint(trained_checkpoint).predictor.labels))
