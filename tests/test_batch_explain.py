@@ -195,3 +195,24 @@ def test_a_batch_job_asked_to_explain_streams_back_explained_rows(
         results = client.get(f"/v1/batch-jobs/{job['job_id']}/results")
     scores = pd.read_csv(io.BytesIO(results.content), dtype={"claim_id": str})
     assert_explained(scores, list(load_checkpoint(trained_checkpoint).predictor.labels))
+
+
+@pytest.mark.slow
+def test_the_ray_engine_explains_as_the_local_one(trained_checkpoint: Path, tmp_path: Path) -> None:
+    ray = pytest.importorskip("ray", reason="Ray is an optional extra: pip install -e '.[ray]'")
+    from serving.batch.ray_scoring import score_with_ray
+
+    source = backlog(tmp_path, rows=12)
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        summary = score_with_ray(
+            trained_checkpoint, source, tmp_path / "ray", actors=1, batch_rows=6, explain=True
+        )
+    finally:
+        ray.shutdown()
+    assert (summary.scored, summary.rejected) == (11, 1)
+    scores = pd.read_parquet(tmp_path / "ray")
+    labels = load_checkpoint(trained_checkpoint).predictor.labels
+    added = [field.name for field in explanation_fields(list(labels))]
+    assert list(scores.columns) == output_schema(labels).names + added
+    assert_explained(scores, list(labels))
