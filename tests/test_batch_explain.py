@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -17,6 +18,8 @@ from claims.cli.main import app
 from claims.data.synthetic import generate_claims
 from claims.data.tables import write_table
 from claims.model.checkpoint import LoadedCheckpoint, load_checkpoint
+from schemas.claim import Claim
+from schemas.explanation import Explanation
 from serving.app import create_app
 from serving.batch.explained import FACTOR, FACTORS, PER_TASK, explanation_fields
 from serving.batch.scoring import BacklogScorer, ScoringError, output_schema, rejects_path
@@ -112,10 +115,10 @@ def test_a_row_that_fails_to_be_explained_keeps_its_scores_and_says_why(
     victim = generate_claims(ROWS, seed=41)["claim_id"][7]
     real_explain = explained_module.explain
 
-    def failing_on_the_victim(claims, results, predictor, policy):  # type: ignore[no-untyped-def]
+    def failing_on_the_victim(claims: list[Claim], *rest: Any) -> list[Explanation]:
         if any(claim.claim_id == victim for claim in claims):
             raise ValueError("a fault injected for one claim")
-        return real_explain(claims, results, predictor, policy)
+        return real_explain(claims, *rest)
 
     monkeypatch.setattr(explained_module, "explain", failing_on_the_victim)
     out = tmp_path / "scores.csv"

@@ -76,7 +76,7 @@ def explained_row(explanation: Explanation | None, tasks: Sequence[str]) -> dict
         if explained is None:
             row.update(dict.fromkeys(f"{task}_{end}" for end in PER_TASK))
             continue
-        factors = [*explained.phrases, *explained.fields]
+        factors: list[PhraseFactor | FieldFactor] = [*explained.phrases, *explained.fields]
         row[f"{task}_explanation"] = explained.summary
         row[f"{task}_raising"] = _factors(factors, raising=True)
         row[f"{task}_lowering"] = _factors(factors, raising=False)
