@@ -38,6 +38,7 @@ from sqlalchemy import (
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
+from claims.store.activity import ActivityQueries
 from claims.store.data_settings import DataSettings
 from claims.store.files import make_private, private_sqlite_file
 from claims.store.orm import (
@@ -95,7 +96,7 @@ def alembic_config(url: str | None = None) -> Config:
     return config
 
 
-class Store(ReviewQueries):
+class Store(ReviewQueries, ActivityQueries):
     """Every read and write of the product's durable state; the schema is migrated on opening."""
 
     def __init__(self, url: str) -> None:

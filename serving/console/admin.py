@@ -15,7 +15,8 @@ from serving.routes.registry import Switch, promote, rollback
 router = APIRouter(prefix="/console/models", include_in_schema=False)
 
 
-def _admin(request: Request, session: ConsoleSession) -> None:
+def admin_only(request: Request, session: ConsoleSession, page: str = "The models page") -> None:
+    """Refused (403) unless the session's key is an admin's, as the API's admin routes are."""
     if not session.role.allows(Role.admin):
         raise Refused(
             render(
@@ -23,7 +24,7 @@ def _admin(request: Request, session: ConsoleSession) -> None:
                 "error.html",
                 session,
                 status.HTTP_403_FORBIDDEN,
-                message=f"The models page needs the role {Role.admin.value}; this session's "
+                message=f"{page} needs the role {Role.admin.value}; this session's "
                 f"key is {session.role.value}.",
             )
         )
@@ -33,7 +34,7 @@ def _admin(request: Request, session: ConsoleSession) -> None:
 async def models_page(request: Request) -> Response:
     try:
         session = await signed_in(request)
-        _admin(request, session)
+        admin_only(request, session)
     except Refused as refused:
         return refused.response
     return _page(request, session)
@@ -62,7 +63,7 @@ async def switch(request: Request) -> Response:
     the confirmation page is answered and nothing changes."""
     try:
         session, form = await posted(request)
-        _admin(request, session)
+        admin_only(request, session)
     except Refused as refused:
         return refused.response
     action, version = form.get("action"), form.get("version", "")
