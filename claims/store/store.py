@@ -51,6 +51,7 @@ from claims.store.orm import (
     ReviewTask,
 )
 from claims.store.review import ReviewQueries, review_rows
+from claims.store.settled import SettledQueries
 from schemas.auth import ApiKeyInfo, Role
 from schemas.claim import Claim
 from schemas.feedback import FeedbackItem, FeedbackRecord, PredictionRecord
@@ -96,7 +97,7 @@ def alembic_config(url: str | None = None) -> Config:
     return config
 
 
-class Store(ReviewQueries, ActivityQueries):
+class Store(ReviewQueries, ActivityQueries, SettledQueries):
     """Every read and write of the product's durable state; the schema is migrated on opening."""
 
     def __init__(self, url: str) -> None:
