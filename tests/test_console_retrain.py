@@ -49,7 +49,7 @@ def test_an_admin_starts_a_retrain_once_and_watches_it_end(
         assert [job.job_id for job in store.jobs(kind="retrain")] == [elsewhere.job_id]
         running = client.get(f"/console/models/retrain/{elsewhere.job_id}").text
         assert '<meta http-equiv="refresh" content="5">' in running and "queued" in running
-        assert "A retrain is running" in client.get("/console/models").text
+        assert "A retrain is under way" in client.get("/console/models").text
         store.update_job(elsewhere.job_id, state=JobState.failed, error="replica stopped")
 
         started = client.post("/console/models/retrain", data=confirmed, follow_redirects=False)
