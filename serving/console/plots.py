@@ -13,6 +13,7 @@ from datetime import date
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
+from starlette.concurrency import run_in_threadpool
 
 from claims.store.activity import Activity, Agreement, Bucket
 from serving.console.admin import admin_only
@@ -71,7 +72,6 @@ class Chart:
     height: int = HEIGHT
     left: int = LEFT
     right_edge: int = WIDTH - RIGHT
-    bottom: int = HEIGHT - BOTTOM
 
 
 class Frame:
@@ -127,11 +127,13 @@ class Period:
         query = request.query_params
         given = query.get("days", "30")
         if not given.isdigit() or not 1 <= int(given) <= PERIODS[-1]:
-            raise ValueError(f"days: a whole number of days from 1 to {PERIODS[-1]}, not {given!r}")
+            raise ValueError(
+                f"days: a whole number of days from 1 to {PERIODS[-1]}, not {given[:20]!r}"
+            )
         days = int(given)
         bucket = query.get("bucket") or ("day" if days <= DAILY_UP_TO else "week")
         if bucket not in ("day", "week"):
-            raise ValueError(f"bucket: day or week, not {bucket!r}")
+            raise ValueError(f"bucket: day or week, not {bucket[:20]!r}")
         return cls(days, "day" if bucket == "day" else "week")
 
 
@@ -140,18 +142,15 @@ async def plots_page(request: Request) -> Response:
     try:
         session = await signed_in(request)
         admin_only(request, session, "The plots page")
-        try:
-            period = Period.of(request)
-        except ValueError as error:
-            raise Refused(
-                render(
-                    request, "error.html", session, 422,
-                    message=str(error),
-                )
-            ) from error  # fmt: skip
     except Refused as refused:
         return refused.response
-    activity = request.app.state.store.activity(period.days, period.bucket)
+    try:
+        period = Period.of(request)
+    except ValueError as error:
+        return render(request, "error.html", session, 422, message=str(error))
+    # counting a long period takes the database a while: not on the event loop
+    store = request.app.state.store
+    activity = await run_in_threadpool(store.activity, period.days, period.bucket)
     starts = activity.starts()
     routes = sorted({volume.route for volume in activity.volumes})
     versions = sorted({row.model_version for row in activity.agreement})
