@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -405,30 +406,42 @@ def claim_fields(detail: PredictionDetail) -> list[tuple[str, str]]:
 
 @router.post("/claims/{prediction_id}/hold")
 async def hold(request: Request, prediction_id: str) -> Response:
-    try:
-        session, _ = await posted(request)
-        detail = _detail_or_404(request, session, prediction_id)
-    except Refused as refused:
-        return refused.response
-    try:
-        _store(request).hold_review(prediction_id, session.name, HOLD_MINUTES)
-    except (LookupError, ReviewHeld) as error:
-        return await _claim(request, session, detail, [str(error)], status.HTTP_409_CONFLICT)
-    return redirect(f"/console/claims/{prediction_id}")
+    return await _held_or_released(
+        request,
+        prediction_id,
+        lambda store, adjuster: store.hold_review(prediction_id, adjuster, HOLD_MINUTES),
+        then=f"/console/claims/{prediction_id}",
+    )
 
 
 @router.post("/claims/{prediction_id}/release")
 async def release(request: Request, prediction_id: str) -> Response:
+    return await _held_or_released(
+        request,
+        prediction_id,
+        lambda store, adjuster: store.release_review(prediction_id, adjuster),
+        then="/console/queue",
+    )
+
+
+async def _held_or_released(
+    request: Request,
+    prediction_id: str,
+    change: Callable[[Store, str], object],
+    then: str,
+) -> Response:
+    """A change to who holds the claim, by the signed-in adjuster; 409 on the claim's page when
+    another holds it or it has left the queue."""
     try:
         session, _ = await posted(request)
         detail = _detail_or_404(request, session, prediction_id)
     except Refused as refused:
         return refused.response
     try:
-        _store(request).release_review(prediction_id, session.name)
+        change(_store(request), session.name)
     except (LookupError, ReviewHeld) as error:
         return await _claim(request, session, detail, [str(error)], status.HTTP_409_CONFLICT)
-    return redirect("/console/queue")
+    return redirect(then)
 
 
 @router.post("/claims/{prediction_id}/feedback")
