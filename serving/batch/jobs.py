@@ -73,7 +73,16 @@ class JobLauncher:
             except ActiveJobExists as error:
                 running = self.store.jobs(kind=RETRAIN, states=ACTIVE)
                 raise RetrainRunning(running[0] if running else None) from error
-            self._spawn(job.job_id, ["retrain", "--data", str(Path(data).resolve())])
+            self._spawn(
+                job.job_id,
+                [
+                    "retrain",
+                    "--data",
+                    str(Path(data).resolve()),
+                    "--engine",
+                    self.settings.retrain_engine.value,
+                ],
+            )
         return job
 
     def check_room(self, owner: str | None) -> None:
