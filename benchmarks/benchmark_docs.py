@@ -649,6 +649,42 @@ def overload_section() -> str:
     )
 
 
+def cluster_section() -> str:
+    """Each cluster result: throughput by replica count, then the switch after a promotion."""
+    sections = []
+    for name, result in _results("cluster"):
+        rows = "\n".join(
+            f"| {r['replicas']} | {r['claims_per_second']} | {r['p50_ms']} | {r['p99_ms']} | "
+            f"{r['errors']} |"
+            for r in result["rounds"]
+        )
+        switch = result["switch"]
+        reached = switch["seconds_until_every_replica_serves_it"]
+        statuses = ", ".join(f"{n:,} x {code}" for code, n in sorted(switch["statuses"].items()))
+        versions = ", ".join(
+            f"{n:,} by {v}" for v, n in sorted(switch["versions_answering"].items())
+        )
+        note = f" {result['note']}" if result.get("note") else ""
+        sections.append(
+            f"### {name}\n\n{result['machine']}; {result['created_at']}; "
+            f"`{result['command']}`.{note}\n\n| replicas | claims/s (200) | p50 ms | p99 ms | "
+            f"errors |\n| --- | --- | --- | --- | --- |\n{rows}\n\nA promotion through the first "
+            f"replica reached every replica in "
+            f"{'(not within the limit)' if reached is None else f'{reached} s'} (reload interval "
+            f"{result['reload_interval_s']:g} s); the answers across it: {statuses}; "
+            f"answered {versions}.\n"
+        )
+    if not sections:
+        return ""
+    return (
+        "## Cluster\n\nMade by `benchmarks/cluster.py`: replicas of `claims serve` sharing one "
+        "PostgreSQL and one data path, closed-loop clients sending to them in turn; then a "
+        "promotion through one replica while the clients go on. On one machine the replicas "
+        "share its cores. Raw figures in `benchmarks/results/cluster-*.json`.\n\n"
+        + "\n".join(sections)
+    )
+
+
 def plot_explanations(result: dict, name: str) -> Path:
     plt = _pyplot()
     tasks = list(result["faithfulness"])
@@ -720,6 +756,7 @@ def render() -> None:
                 serving_section(),
                 overload_section(),
                 load_section(),
+                cluster_section(),
                 explanations_section(),
             )
             if section

@@ -73,18 +73,19 @@ def free_port() -> int:
 
 
 def start_service(
-    model: Path, data_dir: Path, cpus: set[int] | None = None, **settings: str
+    model: Path | None, data_dir: Path, cpus: set[int] | None = None, **settings: str
 ) -> tuple[subprocess.Popen, str]:
-    """`claims serve` pinned to `model` in its own process, CLAIMS_* settings given by name;
-    returns once it is ready. `auth="false"` is `--no-auth`: no variable turns keys off.
-    `cpus`: the cores it may run on, set before it starts, so that torch sizes its threads to
-    them."""
+    """`claims serve` pinned to `model` (None: following the registry's champion) in its own
+    process, CLAIMS_* settings given by name; returns once it is ready. `auth="false"` is
+    `--no-auth`: no variable turns keys off. `cpus`: the cores it may run on, set before it
+    starts, so that torch sizes its threads to them."""
     port = free_port()
     no_auth = ["--no-auth"] if settings.pop("auth", "true") == "false" else []
+    pinned = [] if model is None else ["--model", str(model)]
     environment = {**os.environ, "CLAIMS_DATA_DIR": str(data_dir)}
     environment |= {f"CLAIMS_{name.upper()}": value for name, value in settings.items()}
     process = subprocess.Popen(
-        [*CLAIMS, "serve", "--model", str(model), "--port", str(port), *no_auth],
+        [*CLAIMS, "serve", *pinned, "--port", str(port), *no_auth],
         env=environment,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
