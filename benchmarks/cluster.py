@@ -11,10 +11,11 @@ replicas in turn (a load balancer's round robin); reported are the claims a seco
 their p50 and p99, and the errors. Then, with every replica up, a second version is promoted
 through the first replica's API while the clients keep posting, and the seconds until every
 replica serves it (`GET /v1/models/active`) are measured, with the answers' errors across the
-switch. On one machine the replicas share its cores: more replicas add processes, not cores,
-which the figures say. The database must be empty or throwaway: the benchmark registers
-versions in it. Writes benchmarks/results/cluster-<machine>.json and regenerates
-docs/benchmarks.md.
+switch. Each replica runs torch on `--threads-per-replica` threads (1: as a pod limited to one
+core would); on one machine the replicas share its cores, so past its core count more replicas
+add processes, not cores, which the figures say. The database must be empty or throwaway: the
+benchmark registers versions in it. Writes benchmarks/results/cluster-<machine>.json and
+regenerates docs/benchmarks.md.
 """
 
 from __future__ import annotations
@@ -159,6 +160,7 @@ def run(arguments: argparse.Namespace) -> dict:
                     start_replica(
                         None,
                         data_dir,
+                        threads=arguments.threads_per_replica,
                         database_url=arguments.database_url,
                         rate_limit_per_minute="100000000",
                         reload_interval=str(arguments.reload_interval),
@@ -197,6 +199,7 @@ def run(arguments: argparse.Namespace) -> dict:
         "clients": arguments.clients,
         "seconds": arguments.seconds,
         "reload_interval_s": arguments.reload_interval,
+        "threads_per_replica": arguments.threads_per_replica,
         "rounds": rounds,
         "switch": switched,
     }
@@ -214,6 +217,12 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=16, help="closed-loop, round robin")
     parser.add_argument("--seconds", type=float, default=20.0, help="a round")
     parser.add_argument("--reload-interval", type=float, default=5.0, help="CLAIMS_RELOAD_...")
+    parser.add_argument(
+        "--threads-per-replica",
+        type=int,
+        default=1,
+        help="torch's threads in each replica, as a one-core pod's limit would set them",
+    )
     parser.add_argument("--work", type=Path, default=ROOT / "runs" / "throughput")
     parser.add_argument("--note", help="what the reader should know of this run")
     arguments = parser.parse_args()

@@ -73,16 +73,23 @@ def free_port() -> int:
 
 
 def start_service(
-    model: Path | None, data_dir: Path, cpus: set[int] | None = None, **settings: str
+    model: Path | None,
+    data_dir: Path,
+    cpus: set[int] | None = None,
+    threads: int | None = None,
+    **settings: str,
 ) -> tuple[subprocess.Popen, str]:
     """`claims serve` pinned to `model` (None: following the registry's champion) in its own
     process, CLAIMS_* settings given by name; returns once it is ready. `auth="false"` is
     `--no-auth`: no variable turns keys off. `cpus`: the cores it may run on, set before it
-    starts, so that torch sizes its threads to them."""
+    starts, so that torch sizes its threads to them; `threads`: torch's threads, as a pod's CPU
+    limit would set them."""
     port = free_port()
     no_auth = ["--no-auth"] if settings.pop("auth", "true") == "false" else []
     pinned = [] if model is None else ["--model", str(model)]
     environment = {**os.environ, "CLAIMS_DATA_DIR": str(data_dir)}
+    if threads is not None:
+        environment["OMP_NUM_THREADS"] = str(threads)
     environment |= {f"CLAIMS_{name.upper()}": value for name, value in settings.items()}
     process = subprocess.Popen(
         [*CLAIMS, "serve", *pinned, "--port", str(port), *no_auth],
