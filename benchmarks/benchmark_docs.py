@@ -667,9 +667,9 @@ def cluster_section() -> str:
         note = f" {result['note']}" if result.get("note") else ""
         sections.append(
             f"### {name}\n\n{result['machine']}; {result['created_at']}; "
-            f"`{result['command']}`; {result.get('threads_per_replica', 'all the')} torch "
-            f"threads a replica.{note}\n\n| replicas | claims/s (200) | p50 ms | p99 ms | "
-            f"errors |\n| --- | --- | --- | --- | --- |\n{rows}\n\nA promotion through the first "
+            f"`{result['command']}`; torch threads a replica: "
+            f"{result.get('threads_per_replica', 'all the cores')}.{note}\n\n"
+            "| replicas | claims/s (200) | p50 ms | p99 ms | errors |\n| --- | --- | --- | --- | --- |\n{rows}\n\nA promotion through the first "
             f"replica reached every replica in "
             f"{'(not within the limit)' if reached is None else f'{reached} s'} (reload interval "
             f"{result['reload_interval_s']:g} s); the answers across it: {statuses}; "
