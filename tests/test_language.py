@@ -139,6 +139,25 @@ def test_the_answer_says_the_language_detected(client: TestClient) -> None:
     assert answer["language"] == {"tag": "und", "source": "detected"}
 
 
+def test_the_service_detects_only_the_languages_it_is_told_to_expect() -> None:
+    """The limit docs/portuguese.md states: a Spanish claim, when Spanish is not expected, reads
+    as the nearest language that is."""
+    spanish = "El asegurado chocó con otro coche en la rotonda y el parachoques quedó destrozado."
+    settings = ServiceSettings(detect_languages=["en", "pt"])
+    with TestClient(create_app(settings)) as client:
+        assert triaged(client, description=spanish)["language"]["tag"] == "pt"
+    with TestClient(create_app(ServiceSettings())) as client:
+        assert triaged(client, description=spanish)["language"]["tag"] == "es"
+
+
+def test_a_service_told_to_detect_a_language_the_detector_lacks_does_not_start() -> None:
+    with (
+        pytest.raises(ValueError, match="tlh"),
+        TestClient(create_app(ServiceSettings(detect_languages=["en", "tlh"]))),
+    ):
+        pass
+
+
 def test_a_given_language_is_respected_over_the_narrative(client: TestClient) -> None:
     answer = triaged(client, description=ENGLISH[0], language="PT-pt")
     assert answer["language"] == {"tag": "pt-PT", "source": "given"}

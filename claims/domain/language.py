@@ -19,7 +19,6 @@ languages is read as the one that dominates it.
 from __future__ import annotations
 
 import re
-import threading
 from collections.abc import Sequence
 from functools import cache
 
@@ -35,8 +34,9 @@ _WORD = re.compile(r"[^\W\d_]{2,}")  # two letters or more: codes and numbers ar
 
 
 class LanguageDetector:
-    """Reads each claim's language. The model is read once, by `load()` or on first use (the
-    service loads it at start); detecting is then safe from many threads."""
+    """Reads each claim's language. The model is read by `load()` or on first use (the service
+    loads it at start), once a process for each choice of languages and confidence; detecting is
+    then safe from many threads."""
 
     def __init__(
         self, languages: Sequence[str] = DEFAULT_LANGUAGES, min_confidence: float = MIN_CONFIDENCE
@@ -47,32 +47,16 @@ class LanguageDetector:
             raise ValueError(f"min_confidence must be in (0, 1], got {min_confidence}")
         self.languages = tuple(dict.fromkeys(languages))
         self.min_confidence = min_confidence
-        self._identifier: LanguageIdentifier | None = None
-        self._loading = threading.Lock()
 
     def load(self) -> LanguageIdentifier:
         """Raises ValueError naming the languages the model does not know."""
-        with self._loading:
-            if self._identifier is None:
-                identifier = LanguageIdentifier.from_model_file(
-                    MODEL_FILE, norm_probs=True, min_confidence=self.min_confidence
-                )
-                unknown = sorted(set(self.languages) - set(identifier.labels))
-                if unknown:
-                    raise ValueError(
-                        f"cannot detect {unknown}: the detector knows "
-                        f"{', '.join(sorted(identifier.labels))}"
-                    )
-                identifier.set_languages(list(self.languages))
-                self._identifier = identifier
-            return self._identifier
+        return _identifier(self.languages, self.min_confidence)
 
     def detect(self, text: str) -> str:
         """A language of `languages`, or `und` when the text is too short or too ambiguous."""
         if len(_WORD.findall(text)) < MIN_WORDS:
             return UNDETERMINED
-        identifier = self._identifier or self.load()
-        language, _ = identifier.classify(text)  # `und` below min_confidence
+        language, _ = self.load().classify(text)  # `und` below min_confidence
         return str(language)
 
     def read(self, claim: Claim) -> LanguageReading:
@@ -83,6 +67,14 @@ class LanguageDetector:
 
 
 @cache
-def default_detector() -> LanguageDetector:
-    """One detector of the default languages for the process, for callers not given one."""
-    return LanguageDetector()
+def _identifier(languages: tuple[str, ...], min_confidence: float) -> LanguageIdentifier:
+    identifier = LanguageIdentifier.from_model_file(
+        MODEL_FILE, norm_probs=True, min_confidence=min_confidence
+    )
+    unknown = sorted(set(languages) - set(identifier.labels))
+    if unknown:
+        raise ValueError(
+            f"cannot detect {unknown}: the detector knows {', '.join(sorted(identifier.labels))}"
+        )
+    identifier.set_languages(list(languages))
+    return identifier

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from claims.domain.decision import Probabilities, decide_all, policy_fields
-from claims.domain.language import LanguageDetector, default_detector
+from claims.domain.language import LanguageDetector
 from claims.model.explain import explain as explain_answers
 from claims.model.predictor import Predictor, TunedPredictor
 from schemas.claim import Claim
@@ -53,7 +53,7 @@ def triage(
     """Answers that need review carry an explanation, and every answer does when `explain`
     asks; the base model's answers carry none. Each says the language its claim was read as,
     given or detected by `languages`."""
-    detector = languages if languages is not None else default_detector()
+    detector = languages if languages is not None else LanguageDetector()
     probabilities = predictor.predict_proba(claims)
     served_by = ServedBy(
         source=predictor.source,
