@@ -231,9 +231,9 @@ def test_answers_are_counted_by_language(client: TestClient) -> None:
 
 
 def test_answers_recorded_before_the_migration_read_back_without_a_language(
-    tmp_path: Path,
+    database_url: str,
 ) -> None:
-    url = f"sqlite:///{tmp_path / 'claims.db'}"
+    url = database_url
     Store(url).close()
     command.downgrade(alembic_config(url), "0005")
     old = {
