@@ -572,6 +572,10 @@ def load_section() -> str:
     )
 
 
+def _busy_share(share: float | None) -> str:
+    return "" if share is None else f"; the lane busy {share:.0%} of the time"
+
+
 def overload_section() -> str:
     """Each overload result: capacity, then ten times it for a minute, against the goals."""
     sections = []
@@ -590,7 +594,11 @@ def overload_section() -> str:
                 else f"service {cores['service']}, load generator {cores['load_generator']}",
                 "",
             ),
-            ("capacity (claims/s answered 200)", f"{capacity['claims_per_second']}", ""),
+            (
+                "capacity (claims/s answered 200)",
+                f"{capacity['claims_per_second']}" + _busy_share(capacity.get("lane_busy_share")),
+                "",
+            ),
             (
                 f"offered (requests/s, {load['times_capacity']:g}x)",
                 f"{load['offered_per_second']}",
@@ -599,7 +607,8 @@ def overload_section() -> str:
             (f"answers in {load['seconds']:g} s", statuses, ""),
             (
                 "goodput (claims/s answered 200)",
-                f"{load['goodput_per_second']} ({load['goodput_share_of_capacity']:.2f}x capacity)",
+                f"{load['goodput_per_second']} ({load['goodput_share_of_capacity']:.2f}x capacity)"
+                + _busy_share(load.get("lane_busy_share")),
                 f"≥ 90% of capacity: {met['goodput_at_least_90_percent_of_capacity']}",
             ),
             (

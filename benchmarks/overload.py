@@ -49,6 +49,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 PREDICTION_ID = re.compile(rb'"prediction_id":"([^"]+)"')
 MAX_CONNECTIONS = 4096  # the open loop's own bound: past it a request counts as not sent
+BUSY = "claims_inference_busy_seconds_total"
 
 
 class Connection:
@@ -192,9 +193,10 @@ async def open_loop(
     return tally, sending, opened
 
 
-def computed_claims(url: str, key: str) -> float:
+def metric(url: str, key: str, name: str) -> float:
+    """A counter of the service's /metrics, 0 before its first increment."""
     text = httpx.get(f"{url}/metrics", headers={"Authorization": f"Bearer {key}"}).text
-    found = re.search(r"^claims_computed_total (\S+)$", text, re.M)
+    found = re.search(rf"^{name} (\S+)$", text, re.M)
     return float(found[1]) if found else 0.0
 
 
@@ -213,6 +215,7 @@ def percentile_ms(values: list[float], q: float) -> float | None:
 def run(arguments: argparse.Namespace) -> dict:
     model = arguments.model or quick_model(arguments.work)
     claims = claim_requests(512, seed=97)
+    made = provenance()  # the machine as it is, before the generator is pinned to a core
     cores = sorted(os.sched_getaffinity(0))
     pinned = not arguments.shared_cpus and len(cores) > 1
     with tempfile.TemporaryDirectory() as data_dir:
@@ -233,14 +236,18 @@ def run(arguments: argparse.Namespace) -> dict:
         requests = [request_bytes(host, key, claim) for claim in claims]
         try:
             asyncio.run(closed_loop(host, int(port), requests, 8, 5.0))  # warm-up
+            busy_before = metric(url, key, BUSY)
             capacity_tally = asyncio.run(
                 closed_loop(
                     host, int(port), requests, arguments.clients, arguments.capacity_seconds
                 )
             )
             capacity = capacity_tally.statuses["200"] / arguments.capacity_seconds
+            # one lane, the default: the share of the phase it spent in passes
+            capacity_busy = (metric(url, key, BUSY) - busy_before) / arguments.capacity_seconds
             rate = arguments.overload * capacity
-            computed_before = computed_claims(url, key)
+            computed_before = metric(url, key, "claims_computed_total")
+            busy_before = metric(url, key, BUSY)
             shed_before = shed_claims(url, key)
             tally, sending, connections = asyncio.run(
                 open_loop(
@@ -248,7 +255,8 @@ def run(arguments: argparse.Namespace) -> dict:
                 )
             )
             time.sleep(1.0)  # the last recordings
-            computed = computed_claims(url, key) - computed_before
+            computed = metric(url, key, "claims_computed_total") - computed_before
+            overload_busy = (metric(url, key, BUSY) - busy_before) / sending
             shed = {
                 reason: count - shed_before.get(reason, 0.0)
                 for reason, count in shed_claims(url, key).items()
@@ -264,7 +272,7 @@ def run(arguments: argparse.Namespace) -> dict:
     delivered = tally.statuses["200"]
     goodput = delivered / sending
     result = {
-        **provenance(),
+        **made,
         "inference_timeout_s": arguments.timeout,
         "cores": {
             "service": len(cores) - 1 if pinned else len(cores),
@@ -275,6 +283,7 @@ def run(arguments: argparse.Namespace) -> dict:
             "clients": arguments.clients,
             "seconds": arguments.capacity_seconds,
             "claims_per_second": round(capacity, 1),
+            "lane_busy_share": round(capacity_busy, 3),
             "statuses": dict(capacity_tally.statuses),
             "p50_ms": percentile_ms(capacity_tally.ok_latencies, 50),
             "p99_ms": percentile_ms(capacity_tally.ok_latencies, 99),
@@ -288,6 +297,7 @@ def run(arguments: argparse.Namespace) -> dict:
             "connections_opened": connections,
             "statuses": dict(tally.statuses),
             "goodput_per_second": round(goodput, 1),
+            "lane_busy_share": round(overload_busy, 3),
             "goodput_share_of_capacity": round(goodput / capacity, 3),
             "claims_computed": int(computed),
             "claims_delivered": delivered,

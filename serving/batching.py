@@ -168,8 +168,10 @@ class InferenceLanes:
     def _timed_pass(self, claims: Sequence[Claim], run: Runner) -> list[TriageResult]:
         started = time.perf_counter()
         results = run(claims)
+        elapsed = time.perf_counter() - started
+        self.metrics.busy.inc(elapsed)
         if claims:
-            pace = (time.perf_counter() - started) / len(claims)
+            pace = elapsed / len(claims)
             last = self.seconds_per_claim
             if last is None:
                 self.seconds_per_claim = pace

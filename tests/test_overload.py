@@ -140,6 +140,8 @@ def test_the_lanes_plan_with_the_pace_of_slow_passes_when_passes_vary() -> None:
     assert uneven.seconds_per_claim == pytest.approx(0.03, rel=0.3)
     assert uneven.cautious_pace is not None and uneven.cautious_pace >= 0.045
     assert uneven.claims_within(1.0) <= 22 < even.claims_within(1.0)  # type: ignore[operator]
+    busy = even.metrics.registry.get_sample_value("claims_inference_busy_seconds_total")
+    assert busy == pytest.approx(20 * 2 * 0.03, rel=0.3)  # the lane's seconds in its passes
 
 
 def test_claims_whose_deadline_passed_are_dropped_before_their_pass_and_not_recorded() -> None:

@@ -142,10 +142,13 @@ class JobLauncher:
     def batch_folder(self, job_id: str) -> Path:
         return self.settings.data_dir.resolve() / "batch" / job_id
 
-    def start_scoring(self, job_id: str, source: Path, out: Path, model: Path | None) -> None:
+    def start_scoring(
+        self, job_id: str, source: Path, out: Path, model: Path | None, explain: bool = False
+    ) -> None:
         """`job_id` was created when the upload began; its files are in `batch_folder`."""
         workers = str(self.settings.scoring_workers)
         command = ["score", str(source), "--out", str(out), "--workers", workers]
+        command += ["--explain"] if explain else []
         self._spawn(job_id, command + (["--model", str(model)] if model else []))
 
     def resume_scoring(self) -> list[str]:
