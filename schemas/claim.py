@@ -17,6 +17,8 @@ from pydantic import (
     field_validator,
 )
 
+from schemas.language import LanguageTag
+
 MAX_DESCRIPTION_CHARS = 20_000
 MAX_ATTRIBUTE_CHARS = 1_000  # structured fields: a code, a name, an address, not a narrative
 MAX_ATTRIBUTE_NAME_CHARS = 128
@@ -103,6 +105,11 @@ class Claim(BaseModel):
     claimant_age: int | None = Field(default=None, ge=0, le=120)
     prior_claims: int | None = Field(default=None, ge=0, le=1000)
     channel: Annotated[str, StringConstraints(max_length=64), Printable] | None = None
+    language: LanguageTag | None = Field(
+        default=None,
+        description="The narrative's language as an IETF BCP 47 tag ('pt-BR', 'pt-PT', 'en'); "
+        "left out, it is detected from the narrative.",
+    )
     attributes: dict[AttributeName, AttributeValue] = Field(
         default_factory=dict,
         max_length=200,

@@ -8,6 +8,7 @@ from pydantic import BaseModel, Field
 
 from schemas.claim import Claim
 from schemas.explanation import Explanation
+from schemas.language import LanguageReading
 
 MAX_BATCH_CLAIMS = 256
 
@@ -60,6 +61,11 @@ class TriageResult(BaseModel):
     predictions: dict[str, TaskPrediction]
     decision: Decision
     served_by: ServedBy
+    language: LanguageReading | None = Field(
+        default=None,
+        description="The language the claim was read as; absent only from answers recorded "
+        "before the service read languages.",
+    )
     explanation: Explanation | None = Field(
         default=None,
         description="Why: always when the answer needs review, else when asked for "

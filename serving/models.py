@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from claims.domain.config import load_config
+from claims.domain.language import LanguageDetector
 from claims.domain.triage import triage
 from claims.model.checkpoint import CheckpointError, FallbackCode, LoadedCheckpoint, load_checkpoint
 from claims.model.encoder import base_model_info, resolve_base_model
@@ -135,6 +136,10 @@ class ModelService:
         self.reload_error: str | None = None
         self._failed_version: str | None = None
         self._switching = threading.Lock()
+        self.languages = LanguageDetector(
+            settings.detect_languages, settings.language_min_confidence
+        )
+        self.languages.load()  # at start: a language it cannot detect stops the service here
 
     @classmethod
     def start(cls, settings: ServiceSettings, store: Store) -> ModelService:
@@ -221,17 +226,19 @@ class ModelService:
     def triage(self, claims: Sequence[Claim], explain: bool = False) -> list[TriageResult]:
         """`explain`: every tuned answer explained, not only those that need review."""
         serving = self.serving  # one model for the whole request, even across a switch
-        policy = serving.config.policy
+        policy, languages = serving.config.policy, self.languages
         if serving.tuned is not None:
             try:
-                return triage(claims, serving.tuned.predictor, policy, explain=explain)
+                return triage(
+                    claims, serving.tuned.predictor, policy, explain=explain, languages=languages
+                )
             except FeatureError:
                 raise  # the request's fault, answered with 422
             except Exception as error:  # the specialist failed: the base model still answers
                 log.exception("tuned model failed; answering from the base model")
                 reason = f"{FallbackCode.inference_error}: {type(error).__name__}"
-                return triage(claims, serving.base, policy, reason)
-        return triage(claims, serving.base, policy, serving.fallback_reason)
+                return triage(claims, serving.base, policy, reason, languages=languages)
+        return triage(claims, serving.base, policy, serving.fallback_reason, languages=languages)
 
     @property
     def labels(self) -> dict[str, list[str]]:

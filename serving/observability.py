@@ -36,6 +36,7 @@ from starlette.datastructures import MutableHeaders
 from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from schemas.language import UNDETERMINED
 from schemas.triage import TriageResult
 from serving import redaction_pt
 
@@ -48,6 +49,7 @@ REQUEST_LOGGER = "claims.requests"
 REQUEST_ID_HEADER = "X-Request-ID"
 UNMATCHED = "unmatched"
 OTHER_REASON = "other"
+OTHER_LANGUAGE = "other"
 
 # Seconds: from a cached health check to a full batch of 256 claims on a small CPU.
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -90,6 +92,13 @@ class ServiceMetrics:
             "claims_predictions_total",
             "Claims triaged, by the model that answered (tuned or base).",
             ["source"],
+            registry=self.registry,
+        )
+        self.languages = Counter(
+            "claims_predictions_by_language_total",
+            "Claims triaged, by the language each was read as (an ISO 639-1 code, und when "
+            "undetermined, other for any else) and whether it was given or detected.",
+            ["language", "source"],
             registry=self.registry,
         )
         self.fallbacks = Counter(
@@ -139,6 +148,9 @@ class ServiceMetrics:
         for result in results:
             served_by = result.served_by
             self.predictions.labels(served_by.source).inc()
+            if result.language is not None:
+                language = result.language
+                self.languages.labels(language_label(language.tag), language.source).inc()
             if served_by.fallback_reason:
                 self.fallbacks.labels(fallback_code(served_by.fallback_reason)).inc()
 
@@ -156,6 +168,13 @@ class ServiceMetrics:
     def render(self) -> tuple[bytes, str]:
         """The payload and content type that `GET /metrics` answers."""
         return generate_latest(self.registry), CONTENT_TYPE_LATEST
+
+
+def language_label(tag: str) -> str:
+    """The tag's language alone, from a bounded set (the two-letter codes and `und`): a client
+    sending every registered tag must not grow a series for each."""
+    primary = tag.split("-", 1)[0]
+    return primary if len(primary) == 2 or primary == UNDETERMINED else OTHER_LANGUAGE
 
 
 def fallback_code(reason: str) -> str:

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from claims.domain.decision import Probabilities, decide_all, policy_fields
+from claims.domain.language import LanguageDetector
 from claims.model.explain import explain as explain_answers
 from claims.model.predictor import Predictor, TunedPredictor
 from schemas.claim import Claim
@@ -47,9 +48,12 @@ def triage(
     policy: DecisionPolicy,
     fallback_reason: str | None = None,
     explain: bool = False,
+    languages: LanguageDetector | None = None,
 ) -> list[TriageResult]:
     """Answers that need review carry an explanation, and every answer does when `explain`
-    asks; the base model's answers carry none."""
+    asks; the base model's answers carry none. Each says the language its claim was read as,
+    given or detected by `languages`."""
+    detector = languages if languages is not None else LanguageDetector()
     probabilities = predictor.predict_proba(claims)
     served_by = ServedBy(
         source=predictor.source,
@@ -69,6 +73,7 @@ def triage(
             },
             decision=decisions.decision(row),
             served_by=served_by,
+            language=detector.read(claim),
         )
         for row, claim in enumerate(claims)
     ]

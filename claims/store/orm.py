@@ -20,6 +20,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+from schemas.language import LANGUAGE_TAG_CHARS
+
 # Stable constraint names, the same on every backend, so later migrations can name what they alter.
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -68,6 +70,10 @@ class Prediction(Base):
     model_version: Mapped[str] = mapped_column(String)
     source: Mapped[str] = mapped_column(String(16))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    # The language the claim was read as, and whether it was given or detected; None in
+    # answers recorded before languages were read.
+    language: Mapped[str | None] = mapped_column(String(LANGUAGE_TAG_CHARS))
+    language_source: Mapped[str | None] = mapped_column(String(16))
 
 
 class FeedbackLabel(Base):

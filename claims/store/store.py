@@ -145,6 +145,7 @@ class Store(ReviewQueries, ActivityQueries, SettledQueries):
                 model_version=record.model_version,
                 source=record.source,
                 created_at=_aware(record.created_at, "created_at"),
+                **_language_columns(record.result),
             )
             for record in records
         ]
@@ -487,6 +488,13 @@ def _aware(value: datetime, name: str) -> datetime:
     if value.utcoffset() is None:
         raise ValueError(f"{name} must be timezone-aware, got {value.isoformat()}")
     return value
+
+
+def _language_columns(result: TriageResult) -> dict[str, str | None]:
+    """The language an answer read its claim as, in columns of its own: queries count by it."""
+    if result.language is None:
+        return {"language": None, "language_source": None}
+    return {"language": result.language.tag, "language_source": result.language.source}
 
 
 def _prediction_record(row: Prediction) -> PredictionRecord:
