@@ -107,7 +107,9 @@ _ONE_ACTIVE = text("kind = 'retrain' AND state IN ('queued', 'running')")
 
 class Job(Base):
     """A background job's last known state; `result` is JSON. A partial unique index lets the
-    database, not a check before the insert, refuse a second active retrain."""
+    database, not a check before the insert, refuse a second active retrain. The process doing
+    the job's work holds its lease (`lease_owner`) and renews it; once `lease_expires_at` has
+    passed, any replica may claim the job (claims/store/leases.py)."""
 
     __tablename__ = "jobs"
     __table_args__ = (
@@ -129,6 +131,8 @@ class Job(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
     result: Mapped[str | None] = mapped_column(Text)
     error: Mapped[str | None] = mapped_column(Text)
+    lease_owner: Mapped[str | None] = mapped_column(String(ID_CHARS))
+    lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class ApiKey(Base):

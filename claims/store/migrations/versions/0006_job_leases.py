@@ -1,0 +1,28 @@
+"""Leases on jobs: the process doing a job's work holds it until it lapses.
+
+Revision ID: 0006
+Revises: 0005
+Create Date: 2026-12-04
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0006"
+down_revision = "0005"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    # Jobs active at the upgrade hold no lease: the first replica to look takes them over.
+    op.add_column("jobs", sa.Column("lease_owner", sa.String(length=128), nullable=True))
+    op.add_column("jobs", sa.Column("lease_expires_at", sa.DateTime(timezone=True), nullable=True))
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("jobs") as batch:
+        batch.drop_column("lease_expires_at")
+        batch.drop_column("lease_owner")
