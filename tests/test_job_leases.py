@@ -196,7 +196,7 @@ def test_a_replica_renews_the_lease_of_an_upload_in_flight(store: Store, tmp_pat
         time.sleep(2.0)
         assert store.claim_lapsed("replica-b", 60) is None
         held = store.lease(job.job_id)
-        assert held is not None and held.owner == launcher.owner == process_owner()
+        assert held is not None and held.owner == launcher.replica == process_owner()
     finally:
         launcher.close()
     time.sleep(1.2)  # a replica gone: its upload's lease lapses

@@ -65,11 +65,11 @@ class JobLauncher:
         self.settings = settings
         self.store = store
         self.jobs_dir = settings.data_dir.resolve() / "jobs"
-        self.owner = process_owner()
+        self.replica = process_owner()  # this replica, as a lease holder
         # the leases of jobs being uploaded, and of jobs whose process has not taken them over
         self.leases = LeaseKeeper(
             store,
-            self.owner,
+            self.replica,
             settings.job_lease_seconds,
             settings.job_lease_renew_seconds,
             on_lost=self.leases_released,
@@ -184,7 +184,7 @@ class JobLauncher:
         `claims score` run by hand) is failed. Returns (job id, "resumed" or "failed")."""
         seconds = self.settings.job_lease_seconds
         outcomes = []
-        while (job_id := self.store.claim_lapsed(self.owner, seconds, kinds)) is not None:
+        while (job_id := self.store.claim_lapsed(self.replica, seconds, kinds)) is not None:
             job = self.store.job(job_id)
             command = self.jobs_dir / f"{job_id}.command"
             if job is not None and job.kind == SCORE and command.is_file():
@@ -200,7 +200,7 @@ class JobLauncher:
                     "its upload was cut short, or its process (not one the service started) "
                     "stopped without reporting an end: send it again"
                 )
-            self.store.update_job(job_id, state=JobState.failed, error=error, owner=self.owner)
+            self.store.update_job(job_id, state=JobState.failed, error=error, owner=self.replica)
             outcomes.append((job_id, "failed"))
         return outcomes
 
@@ -216,7 +216,7 @@ class JobLauncher:
         environment = {**os.environ, "CLAIMS_DATA_DIR": str(settings.data_dir.resolve())}
         if settings.database_url:
             environment["CLAIMS_DATABASE_URL"] = settings.database_url
-        environment[HANDED_BY] = self.owner  # the command takes the job's lease over from us
+        environment[HANDED_BY] = self.replica  # the command takes the job's lease over from us
         environment["CLAIMS_JOB_LEASE_SECONDS"] = str(settings.job_lease_seconds)
         environment["CLAIMS_JOB_LEASE_RENEW_SECONDS"] = str(settings.job_lease_renew_seconds)
         with open(self._log(job_id), "ab") as output:
@@ -232,7 +232,7 @@ class JobLauncher:
         self._pid_file(job_id).write_text(str(process.pid))  # for an operator to find it
 
     def _lease(self) -> tuple[str, float]:
-        return self.owner, self.settings.job_lease_seconds
+        return self.replica, self.settings.job_lease_seconds
 
     def _log(self, job_id: str) -> Path:
         return self.jobs_dir / f"{job_id}.log"
