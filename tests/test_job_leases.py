@@ -25,7 +25,7 @@ from claims.store.leases import LeaseKeeper, process_owner
 from claims.store.registry import Registry
 from schemas.jobs import JobState
 from schemas.registry import Lineage
-from serving.batch.jobs import JobLauncher
+from serving.batch.jobs import MAX_TAKEOVERS, JobLauncher
 from serving.settings import ServiceSettings
 from tests.helpers import empty_database_url, running_service
 
@@ -168,16 +168,31 @@ def test_a_replica_fails_the_jobs_it_cannot_resume_once_their_lease_lapses(
     database_url: str, store: Store, tmp_path: Path
 ) -> None:
     """A retrain whose process died is failed, so that the next may start; so is a batch job
-    whose upload was cut short. A live lease is left alone."""
+    whose upload was cut short, and one whose process died at every takeover. A live lease is
+    left alone."""
     settings = ServiceSettings(data_dir=tmp_path / "shared", database_url=database_url)
     launcher = JobLauncher(settings, store)
     try:
         retrain = store.create_job("retrain", lease=("gone", SHORT)).job_id
         upload = store.create_job("score", lease=("gone", SHORT)).job_id
+        doomed = store.create_job("score", lease=("gone", SHORT)).job_id
+        launcher.jobs_dir.mkdir(parents=True)
+        (launcher.jobs_dir / f"{doomed}.command").write_text("score\0backlog.csv")
+        for takeover in range(1, MAX_TAKEOVERS + 1):  # each replica's process died in turn
+            lapsed()
+            assert store.claim_lapsed(f"replica-{takeover}", SHORT, kinds=["score"]) == upload
+            assert store.claim_lapsed(f"replica-{takeover}", SHORT, kinds=["score"]) == doomed
+            assert store.lease(doomed).takeovers == takeover  # type: ignore[union-attr]
         alive = store.create_job("score", lease=("elsewhere", 60)).job_id
         lapsed()
-        assert sorted(launcher.recover()) == sorted([(retrain, "failed"), (upload, "failed")])
-        for job_id, cause in ((retrain, "renewed its lease no more"), (upload, "cut short")):
+        assert sorted(launcher.recover()) == sorted(
+            [(retrain, "failed"), (upload, "failed"), (doomed, "failed")]
+        )
+        for job_id, cause in (
+            (retrain, "renewed its lease no more"),
+            (upload, "cut short"),
+            (doomed, f"died {MAX_TAKEOVERS + 1} times"),
+        ):
             job = store.job(job_id)
             assert job is not None and job.state == JobState.failed and cause in (job.error or "")
         assert store.job(alive).state == JobState.queued  # type: ignore[union-attr]

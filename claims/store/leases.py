@@ -39,6 +39,7 @@ class LeaseLost(RuntimeError):
 class Lease:
     owner: str
     expires_at: datetime
+    takeovers: int  # times a replica claimed the job after its lease lapsed
 
 
 def process_owner() -> str:
@@ -113,6 +114,7 @@ class JobLeases:
                 return None
             row.lease_owner = owner
             row.lease_expires_at = now + timedelta(seconds=seconds)
+            row.takeovers += 1
             return row.job_id
 
     def renew_lease(self, job_id: str, owner: str, seconds: float) -> JobState | None:
@@ -126,12 +128,13 @@ class JobLeases:
             return JobState(row.state)
 
     def lease(self, job_id: str) -> Lease | None:
-        """Who holds the job's lease, and until when; None if no one ever has."""
+        """Who holds the job's lease, until when, and how often it was taken over; None if no
+        one ever has held it."""
         with self._reading() as session:
             row = session.get(Job, job_id)
             if row is None or row.lease_owner is None or row.lease_expires_at is None:
                 return None
-            return Lease(row.lease_owner, row.lease_expires_at)
+            return Lease(row.lease_owner, row.lease_expires_at, row.takeovers)
 
 
 class LeaseKeeper:

@@ -133,6 +133,9 @@ class Job(Base):
     error: Mapped[str | None] = mapped_column(Text)
     lease_owner: Mapped[str | None] = mapped_column(String(ID_CHARS))
     lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # times a replica claimed it after its lease lapsed: a job whose process dies every time
+    # is failed rather than started again for ever
+    takeovers: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
 
 
 class ApiKey(Base):

@@ -39,6 +39,9 @@ from serving.settings import ServiceSettings
 
 log = logging.getLogger("claims.serving.jobs")
 RETRAIN, SCORE = "retrain", "score"
+# Takeovers of a batch job after its process died: a rolling restart is one; a job whose process
+# dies each time (out of memory) is failed after this many rather than started for ever.
+MAX_TAKEOVERS = 5
 ACTIVE = (JobState.queued, JobState.running)
 
 
@@ -180,22 +183,28 @@ class JobLauncher:
     def recover(self, kinds: Collection[str] = (SCORE, RETRAIN)) -> list[tuple[str, str]]:
         """Claims, one at a time, every job whose lease lapsed: its process died, or lost the
         store for a whole lease. A scoring job the service started is started again here and
-        resumes at its first unfinished chunk; any other (a retrain, an upload cut short, a
-        `claims score` run by hand) is failed. Returns (job id, "resumed" or "failed")."""
+        resumes at its first unfinished chunk, unless its process has died too often; any other
+        (a retrain, an upload cut short, a `claims score` run by hand) is failed. Returns
+        (job id, "resumed" or "failed") for each."""
         seconds = self.settings.job_lease_seconds
         outcomes = []
         while (job_id := self.store.claim_lapsed(self.replica, seconds, kinds)) is not None:
-            job = self.store.job(job_id)
+            job, lease = self.store.job(job_id), self.store.lease(job_id)
+            takeovers = lease.takeovers if lease else 0
             command = self.jobs_dir / f"{job_id}.command"
-            if job is not None and job.kind == SCORE and command.is_file():
+            scoring = job is not None and job.kind == SCORE
+            if scoring and command.is_file() and takeovers <= MAX_TAKEOVERS:
                 self._spawn(job_id, command.read_text().split("\0"))
                 outcomes.append((job_id, "resumed"))
                 continue
-            error = (
-                "its process stopped without reporting an end and renewed its lease no more "
-                f"(killed, or its machine went down); see {self._log(job_id)}"
-            )
-            if job is not None and job.kind == SCORE:
+            if not scoring:
+                error = (
+                    "its process stopped without reporting an end and renewed its lease no "
+                    f"more (killed, or its machine went down); see {self._log(job_id)}"
+                )
+            elif command.is_file():
+                error = f"its process died {takeovers} times, unheard; see {self._log(job_id)}"
+            else:
                 error = (
                     "its upload was cut short, or its process (not one the service started) "
                     "stopped without reporting an end: send it again"

@@ -20,9 +20,13 @@ def upgrade() -> None:
     # Jobs active at the upgrade hold no lease: the first replica to look takes them over.
     op.add_column("jobs", sa.Column("lease_owner", sa.String(length=128), nullable=True))
     op.add_column("jobs", sa.Column("lease_expires_at", sa.DateTime(timezone=True), nullable=True))
+    op.add_column(
+        "jobs", sa.Column("takeovers", sa.Integer(), nullable=False, server_default=sa.text("0"))
+    )
 
 
 def downgrade() -> None:
     with op.batch_alter_table("jobs") as batch:
+        batch.drop_column("takeovers")
         batch.drop_column("lease_expires_at")
         batch.drop_column("lease_owner")
