@@ -103,6 +103,8 @@ class Feedback(Base):
 
 # At most one retrain queued or running, across every replica that shares the store.
 _ONE_ACTIVE = text("kind = 'retrain' AND state IN ('queued', 'running')")
+# Every replica looks for lapsed leases every few seconds: among the active jobs only.
+_ACTIVE = text("state IN ('queued', 'running')")
 
 
 class Job(Base):
@@ -119,6 +121,12 @@ class Job(Base):
             unique=True,
             sqlite_where=_ONE_ACTIVE,
             postgresql_where=_ONE_ACTIVE,
+        ),
+        Index(
+            "ix_jobs_active_lease",
+            "lease_expires_at",
+            sqlite_where=_ACTIVE,
+            postgresql_where=_ACTIVE,
         ),
     )
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
+ACTIVE = sa.text("state IN ('queued', 'running')")
+
 revision = "0006"
 down_revision = "0005"
 branch_labels = None
@@ -23,9 +25,18 @@ def upgrade() -> None:
     op.add_column(
         "jobs", sa.Column("takeovers", sa.Integer(), nullable=False, server_default=sa.text("0"))
     )
+    # every replica looks for lapsed leases every few seconds: among the active jobs only
+    op.create_index(
+        "ix_jobs_active_lease",
+        "jobs",
+        ["lease_expires_at"],
+        sqlite_where=ACTIVE,
+        postgresql_where=ACTIVE,
+    )
 
 
 def downgrade() -> None:
+    op.drop_index("ix_jobs_active_lease", table_name="jobs")
     with op.batch_alter_table("jobs") as batch:
         batch.drop_column("takeovers")
         batch.drop_column("lease_expires_at")
