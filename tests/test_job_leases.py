@@ -7,9 +7,11 @@ from __future__ import annotations
 import io
 import os
 import signal
+import subprocess
+import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from pathlib import Path
 
@@ -21,6 +23,7 @@ from pydantic import ValidationError
 from claims.data.synthetic import generate_claims
 from claims.store import LeaseLost, Store
 from claims.store.data_settings import DataSettings
+from claims.store.job_progress import HANDED_BY, LEASE_LOST_EXIT
 from claims.store.leases import LeaseKeeper, process_owner
 from claims.store.registry import Registry
 from schemas.jobs import JobState
@@ -47,6 +50,13 @@ def store(database_url: str) -> Iterator[Store]:
 
 def lapsed() -> None:
     time.sleep(SHORT + 0.2)
+
+
+def wait_for(what: str, check: Callable[[], object], seconds: float) -> None:
+    deadline = time.monotonic() + seconds
+    while not check():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.05)
 
 
 def test_a_held_lease_is_claimed_by_no_one_else_until_it_lapses(store: Store) -> None:
@@ -218,6 +228,60 @@ def test_a_replica_renews_the_lease_of_an_upload_in_flight(store: Store, tmp_pat
     assert store.claim_lapsed("replica-b", 60) == job.job_id
 
 
+# A job's process, as `claims score` and `claims retrain` report: it works until stopped.
+WORKER = """
+import sys, time
+from claims.store import Store
+from claims.store.job_progress import reporting
+with reporting(Store(sys.argv[1]), "score", sys.argv[2]):
+    print("working", flush=True)
+    while True:
+        time.sleep(0.05)
+"""
+
+
+def test_a_jobs_process_holds_its_lease_and_stops_once_another_has_it(
+    database_url: str, store: Store, tmp_path: Path
+) -> None:
+    """The process takes the lease over from the replica that started it and renews it past
+    its length; when another process takes the job, it stops at once, and leaves the job's
+    state to the new holder. Killed, its lease lapses."""
+    environment = {
+        **os.environ,
+        "PYTHONPATH": str(Path(__file__).resolve().parents[1]),
+        "CLAIMS_DATA_DIR": str(tmp_path / "shared"),
+        "CLAIMS_JOB_LEASE_SECONDS": "2",
+        "CLAIMS_JOB_LEASE_RENEW_SECONDS": "0.5",
+        HANDED_BY: "replica-a",
+    }
+    for ending in ("taken", "killed"):
+        job = store.create_job("score", lease=("replica-a", 60)).job_id
+        worker = subprocess.Popen(
+            [sys.executable, "-c", WORKER, database_url, job],
+            env=environment,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            assert worker.stdout is not None and worker.stdout.readline() == "working\n"
+            held = store.lease(job)
+            assert held is not None and held.owner.split(":")[1] == str(worker.pid)
+            assert store.renew_lease(job, "replica-a", 60) is None  # handed over
+            time.sleep(3)
+            assert worker.poll() is None and store.claim_lapsed("replica-b", 60) is None
+            if ending == "taken":
+                assert store.take_lease(job, "replica-b", 60, handed_by=held.owner)
+                assert worker.wait(timeout=10) == LEASE_LOST_EXIT
+                assert store.job(job).state == JobState.running  # type: ignore[union-attr]
+            else:
+                worker.kill()
+                worker.wait()
+                wait_for("the lease never lapsed", lambda: store.claim_lapsed("b", 60), 5)
+        finally:
+            worker.kill()
+            worker.wait()
+
+
 LEASE, RENEW = 3.0, 1.0
 ROWS, CHUNK_ROWS = 480, 40
 LINEAGE = Lineage(
@@ -230,13 +294,6 @@ def backlog_csv() -> bytes:
     frame = frame.astype({"claimant_age": object})
     frame.loc[[7, 300], "claimant_age"] = 140  # rejected: ages stop at 120
     return frame.to_csv(index=False).encode()
-
-
-def wait_for(what: str, check: object, seconds: float) -> None:
-    deadline = time.monotonic() + seconds
-    while not check():  # type: ignore[operator]
-        assert time.monotonic() < deadline, what
-        time.sleep(0.05)
 
 
 @pytest.mark.slow
