@@ -228,14 +228,18 @@ class JobLauncher:
         environment[HANDED_BY] = self.replica  # the command takes the job's lease over from us
         environment["CLAIMS_JOB_LEASE_SECONDS"] = str(settings.job_lease_seconds)
         environment["CLAIMS_JOB_LEASE_RENEW_SECONDS"] = str(settings.job_lease_renew_seconds)
-        with open(self._log(job_id), "ab") as output:
-            process = subprocess.Popen(
-                [sys.executable, "-m", "claims", *command, "--job", job_id],
-                stdout=output,
-                stderr=subprocess.STDOUT,
-                env=environment,
-                start_new_session=True,  # not stopped by a signal to the service
-            )
+        try:
+            with open(self._log(job_id), "ab") as output:
+                process = subprocess.Popen(
+                    [sys.executable, "-m", "claims", *command, "--job", job_id],
+                    stdout=output,
+                    stderr=subprocess.STDOUT,
+                    env=environment,
+                    start_new_session=True,  # not stopped by a signal to the service
+                )
+        except BaseException:  # its lease lapses, and a replica tries again (or fails it)
+            self.leases.release(job_id)
+            raise
         # renewed until the process takes it over, or dies first and lets it lapse
         self.leases.hold(job_id, while_=lambda: process.poll() is None)
         self._pid_file(job_id).write_text(str(process.pid))  # for an operator to find it
