@@ -7,8 +7,9 @@ while the upload arrives, and the job's own process takes it over as it starts a
 while it works (claims/store/job_progress.py). When that process dies, with its replica or
 alone, the lease lapses, and the first replica to look (`recover`, every renewal interval)
 claims the job: a scoring job is started again and resumes at its first unfinished chunk, on
-the shared data path; a retrain is failed, to be asked for again. Nothing here asks whether a
-process id is alive: a pid from another machine means nothing.
+the shared data path; a retrain is failed, to be asked for again. No job is judged by a
+process id, which on another machine means nothing: the service watches only the processes it
+started itself, until they have taken their leases over.
 
 A job is started under a lock on a file in the data directory, so that two requests, in one
 process or in several that share the directory, cannot both pass the checks (one retrain at a
