@@ -572,6 +572,10 @@ def load_section() -> str:
     )
 
 
+def _busy_share(share: float | None) -> str:
+    return "" if share is None else f"; the lane busy {share:.0%} of the time"
+
+
 def overload_section() -> str:
     """Each overload result: capacity, then ten times it for a minute, against the goals."""
     sections = []
@@ -581,8 +585,20 @@ def overload_section() -> str:
         timeout_ms = 2000 * result["inference_timeout_s"]
 
         met = {goal: "met" if passed else "not met" for goal, passed in goals.items()}
+        cores = result.get("cores", {"shared": True})
         rows = [
-            ("capacity (claims/s answered 200)", f"{capacity['claims_per_second']}", ""),
+            (
+                "cores",
+                "service and load generator on every core"
+                if cores["shared"]
+                else f"service {cores['service']}, load generator {cores['load_generator']}",
+                "",
+            ),
+            (
+                "capacity (claims/s answered 200)",
+                f"{capacity['claims_per_second']}" + _busy_share(capacity.get("lane_busy_share")),
+                "",
+            ),
             (
                 f"offered (requests/s, {load['times_capacity']:g}x)",
                 f"{load['offered_per_second']}",
@@ -591,7 +607,8 @@ def overload_section() -> str:
             (f"answers in {load['seconds']:g} s", statuses, ""),
             (
                 "goodput (claims/s answered 200)",
-                f"{load['goodput_per_second']} ({load['goodput_share_of_capacity']:.2f}x capacity)",
+                f"{load['goodput_per_second']} ({load['goodput_share_of_capacity']:.2f}x capacity)"
+                + _busy_share(load.get("lane_busy_share")),
                 f"≥ 90% of capacity: {met['goodput_at_least_90_percent_of_capacity']}",
             ),
             (
@@ -624,10 +641,69 @@ def overload_section() -> str:
         "## Overload\n\nMade by `benchmarks/overload.py`: the service with keys on and a short "
         "inference timeout; first its capacity (closed-loop clients posting single-claim "
         "triages, each waiting as Retry-After asks after a 503), then ten times that rate "
-        "offered by an open loop for a minute. Goals: goodput at least 90% of capacity, at least "
+        "offered by an open loop for a minute, the load generator on a core of its own unless "
+        "the run says it shared the service's. Goals: goodput at least 90% of capacity, at least "
         "95% of the claims computed delivered, p99 of the answered requests under twice the "
         "timeout, every acknowledged prediction_id in the store afterwards. Raw figures in "
         "`benchmarks/results/overload-*.json`.\n\n" + "\n".join(sections)
+    )
+
+
+def plot_explanations(result: dict, name: str) -> Path:
+    plt = _pyplot()
+    tasks = list(result["faithfulness"])
+    figure, axis = plt.subplots(figsize=(7, 3.2))
+    width = 0.38
+    for offset, key, label in (
+        (-width / 2, "mean_fall_top_phrase", "without the top phrase"),
+        (width / 2, "mean_fall_random_phrase", "without a random phrase as long"),
+    ):
+        falls = [result["faithfulness"][task][key] for task in tasks]
+        axis.bar([i + offset for i in range(len(tasks))], falls, width, label=label)
+    axis.set_xticks(range(len(tasks)), tasks)
+    axis.set_ylabel("mean fall of the label's probability")
+    axis.axhline(0, color="black", linewidth=0.6)
+    axis.legend()
+    return _save(figure, f"explanations-{name}")
+
+
+def explanations_section() -> str:
+    """Each explanation result: how much the top phrase matters beside a random one, and what
+    explaining costs a claim."""
+    sections = []
+    for name, result in _results("explanations"):
+        plot_explanations(result, name)
+        rows = []
+        for task, falls in result["faithfulness"].items():
+            low, high = falls["difference_95_interval"]
+            rows.append(
+                f"| {task} | {falls['claims']:,} | {falls['mean_fall_top_phrase']:+.3f} | "
+                f"{falls['mean_fall_random_phrase']:+.3f} | {falls['mean_difference']:+.3f} "
+                f"[{low:+.3f}, {high:+.3f}] |"
+            )
+        explained, served = result["triage_explained"], result["triage_as_served"]
+        note = f" {result['note']}" if result.get("note") else ""
+        sections.append(
+            f"### {name}\n\n{result['machine']}; {result['created_at']}; "
+            f"`{result['command']}`; model {result['model_version']}.{note}\n\n"
+            "| task | claims | fall without the top phrase | without a random phrase | "
+            "difference (95% interval) |\n| --- | --- | --- | --- | --- |\n"
+            + "\n".join(rows)
+            + f"\n\nOne claim at a time on {result['torch_threads']} torch threads: triage with "
+            f"every answer explained p50 {explained['p50_ms']:,} ms (p95 {explained['p95_ms']:,}"
+            f" ms); as served, only the answers that need review explained, p50 "
+            f"{served['p50_ms']:,} ms (p95 {served['p95_ms']:,} ms), over {served['claims']} "
+            f"claims.\n\n![explanations {name}](img/explanations-{name}.png)\n"
+        )
+    if not sections:
+        return ""
+    return (
+        "## Explanations\n\nMade by `benchmarks/explanations.py`: on held-out claims, each "
+        "task's top raising phrase is removed, and so is a random run of as many words "
+        "elsewhere in the same narrative; a faithful explanation names phrases whose removal "
+        "lowers the chosen label's probability clearly more (paired bootstrap interval of the "
+        "difference wholly above zero). Raw figures in `benchmarks/results/explanations-*.json`."
+        "\n\n" + "\n".join(sections)
     )
 
 
@@ -644,6 +720,7 @@ def render() -> None:
                 serving_section(),
                 overload_section(),
                 load_section(),
+                explanations_section(),
             )
             if section
         )

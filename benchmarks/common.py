@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 
 import httpx
@@ -71,9 +72,13 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def start_service(model: Path, data_dir: Path, **settings: str) -> tuple[subprocess.Popen, str]:
+def start_service(
+    model: Path, data_dir: Path, cpus: set[int] | None = None, **settings: str
+) -> tuple[subprocess.Popen, str]:
     """`claims serve` pinned to `model` in its own process, CLAIMS_* settings given by name;
-    returns once it is ready. `auth="false"` is `--no-auth`: no variable turns keys off."""
+    returns once it is ready. `auth="false"` is `--no-auth`: no variable turns keys off.
+    `cpus`: the cores it may run on, set before it starts, so that torch sizes its threads to
+    them."""
     port = free_port()
     no_auth = ["--no-auth"] if settings.pop("auth", "true") == "false" else []
     environment = {**os.environ, "CLAIMS_DATA_DIR": str(data_dir)}
@@ -83,6 +88,7 @@ def start_service(model: Path, data_dir: Path, **settings: str) -> tuple[subproc
         env=environment,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
+        preexec_fn=None if cpus is None else partial(os.sched_setaffinity, 0, cpus),
     )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 180

@@ -10,7 +10,7 @@ narrative; the chosen label's probability should fall clearly more without the t
 mean falls are reported, with a 95% paired bootstrap interval of their difference. Cost: one
 claim at a time, the median and p95 of triage with every answer explained, and as served (only
 the answers that need review explained).
-Writes benchmarks/results/explanations-<machine>.json.
+Writes benchmarks/results/explanations-<machine>.json and its section of docs/benchmarks.md.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from benchmarks.benchmark_docs import keep
 from benchmarks.common import claim_requests, machine, provenance, quick_model
 from claims.data.tables import read_table
 from claims.domain.triage import triage
@@ -143,6 +144,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--work", type=Path, default=ROOT / "runs" / "explanations")
     parser.add_argument("--out", type=Path, help="default: benchmarks/results/explanations-*.json")
+    parser.add_argument("--note", help="what the reader should know of this run")
     args = parser.parse_args()
 
     model = args.model or quick_model(args.work)
@@ -159,9 +161,13 @@ def main() -> None:
         # as served: only the answers that need review are explained
         "triage_as_served": latencies(timed, predictor, policy, explain=False),
     }
-    out = args.out or ROOT / "benchmarks" / "results" / f"explanations-{machine()[1]}.json"
-    out.write_text(json.dumps(result, indent=2) + "\n")
+    if args.note:
+        result["note"] = args.note
     print(json.dumps(result, indent=2))
+    if args.out:
+        args.out.write_text(json.dumps(result, indent=2) + "\n")
+    else:
+        print(keep("explanations", machine()[1], result))  # and redraws docs/benchmarks.md
 
 
 if __name__ == "__main__":

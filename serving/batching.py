@@ -41,6 +41,10 @@ Recording = Callable[[Sequence[Claim], list[TriageResult]], Awaitable[None]]
 Queued = tuple[Claim, asyncio.Future[TriageResult], float]  # the claim, its answer, its deadline
 T = TypeVar("T")
 PACE_WEIGHT = 0.2  # of the latest pass in the running estimate of seconds per claim
+# How many mean deviations above the mean pace the lanes plan with: passes of a mix of claims
+# (an explained answer costs many passes' worth) vary, and planning with the mean alone makes
+# every slower pass late (the estimator of TCP's retransmission timeout, RFC 6298)
+PACE_CAUTION = 2.0
 # The share of the time its first caller has left that a batch's pass may take: the rest is for
 # recording the answers and sending them.
 PASS_SHARE = 0.8
@@ -91,6 +95,7 @@ class InferenceLanes:
         self.wait_budget = wait_budget
         self.backlog = 0  # claims admitted whose callers still wait for an answer
         self.seconds_per_claim: float | None = None  # of recent passes, in one lane
+        self.pace_deviation = 0.0  # the mean deviation of recent passes from that pace
         self._threads = ThreadPoolExecutor(
             max_workers=lanes,
             thread_name_prefix="inference",
@@ -130,19 +135,25 @@ class InferenceLanes:
         """`count` admitted claims are answered, or their callers have given up."""
         self.backlog = max(0, self.backlog - count)
 
-    def expected_seconds(self, claims: int) -> float | None:
-        """How long the lanes take over `claims` at the pace of recent passes; None before the
+    @property
+    def cautious_pace(self) -> float | None:
+        """Seconds a claim, as slow as recent passes are likely to run; None before the
         first pass."""
         if self.seconds_per_claim is None:
             return None
-        return claims * self.seconds_per_claim / self.lanes
+        return self.seconds_per_claim + PACE_CAUTION * self.pace_deviation
+
+    def expected_seconds(self, claims: int) -> float | None:
+        """How long the lanes may take over `claims` at the cautious pace of recent passes;
+        None before the first pass."""
+        pace = self.cautious_pace
+        return None if pace is None else claims * pace / self.lanes
 
     def claims_within(self, seconds: float) -> int | None:
-        """The most claims one pass answers in `seconds` at the pace of recent passes (at
-        least one); None before the first pass."""
-        if self.seconds_per_claim is None:
-            return None
-        return max(1, math.floor(seconds / self.seconds_per_claim))
+        """The most claims one pass answers in `seconds` at the cautious pace of recent passes
+        (at least one); None before the first pass."""
+        pace = self.cautious_pace
+        return None if pace is None else max(1, math.floor(seconds / pace))
 
     def retry_after(self) -> int:
         """Whole seconds until the backlog is likely through, at least one."""
@@ -157,10 +168,17 @@ class InferenceLanes:
     def _timed_pass(self, claims: Sequence[Claim], run: Runner) -> list[TriageResult]:
         started = time.perf_counter()
         results = run(claims)
+        elapsed = time.perf_counter() - started
+        self.metrics.busy.inc(elapsed)
         if claims:
-            pace = (time.perf_counter() - started) / len(claims)
+            pace = elapsed / len(claims)
             last = self.seconds_per_claim
-            self.seconds_per_claim = pace if last is None else last + PACE_WEIGHT * (pace - last)
+            if last is None:
+                self.seconds_per_claim = pace
+            else:
+                deviation = abs(pace - last) - self.pace_deviation
+                self.pace_deviation += PACE_WEIGHT * deviation
+                self.seconds_per_claim = last + PACE_WEIGHT * (pace - last)
             self.metrics.computed.inc(len(claims))
         return results
 

@@ -103,6 +103,12 @@ class ServiceMetrics:
             "Claims through a forward pass, answered or not.",
             registry=self.registry,
         )
+        self.busy = Counter(
+            "claims_inference_busy_seconds_total",
+            "Seconds the inference lanes spent in passes, all lanes together: over time and "
+            "lanes, how saturated the service is.",
+            registry=self.registry,
+        )
         self.shed = Counter(
             "claims_shed_total",
             "Claims given no model answer, by reason: queue_full (refused with 503), "

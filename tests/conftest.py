@@ -14,7 +14,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 from claims.data.tables import write_table
-from tests.helpers import TRAINING_ROWS, quick_config
+from claims.store import Store
+from tests.helpers import TRAINING_ROWS, empty_database_url, quick_config
 
 # Fixtures that fine-tune a model: every test that uses one, directly or through another
 # fixture, is slow, so `make test-fast` (pytest -m "not slow") leaves it out.
@@ -85,3 +86,18 @@ def trained_checkpoint(claims_csv: Path, tmp_path_factory: pytest.TempPathFactor
 def checkpoint_copy(trained_checkpoint: Path, tmp_path: Path) -> Path:
     """A copy a test may damage."""
     return Path(shutil.copytree(trained_checkpoint, tmp_path / "specialist"))
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """The URL of an empty database, SQLite and PostgreSQL (skipped when no server is set);
+    the SQLite file's folder does not exist yet."""
+    with empty_database_url(request.param, tmp_path / "data" / "claims.db") as url:
+        yield url
+
+
+@pytest.fixture
+def store(database_url: str) -> Iterator[Store]:
+    opened = Store(database_url)
+    yield opened
+    opened.close()

@@ -11,7 +11,6 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from contextlib import ExitStack
 from pathlib import Path
 
@@ -26,12 +25,6 @@ from schemas.registry import Lineage
 from tests.helpers import empty_database_url, running_service
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    with empty_database_url(request.param, tmp_path / "shared.db") as url:
-        yield url
 
 
 def test_the_database_refuses_a_second_active_retrain(database_url: str) -> None:

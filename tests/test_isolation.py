@@ -28,7 +28,6 @@ from serving.batch.scoring import BacklogScorer
 from serving.observability import JsonFormatter
 from serving.settings import ServiceSettings
 from tests.test_overload import served
-from tests.test_store import database_url  # noqa: F401  (SQLite, and PostgreSQL when set)
 
 CLAIM = {
     "claim_id": "CLM-1",
@@ -225,7 +224,7 @@ def test_a_lone_surrogate_anywhere_gets_422_naming_the_field(
     assert location in [error["loc"] for error in response.json()["detail"]]
 
 
-def test_lookups_for_text_no_row_can_hold_find_nothing(database_url: str) -> None:  # noqa: F811
+def test_lookups_for_text_no_row_can_hold_find_nothing(database_url: str) -> None:
     """PostgreSQL refuses NUL in a parameter: `GET /v1/feedback?claim_id=%00` was a 500."""
     store = Store(database_url)
     try:

@@ -22,7 +22,8 @@ from fastapi.testclient import TestClient
 from claims.store import Store
 from claims.store.data_settings import DataSettings
 from serving.app import create_app
-from serving.batching import InferenceTimeout, Overloaded
+from serving.batching import InferenceLanes, InferenceTimeout, Overloaded
+from serving.observability import ServiceMetrics
 from serving.settings import ServiceSettings
 from serving.triage_service import TriageService
 from tests.helpers import free_port
@@ -112,6 +113,35 @@ def test_a_claim_the_recent_pace_cannot_answer_in_time_is_refused_at_once() -> N
         assert 0 < len(answered) <= 8 and len(refused) == 40 - len(answered)
 
     asyncio.run(scenario())
+
+
+def test_the_lanes_plan_with_the_pace_of_slow_passes_when_passes_vary() -> None:
+    """A mix of claims (some explained, many passes' worth each) makes passes vary: planned at
+    the mean pace, every pass slower than the mean ran past its claims' deadlines."""
+    steady = Lane(hold_first=False, seconds=0.03)
+    costs = iter([0.01, 0.05] * 10)
+
+    def alternating(items: Sequence) -> list:
+        time.sleep(next(costs) * len(items))
+        return list(items)
+
+    async def paces() -> tuple[InferenceLanes, InferenceLanes]:
+        planned = []
+        for run in (steady.run, alternating):
+            lanes = InferenceLanes(run, ServiceMetrics(), lanes=1, max_backlog=99, wait_budget=1)
+            for _ in range(20):
+                await lanes.infer(["a", "b"])
+            lanes.close()
+            planned.append(lanes)
+        return planned[0], planned[1]
+
+    even, uneven = asyncio.run(paces())
+    assert even.cautious_pace == pytest.approx(0.03, rel=0.3)
+    assert uneven.seconds_per_claim == pytest.approx(0.03, rel=0.3)
+    assert uneven.cautious_pace is not None and uneven.cautious_pace >= 0.045
+    assert uneven.claims_within(1.0) <= 22 < even.claims_within(1.0)  # type: ignore[operator]
+    busy = even.metrics.registry.get_sample_value("claims_inference_busy_seconds_total")
+    assert busy == pytest.approx(20 * 2 * 0.03, rel=0.3)  # the lane's seconds in its passes
 
 
 def test_claims_whose_deadline_passed_are_dropped_before_their_pass_and_not_recorded() -> None:

@@ -7,7 +7,6 @@ import itertools
 import json
 import shutil
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -17,7 +16,6 @@ from claims.store import Store
 from claims.store.file_registry import import_file_registry
 from claims.store.registry import Registry, RegistryError
 from schemas.registry import Lineage
-from tests.helpers import empty_database_url
 
 LINEAGE = Lineage(
     origin="registered",
@@ -25,19 +23,6 @@ LINEAGE = Lineage(
     training_data_sha256="0" * 64,
     training_rows=480,
 )
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    with empty_database_url(request.param, tmp_path / "claims.db") as url:
-        yield url
-
-
-@pytest.fixture
-def store(database_url: str) -> Iterator[Store]:
-    store = Store(database_url)
-    yield store
-    store.close()
 
 
 def other_version(checkpoint: Path, folder: Path, version: str = "sp-000000000002") -> Path:

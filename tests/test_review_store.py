@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 from alembic import command
@@ -15,21 +13,7 @@ from claims.store import ReviewHeld, Store
 from claims.store.store import alembic_config
 from schemas.feedback import FeedbackItem, PredictionRecord
 from schemas.triage import Decision, ReviewReason
-from tests.helpers import empty_database_url
 from tests.test_store import a_prediction
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    with empty_database_url(request.param, tmp_path / "data" / "claims.db") as url:
-        yield url
-
-
-@pytest.fixture
-def store(database_url: str) -> Iterator[Store]:
-    opened = Store(database_url)
-    yield opened
-    opened.close()
 
 
 def needing_review(

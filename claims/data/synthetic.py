@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import random
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
 from importlib import resources
@@ -29,6 +30,8 @@ from importlib import resources
 import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from claims.data.narrative_writing import SLOT, Narrator, TemplateWriter
 
 FIRST_DAY = np.datetime64("2021-01-01")
 LAST_DAY = np.datetime64("2025-10-31")
@@ -68,8 +71,6 @@ SHORT_TENURE_RATE = 0.08
 SHORT_TENURE_DAYS = 60
 LATE_REPORT_DAYS = 30
 INCONSISTENT_RATE = 0.06
-TYPO_RATE = 0.10
-TYPO_WORD_RATE = 0.05
 CONFUSER_RATE = 0.15
 SHARED_EVENT_RATE = 0.15
 TYPE_NOISE, SEVERITY_NOISE, SIU_NOISE = 0.03, 0.04, 0.005
@@ -143,7 +144,6 @@ COLUMNS = (
 )
 # fmt: on
 
-_SLOT = re.compile(r"\{(\w+)\}")
 _WORD = re.compile(r"[A-Za-z]{4,}")
 
 
@@ -204,17 +204,24 @@ class Vocabulary(BaseModel):
     uninformative: Phrases
     misspellings: dict[str, str]
 
+    def inconsistent_notes(self, story: str, voice: str) -> Phrases:
+        """The single notes of an inconsistent story, in the adjuster's or the code voice."""
+        return tuple(note for note in self.inconsistencies[story][voice] if isinstance(note, str))
+
     @model_validator(mode="after")
     def _covers_every_claim_type(self) -> Vocabulary:
         """Every table the generator indexes has an entry for every claim type, story and line."""
         profiles = CLAIM_TYPES.values()
         lines = {"any"} | {profile.line for profile in profiles}
-        wanted = {
+        wanted: dict[str, tuple[set[str], Mapping[str, object]]] = {
             "events": (set(TYPE_NAMES), self.events),
             "confusers": (set(TYPE_NAMES), self.confusers),
             "party": ({profile.story for profile in profiles}, self.party),
             "inconsistencies": ({profile.story for profile in profiles}, self.inconsistencies),
-            "damage": ({profile.damage for profile in profiles} - {None}, self.damage),
+            "damage": (
+                {p.damage for p in profiles if p.damage is not None},
+                self.damage,
+            ),
             "irrelevant": (lines, self.irrelevant),
             "closings": (lines, self.closings),
             "admin.adjuster": (lines, self.admin.get("adjuster", {})),
@@ -223,7 +230,7 @@ class Vocabulary(BaseModel):
         for table, (keys, entries) in wanted.items():
             if missing := sorted(keys - set(entries)):
                 raise ValueError(f"{table} has no entry for {', '.join(missing)}")
-        placeholders = set(_SLOT.findall(self.model_dump_json()))
+        placeholders = set(SLOT.findall(self.model_dump_json()))
         if unknown := sorted(placeholders - CLAIM_SLOTS - set(self.slots)):
             raise ValueError(f"no slot for placeholder {', '.join(unknown)}")
         if missing := sorted({"body_part", "bone"} - set(self.slots)):
@@ -323,7 +330,7 @@ def generate_claims(n: int, seed: int = 0, language: str = "en") -> pd.DataFrame
     label_siu = _replace_some(rng, siu, 2, SIU_NOISE)
 
     uninformative = rng.random(n) < UNINFORMATIVE_RATE
-    writer = _NarrativeWriter(random.Random(int(rng.integers(2**63))))
+    writer: Narrator = _NarrativeWriter(random.Random(int(rng.integers(2**63))))
     localised = None
     if language != "en":
         from claims.data.synthetic_pt import LocalisedWriter  # it imports this module
@@ -395,12 +402,8 @@ def _replace_some(rng: np.random.Generator, values: np.ndarray, k: int, rate: fl
     return np.where(replaced, (values + shift) % k, values)
 
 
-class _NarrativeWriter:
+class _NarrativeWriter(TemplateWriter):
     """Assembles one narrative per claim from the vocabulary tables."""
-
-    def __init__(self, rnd: random.Random) -> None:
-        self.rnd = rnd
-        self.known: dict[str, str] = {}
 
     def narrative(
         self,
@@ -428,27 +431,10 @@ class _NarrativeWriter:
         )
         if uninformative:
             return self.fill(rnd.choice(WORDS.uninformative))
-        build = {"claimant": self._claimant, "adjuster": self._adjuster, "code": self._code}
-        text = build[voice](claim_type, damage, injury, inconsistent)
-        if rnd.random() < TYPO_RATE:
-            text = self._typos(text)
-        return text[:1500]
+        return self._written(claim_type, voice, damage, injury, inconsistent)
 
-    def fill(self, template: str) -> str:
-        while "{" in template:
-            template = _SLOT.sub(self._slot, template)
-        return template
-
-    def _slot(self, match: re.Match[str]) -> str:
-        name = match.group(1)
-        if name in self.known:
-            return self.known[name]
-        if name == "num":
-            return str(self.rnd.randint(1000, 99999))
+    def _slot_value(self, name: str) -> str:
         return self.rnd.choice(WORDS.slots[name])
-
-    def _pick(self, options: tuple[str, ...]) -> str:
-        return self.fill(self.rnd.choice(options))
 
     def _event(self, claim_type: str, voice: str) -> str:
         """What happened: now and then told as for a neighbouring claim type."""
@@ -501,7 +487,7 @@ class _NarrativeWriter:
         if rnd.random() < CONFUSER_RATE:
             parts.append(self._pick(WORDS.confusers[claim_type]["adjuster"]))
         if inconsistent:
-            parts.append(rnd.choice(WORDS.inconsistencies[profile.story]["adjuster"]))
+            parts.append(rnd.choice(WORDS.inconsistent_notes(profile.story, "adjuster")))
         admin = WORDS.admin["adjuster"]["any"] + WORDS.admin["adjuster"][profile.line]
         parts += [self.fill(note) for note in rnd.sample(admin, rnd.randint(1, 3))]
         return " ".join(_sentence_case(part) for part in parts if part)
@@ -513,7 +499,7 @@ class _NarrativeWriter:
             parts.append(rnd.choice(WORDS.damage[profile.damage]["code"][damage]))
         parts.append(self._injury_text("code", claim_type, injury))
         if inconsistent:
-            parts.append(rnd.choice(WORDS.inconsistencies[profile.story]["code"]))
+            parts.append(rnd.choice(WORDS.inconsistent_notes(profile.story, "code")))
         admin = WORDS.admin["code"]["any"] + WORDS.admin["code"][profile.line]
         parts += rnd.sample(admin, rnd.randint(0, 2))
         if rnd.random() < 0.4:
@@ -543,12 +529,7 @@ class _NarrativeWriter:
             if word.lower() in WORDS.misspellings and self.rnd.random() < 0.5:
                 wrong = WORDS.misspellings[word.lower()]
                 return wrong.upper() if word.isupper() else word[0] + wrong[1:]
-            if self.rnd.random() >= TYPO_WORD_RATE:
-                return word
-            i = self.rnd.randrange(1, len(word) - 1)
-            if self.rnd.random() < 0.5:
-                return word[:i] + word[i + 1] + word[i] + word[i + 2 :]
-            return word[:i] + word[i + 1 :]
+            return self._slipped(word)
 
         return _WORD.sub(corrupt, text)
 

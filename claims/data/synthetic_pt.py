@@ -18,15 +18,15 @@ import unicodedata
 from datetime import date
 from functools import cache
 from importlib import resources
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 
+from claims.data.narrative_writing import Narrator, TemplateWriter
 from claims.data.synthetic import (
     CLAIM_TYPES,
     CONFUSER_RATE,
     SHARED_EVENT_RATE,
-    TYPO_RATE,
     _sentence_case,
 )
 
@@ -37,8 +37,6 @@ MIXED_SHARES = {"en": 0.5, "pt-BR": 0.3, "pt-PT": 0.2}
 CURRENCY = {"pt-BR": "BRL", "pt-PT": "EUR"}
 USD_TO = {"BRL": 5.4, "EUR": 0.92}
 _VARIANT = {"pt-BR": "br", "pt-PT": "pt"}
-TYPO_WORD_RATE = 0.05
-_SLOT = re.compile(r"\{(\w+)\}")
 _WORD = re.compile(r"[^\W\d_]{4,}")
 
 
@@ -47,19 +45,6 @@ def vocabulary() -> dict[str, Any]:
     """The Portuguese word tables, read once from the package."""
     text = (resources.files("claims") / "defaults" / "vocabulary_pt.toml").read_text("utf-8")
     return tomllib.loads(text)
-
-
-class Narrator(Protocol):
-    def narrative(
-        self,
-        claim_type: str,
-        voice: str,
-        damage: int,
-        injury: int,
-        inconsistent: bool,
-        uninformative: bool,
-        loss_day: date,
-    ) -> str: ...
 
 
 class LocalisedWriter:
@@ -109,13 +94,12 @@ class LocalisedWriter:
         )
 
 
-class PortugueseWriter:
+class PortugueseWriter(TemplateWriter):
     """Assembles one Portuguese narrative per claim, in the three registers of the English one."""
 
     def __init__(self, rnd: random.Random) -> None:
-        self.rnd = rnd
+        super().__init__(rnd)
         self.words = vocabulary()
-        self.known: dict[str, str] = {}
         self.variant = "br"
 
     def narrative(
@@ -144,11 +128,7 @@ class PortugueseWriter:
         self.known["osso"] = part if part in bones else rnd.choice(bones)
         if uninformative:
             return self.fill(rnd.choice(self.words["prose"]["uninformative"]))
-        build = {"claimant": self._claimant, "adjuster": self._adjuster, "code": self._code}
-        text = build[voice](claim_type, damage, injury, inconsistent)
-        if rnd.random() < TYPO_RATE:
-            text = self._typos(text)
-        return text[:1500]
+        return self._written(claim_type, voice, damage, injury, inconsistent)
 
     # Slots ----------------------------------------------------------------------------------
 
@@ -158,22 +138,6 @@ class PortugueseWriter:
 
     def _slot_value(self, name: str) -> str:
         return self.rnd.choice(self._slots(name))
-
-    def fill(self, template: str) -> str:
-        while "{" in template:
-            template = _SLOT.sub(self._slot, template)
-        return template
-
-    def _slot(self, match: re.Match[str]) -> str:
-        name = match.group(1)
-        if name in self.known:
-            return self.known[name]
-        if name == "num":
-            return str(self.rnd.randint(1000, 99999))
-        return self._slot_value(name)
-
-    def _pick(self, options: list[str]) -> str:
-        return self.fill(self.rnd.choice(options))
 
     # Registers ------------------------------------------------------------------------------
 
@@ -272,11 +236,6 @@ class PortugueseWriter:
 
         def corrupt(match: re.Match[str]) -> str:
             word = match.group(0)
-            if self.rnd.random() >= TYPO_WORD_RATE:
-                return word
-            i = self.rnd.randrange(1, len(word) - 1)
-            if self.rnd.random() < 0.5:
-                return word[:i] + word[i + 1] + word[i] + word[i + 2 :]
-            return word[:i] + word[i + 1 :]
+            return self._slipped(word)
 
         return _WORD.sub(corrupt, text)

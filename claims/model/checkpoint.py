@@ -18,7 +18,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from peft import PeftModel
+from peft import LoraConfig, PeftModel
 from pydantic import ValidationError
 from safetensors.torch import load_file, save_file
 from torch import nn
@@ -116,12 +116,17 @@ def write_checkpoint(
     try:
         if specialist.strategy is Strategy.lora:
             # Same model, same files wherever it was trained: no install path, a stable order.
-            adapter = specialist.model.encoder.peft_config["default"]
+            adapted = specialist.model.encoder
+            if not isinstance(adapted, PeftModel):
+                raise TypeError("a LoRA specialist's encoder is a peft model")
+            adapter = adapted.peft_config["default"]
+            if not isinstance(adapter, LoraConfig):
+                raise TypeError("a LoRA specialist's adapter is LoRA's")
             adapter.base_model_name_or_path = specialist.base_model.name
             if isinstance(adapter.target_modules, set):
                 adapter.target_modules = sorted(adapter.target_modules)
             # The vocabulary never changes here, so peft need not look the base model up.
-            specialist.model.encoder.save_pretrained(staging / ADAPTER, save_embedding_layers=False)
+            adapted.save_pretrained(str(staging / ADAPTER), save_embedding_layers=False)
             (staging / ADAPTER / "README.md").unlink()  # peft's stub card; MODEL_CARD.md is ours
         elif specialist.strategy is not Strategy.head:
             save_file(_encoder_state(specialist), staging / ENCODER)
@@ -299,7 +304,9 @@ def _build_predictor(
     config: SpecialistConfig,
     state: dict[str, Any],
 ) -> TunedPredictor:
-    encoder: nn.Module = load_encoder(base_path)
+    base = load_encoder(base_path)
+    hidden_size = int(base.config.hidden_size)
+    encoder: nn.Module = base
     if manifest.strategy is Strategy.lora:
         # Merging the adapter into the base weights makes inference as fast as the base model.
         encoder = PeftModel.from_pretrained(encoder, folder / ADAPTER).merge_and_unload()
@@ -313,7 +320,7 @@ def _build_predictor(
     labels = state["labels"]
     model = SpecialistModel(
         encoder,
-        encoder.config.hidden_size,
+        hidden_size,
         features.dimension,
         {task: len(names) for task, names in labels.items()},
     )

@@ -15,6 +15,7 @@ claim by claim does (`packing_pays`).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -111,7 +112,7 @@ def _sdpa(
     value: torch.Tensor,
     attention_mask: torch.Tensor | None,
     claim_lengths: list[int] | None,
-    **kwargs: object,
+    **kwargs: Any,  # transformers' attention keywords, passed on as they come
 ) -> tuple[torch.Tensor, None]:
     if claim_lengths is None:
         return sdpa_attention_forward(module, query, key, value, attention_mask, **kwargs)

@@ -125,7 +125,12 @@ class TunedPredictor:
         self.model_version = model_version
         self.batch_size = batch_size
         self.bf16 = False  # on the CPU; a GPU always runs bf16; see use_precision
-        self.packs = pack and enable_packing(model.encoder, tokenizer, max_length)  # on a CPU
+        # on a CPU; a loaded checkpoint's encoder is a plain transformers model (LoRA merged)
+        self.packs = (
+            pack
+            and isinstance(model.encoder, PreTrainedModel)
+            and enable_packing(model.encoder, tokenizer, max_length)
+        )
 
     def use_precision(self, precision: Precision) -> None:
         """bf16 (auto: where the CPU has it natively) runs the matrix products in bf16 under
