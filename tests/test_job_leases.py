@@ -1,6 +1,7 @@
 """Jobs belong to the cluster: the process doing a job holds its lease, and once the lease lapses
 any replica takes the job over. On SQLite and on PostgreSQL (where CLAIMS_TEST_DATABASE_URL
-names a server); the last test with real replicas, one of them killed mid-job."""
+names a server: conftest's `database_url` and `store`); the last test with real replicas, one
+of them killed mid-job."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from contextlib import ExitStack
 from pathlib import Path
 
@@ -30,22 +31,9 @@ from schemas.jobs import JobState
 from schemas.registry import Lineage
 from serving.batch.jobs import MAX_TAKEOVERS, JobLauncher
 from serving.settings import ServiceSettings
-from tests.helpers import empty_database_url, running_service
+from tests.helpers import running_service
 
 SHORT = 0.3  # seconds: a lease that lapses within a test
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    with empty_database_url(request.param, tmp_path / "shared" / "claims.db") as url:
-        yield url
-
-
-@pytest.fixture
-def store(database_url: str) -> Iterator[Store]:
-    opened = Store(database_url)
-    yield opened
-    opened.close()
 
 
 def lapsed() -> None:
