@@ -16,6 +16,13 @@ class JobState(StrEnum):
     failed = "failed"
 
 
+class RetrainEngine(StrEnum):
+    """Where a retrain runs: in the job's own process, or as a task on a Ray cluster."""
+
+    local = "local"
+    ray = "ray"
+
+
 class JobStatus(BaseModel):
     job_id: str
     kind: str = Field(description="What the job does, e.g. 'retrain'.")

@@ -24,6 +24,7 @@ from serving.auth import Authenticator, KeyGate, Triage
 from serving.batch.jobs import JobLauncher
 from serving.batching import InferenceTimeout, Overloaded, in_passing_thread
 from serving.console import admin as console_admin
+from serving.console import plots as console_plots
 from serving.console import routes as console
 from serving.console.sessions import Sessions
 from serving.limits import BodySizeLimit
@@ -162,6 +163,7 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
     app.include_router(status_routes.router)
     app.include_router(console.router)
     app.include_router(console_admin.router)
+    app.include_router(console_plots.router)
     for routes in (triage, batch_jobs, feedback, retraining, registry, review):
         app.include_router(routes.router)
 

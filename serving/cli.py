@@ -87,6 +87,12 @@ def score(
     actors: int | None = typer.Option(
         None, min=1, help="Ray: model actors; default one per GPU, else one per two CPUs."
     ),
+    explain: bool = typer.Option(
+        False,
+        "--explain",
+        help="Add each row's top factors per task and the decision's reasons as columns "
+        "(docs/scoring.md); answers each claim once more per phrase of its narrative.",
+    ),
     job: str | None = typer.Option(None, help="The job to report to (the service creates it)."),
 ) -> None:
     """Score a backlog file in chunks; an interrupted run resumes where it stopped."""
@@ -104,7 +110,7 @@ def score(
 
             if model is None:
                 raise ScoringError("--engine ray needs --model: a folder every node can read")
-            summary = score_with_ray(model, source, out, rejects, actors=actors)
+            summary = score_with_ray(model, source, out, rejects, actors=actors, explain=explain)
         elif engine == "local":
             summary = _score_locally(
                 source,
@@ -115,6 +121,7 @@ def score(
                 chunk_rows=chunk_rows,
                 workers=workers,
                 restart=restart,
+                explain=explain,
                 console=console,
                 report=report.progress,
             )
@@ -146,6 +153,7 @@ def _score_locally(
     chunk_rows: int,
     workers: int | None,
     restart: bool,
+    explain: bool,
     console: Console,
     report: Callable[[float, str], None],
 ) -> ScoreSummary:
@@ -180,6 +188,7 @@ def _score_locally(
             chunk_rows=chunk_rows,
             workers=workers or default_workers(device),
             progress=advance,
+            explain=explain,
         )
         return scorer.score(source, out, rejects, restart=restart)
 

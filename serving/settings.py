@@ -10,6 +10,7 @@ from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource
 
 from claims.store.data_settings import DataSettings
+from schemas.jobs import RetrainEngine
 from schemas.scoring import Precision
 
 ARGUMENTS_ONLY = frozenset({"auth"})
@@ -167,6 +168,12 @@ class ServiceSettings(DataSettings):
         "job is a `claims score` process that uses every core it is given beside live "
         "triage: jobs at once share the cores rather than finish sooner, and the second "
         "lets one client's job start while another's runs.",
+    )
+    retrain_engine: RetrainEngine = Field(
+        default=RetrainEngine.local,
+        description="Where a retrain runs: local, in a `claims retrain` process beside the "
+        "service; ray, as a task that process submits to the Ray cluster RAY_ADDRESS names (a "
+        "GPU node when it has one), reading the data path every node mounts.",
     )
     batch_retention_days: float = Field(
         default=7.0,

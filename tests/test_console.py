@@ -235,6 +235,18 @@ def test_a_claim_held_by_one_adjuster_cannot_be_corrected_by_another(
               "reason_code": "misclassified", "confirmed": "on"},
     )  # fmt: skip
     assert response.status_code == 409
+    refused = other.post(
+        f"/console/claims/{answer['prediction_id']}/release", data={"csrf_token": csrf_of(page)}
+    )
+    assert refused.status_code == 409 and "adjuster-1" in refused.text
+    released = client.post(
+        f"/console/claims/{answer['prediction_id']}/release",
+        data={"csrf_token": csrf_of(client.get("/console/queue").text)},
+        follow_redirects=False,
+    )
+    assert released.status_code == 303 and released.headers["location"] == "/console/queue"
+    page = other.get(f"/console/claims/{answer['prediction_id']}").text
+    assert "adjuster-1 is working on this claim" not in page
 
 
 def test_sign_out_revocation_and_expiry_end_a_session(

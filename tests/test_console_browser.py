@@ -14,8 +14,10 @@ import pytest
 from claims.data.synthetic import generate_claims
 from claims.store import Store
 from claims.store.data_settings import DataSettings
+from claims.store.registry import Registry
 from schemas.auth import Role
 from tests.helpers import running_service
+from tests.test_feedback_api import LINEAGE, renamed
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, Page
@@ -35,6 +37,7 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 LABELS = ("low", "medium", "high", "severe")  # each starts with its own letter: typeahead
+RETRAINED = "sp-000000000002"  # a registered copy of the champion, as a retrain would leave
 
 
 @pytest.fixture(scope="module")
@@ -43,8 +46,16 @@ def service(
 ) -> Iterator[tuple[str, dict[str, str], list[dict]]]:
     """The service (keys on, the tuned model), its keys, and the answers that need review."""
     data_dir = tmp_path_factory.mktemp("console-live")
-    store = Store.from_settings(DataSettings(data_dir=data_dir))
+    settings = DataSettings(data_dir=data_dir)
+    store = Store.from_settings(settings)
     keys = {role.value: store.create_key(f"{role.value}-e2e", role)[1] for role in Role}
+    # the service follows the registry: the champion serves, and a retrained copy waits
+    registry = Registry.from_settings(settings, store)
+    champion = registry.register(trained_checkpoint, LINEAGE).version
+    registry.promote(champion, "initial")
+    copy = renamed(trained_checkpoint, tmp_path_factory.mktemp("retrained") / "c", RETRAINED)
+    retrained = LINEAGE.model_copy(update={"origin": "retrained", "parent_version": champion})
+    assert registry.register(copy, retrained).version == RETRAINED
     store.close()
     frame = generate_claims(12, seed=8).drop(columns=["claim_type", "severity", "siu_referral"])
     claims = [
@@ -52,7 +63,7 @@ def service(
          "attributes": {"region": row["region"]}}
         for row in frame.to_dict(orient="records")
     ]  # fmt: skip
-    with running_service(data_dir, "--model", str(trained_checkpoint), auth=True) as (_, url):
+    with running_service(data_dir, auth=True) as (_, url):
         answers = httpx.post(
             f"{url}/v1/triage/batch",
             json={"claims": claims},
@@ -190,3 +201,31 @@ def test_a_correction_by_keyboard_alone(
     [stored] = feedback_on(url, keys["adjuster"], claim_id)
     assert stored["labels"]["severity"] == label
     assert (stored["reason_code"], stored["note"]) == ("misclassified", "by keyboard")
+
+
+@pytest.mark.slow
+def test_an_admin_promotes_a_retrained_model_and_new_answers_show_it(
+    service: tuple[str, dict[str, str], list[dict]], page: Page
+) -> None:
+    url, keys, review = service
+    sign_in(page, url, keys["admin"])
+    page.click("nav >> text=Models")
+    assert RETRAINED not in page.inner_text("#active-version")
+    version = page.locator(f"#version-{RETRAINED}")
+    assert "retrained" in version.inner_text()
+    version.get_by_label("Reason").fill("retrained on the adjusters' corrections")
+    version.get_by_role("button", name=f"Promote {RETRAINED}").click()
+    assert f"Promote {RETRAINED}?" in page.inner_text("#confirm-question")
+    page.click("button:has-text('Yes, promote')")
+    page.wait_for_url("**/console/models")
+    assert RETRAINED in page.inner_text("#active-version")
+
+    answer = httpx.post(
+        f"{url}/v1/triage",
+        json={"claim_id": "CLM-AFTER", "description": "Kitchen fire from stove, smoke damage."},
+        headers={"Authorization": f"Bearer {keys['triage']}"},
+    ).json()
+    page.goto(f"{url}/console/claims/{answer['prediction_id']}")
+    assert f"Model {RETRAINED}" in page.inner_text("p.versions")
+    page.goto(f"{url}/console/claims/{review[0]['prediction_id']}")
+    assert f"Model {RETRAINED}" not in page.inner_text("p.versions")  # answered before

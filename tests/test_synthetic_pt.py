@@ -18,6 +18,7 @@ from typer.testing import CliRunner
 
 from claims.cli.base_models import register_commands
 from claims.cli.main import app
+from claims.data.narrative_writing import Story
 from claims.data.synthetic import CURRENCIES, USD_TO, generate_claims
 from claims.data.synthetic_pt import CURRENCY, PortugueseWriter, vocabulary
 from claims.data.synthetic_pt import USD_TO as LOCAL_RATE
@@ -150,7 +151,8 @@ def test_every_template_in_the_tables_fills_in_both_voices() -> None:
     templates = strings({k: v for k, v in vocabulary().items() if k != "slots"})
     assert len(templates) > 500
     for locale in ("pt-BR", "pt-PT"):
-        writer.narrative(locale, "collision", "claimant", 0, 0, False, False, date(2024, 3, 14))
+        story = Story("collision", "claimant", 0, 0, False, False, date(2024, 3, 14))
+        writer.narrative(locale, story)
         for template in templates:
             filled = writer.fill(template)
             assert "{" not in filled and "}" not in filled, template

@@ -10,6 +10,7 @@ from rich.table import Table
 
 from claims.cli.main import user_errors
 from schemas.config import Strategy
+from schemas.jobs import RetrainEngine
 from schemas.report import EvaluationReport
 
 console = Console()
@@ -79,6 +80,11 @@ def retrain(
     job: str | None = typer.Option(
         None, help="The job to report progress to (the service creates it); default: a new one."
     ),
+    engine: RetrainEngine = typer.Option(
+        RetrainEngine.local,
+        help="local: in this process; ray: as a task on the Ray cluster RAY_ADDRESS names (a GPU "
+        "node when it has one), reading the data path every node mounts.",
+    ),
 ) -> None:
     """Train a challenger on history plus confirmed feedback; promote it only if the gate passes."""
     from claims.store import Store
@@ -93,13 +99,21 @@ def retrain(
         data = data or settings.training_data
         if data is None:
             raise FileNotFoundError("no training data: pass --data or set CLAIMS_TRAINING_DATA")
-        outcome = run_retraining(
-            data,
-            Registry.from_settings(settings, store),
-            store,
-            progress=report.progress,
-            show_progress=job is None,
-        )
+        where: dict[str, object] = {"engine": engine.value}
+        if engine is RetrainEngine.ray:
+            from training.ray_retrain import retrain_on_ray
+
+            on_ray = retrain_on_ray(data, report.job_id, report.owner, settings)
+            outcome = on_ray.outcome
+            where |= {"ray_node": on_ray.node_id, "gpus": on_ray.gpus}
+        else:
+            outcome = run_retraining(
+                data,
+                Registry.from_settings(settings, store),
+                store,
+                progress=report.progress,
+                show_progress=job is None,
+            )
         decision = outcome.decision
         report.succeeded(
             decision.reason,
@@ -108,6 +122,7 @@ def retrain(
                 "promoted": decision.promoted,
                 "unusable_feedback": outcome.unusable_feedback,
                 "gate": decision.model_dump(mode="json"),
+                **where,
             },
         )
     table = Table("slice", "task", "metric", "rows", "base", "champion", "challenger", "verdict")

@@ -7,6 +7,7 @@ from __future__ import annotations
 import random
 import re
 from abc import ABC, abstractmethod
+from dataclasses import dataclass
 from datetime import date
 from typing import Protocol
 
@@ -16,17 +17,21 @@ MAX_NARRATIVE_CHARS = 1500
 SLOT = re.compile(r"\{(\w+)\}")
 
 
+@dataclass(frozen=True)
+class Story:
+    """What a claim's narrative tells, drawn before it is written in any voice or language."""
+
+    claim_type: str
+    voice: str  # claimant, adjuster or code
+    damage: int  # 0 minor, 1 moderate, 2 major
+    injury: int  # 0 none to 3 serious
+    inconsistent: bool
+    uninformative: bool
+    loss_day: date
+
+
 class Narrator(Protocol):
-    def narrative(
-        self,
-        claim_type: str,
-        voice: str,
-        damage: int,
-        injury: int,
-        inconsistent: bool,
-        uninformative: bool,
-        loss_day: date,
-    ) -> str: ...
+    def narrative(self, story: Story) -> str: ...
 
 
 class TemplateWriter(ABC):
@@ -56,12 +61,12 @@ class TemplateWriter(ABC):
     def _pick(self, options: tuple[str, ...] | list[str]) -> str:
         return self.fill(self.rnd.choice(options))
 
-    def _written(
-        self, claim_type: str, voice: str, damage: int, injury: int, inconsistent: bool
-    ) -> str:
-        """The narrative in `voice`'s register, with slips in TYPO_RATE of them."""
+    def _written(self, story: Story) -> str:
+        """The narrative in its voice's register, with slips in TYPO_RATE of them."""
         registers = {"claimant": self._claimant, "adjuster": self._adjuster, "code": self._code}
-        text = registers[voice](claim_type, damage, injury, inconsistent)
+        text = registers[story.voice](
+            story.claim_type, story.damage, story.injury, story.inconsistent
+        )
         if self.rnd.random() < TYPO_RATE:
             text = self._typos(text)
         return text[:MAX_NARRATIVE_CHARS]

@@ -24,14 +24,13 @@ import random
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import date
 from importlib import resources
 
 import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from claims.data.narrative_writing import SLOT, Narrator, TemplateWriter
+from claims.data.narrative_writing import SLOT, Narrator, Story, TemplateWriter
 
 FIRST_DAY = np.datetime64("2021-01-01")
 LAST_DAY = np.datetime64("2025-10-31")
@@ -340,13 +339,15 @@ def generate_claims(n: int, seed: int = 0, language: str = "en") -> pd.DataFrame
     descriptions = np.array(
         [
             writer.narrative(
-                TYPE_NAMES[kind[i]],
-                VOICES[voice[i]],
-                int(damage[i]),
-                int(injury[i]),
-                bool(inconsistent[i]),
-                bool(uninformative[i]),
-                loss_days[i],
+                Story(
+                    TYPE_NAMES[kind[i]],
+                    VOICES[voice[i]],
+                    int(damage[i]),
+                    int(injury[i]),
+                    bool(inconsistent[i]),
+                    bool(uninformative[i]),
+                    loss_days[i],
+                )
             )
             for i in range(n)
         ],
@@ -405,23 +406,14 @@ def _replace_some(rng: np.random.Generator, values: np.ndarray, k: int, rate: fl
 class _NarrativeWriter(TemplateWriter):
     """Assembles one narrative per claim from the vocabulary tables."""
 
-    def narrative(
-        self,
-        claim_type: str,
-        voice: str,
-        damage: int,
-        injury: int,
-        inconsistent: bool,
-        uninformative: bool,
-        loss_day: date,
-    ) -> str:
-        rnd = self.rnd
+    def narrative(self, story: Story) -> str:
+        rnd, loss_day = self.rnd, story.loss_day
         self.known = {
             "month_day": f"{MONTHS[loss_day.month - 1]} {_ordinal(loss_day.day)}",
             "weekday": WEEKDAYS[loss_day.weekday()],
             "dol": loss_day.strftime("%m/%d/%y"),
             "dol_code": loss_day.strftime("%m%d%y"),
-            "party": rnd.choice(WORDS.party[CLAIM_TYPES[claim_type].story]),
+            "party": rnd.choice(WORDS.party[CLAIM_TYPES[story.claim_type].story]),
             "body_part": rnd.choice(WORDS.slots["body_part"]),
         }
         # One body part per narrative: a broken bone is the sore one where that makes sense.
@@ -429,9 +421,9 @@ class _NarrativeWriter(TemplateWriter):
         self.known["bone"] = (
             part if part in WORDS.slots["bone"] else rnd.choice(WORDS.slots["bone"])
         )
-        if uninformative:
+        if story.uninformative:
             return self.fill(rnd.choice(WORDS.uninformative))
-        return self._written(claim_type, voice, damage, injury, inconsistent)
+        return self._written(story)
 
     def _slot_value(self, name: str) -> str:
         return self.rnd.choice(WORDS.slots[name])

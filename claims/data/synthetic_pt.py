@@ -15,14 +15,13 @@ import random
 import re
 import tomllib
 import unicodedata
-from datetime import date
 from functools import cache
 from importlib import resources
 from typing import Any
 
 import numpy as np
 
-from claims.data.narrative_writing import Narrator, TemplateWriter
+from claims.data.narrative_writing import Narrator, Story, TemplateWriter
 from claims.data.synthetic import (
     CLAIM_TYPES,
     CONFUSER_RATE,
@@ -61,22 +60,12 @@ class LocalisedWriter:
         self.shares = MIXED_SHARES if language == "mixed" else shares
         self.locales: list[str] = []
 
-    def narrative(
-        self,
-        claim_type: str,
-        voice: str,
-        damage: int,
-        injury: int,
-        inconsistent: bool,
-        uninformative: bool,
-        loss_day: date,
-    ) -> str:
+    def narrative(self, story: Story) -> str:
         (locale,) = self.draw.choices(list(self.shares), weights=list(self.shares.values()))
         self.locales.append(locale)
-        story = (claim_type, voice, damage, injury, inconsistent, uninformative, loss_day)
         if locale == "en":
-            return self.english.narrative(*story)
-        return self.portuguese.narrative(locale, *story)
+            return self.english.narrative(story)
+        return self.portuguese.narrative(locale, story)
 
     def local_money(
         self, estimate: np.ndarray, currency: np.ndarray, usd_to: np.ndarray
@@ -102,33 +91,23 @@ class PortugueseWriter(TemplateWriter):
         self.words = vocabulary()
         self.variant = "br"
 
-    def narrative(
-        self,
-        locale: str,
-        claim_type: str,
-        voice: str,
-        damage: int,
-        injury: int,
-        inconsistent: bool,
-        uninformative: bool,
-        loss_day: date,
-    ) -> str:
-        rnd, calendar = self.rnd, self.words["calendar"]
+    def narrative(self, locale: str, story: Story) -> str:
+        rnd, calendar, loss_day = self.rnd, self.words["calendar"], story.loss_day
         self.variant = _VARIANT[locale]
         self.known = {
             "dia": f"{loss_day.day} de {calendar['months'][loss_day.month - 1]}",
             "semana": calendar["weekdays"][loss_day.weekday()],
             "dol": loss_day.strftime("%d/%m/%y"),
             "dol_code": loss_day.strftime("%d%m%y"),
-            "parte_lesado": rnd.choice(self.words["party"][CLAIM_TYPES[claim_type].story]),
+            "parte_lesado": rnd.choice(self.words["party"][CLAIM_TYPES[story.claim_type].story]),
         }
         # One body part per narrative: a broken bone is the sore one where that makes sense.
         part, bones = self._slot_value("parte"), self._slots("osso")
         self.known["parte"] = part
         self.known["osso"] = part if part in bones else rnd.choice(bones)
-        if uninformative:
+        if story.uninformative:
             return self.fill(rnd.choice(self.words["prose"]["uninformative"]))
-        return self._written(claim_type, voice, damage, injury, inconsistent)
+        return self._written(story)
 
     # Slots ----------------------------------------------------------------------------------
 

@@ -73,6 +73,20 @@ def _held_by_another(adjuster_id: str, now: datetime) -> ColumnElement[bool]:
     )
 
 
+def _not_held_by_another(
+    session: Session, prediction_id: str, adjuster_id: str, now: datetime
+) -> ReviewItem:
+    """The item, locked for the change; LookupError when it is not on the queue, ReviewHeld
+    when another adjuster's hold on it still runs."""
+    row = session.get(ReviewItem, prediction_id, with_for_update=True)
+    if row is None:
+        raise LookupError(f"no answer {prediction_id!r} on the review queue")
+    held = _hold(row, now)
+    if held is not None and held.adjuster_id != adjuster_id:
+        raise ReviewHeld(held)
+    return row
+
+
 def _hold(row: ReviewItem, now: datetime) -> ReviewHold | None:
     if row.claimed_by is None or row.claimed_until is None or row.claimed_until <= now:
         return None
@@ -160,25 +174,14 @@ class ReviewQueries:
         LookupError: no such item; ReviewHeld: another adjuster holds it."""
         now = datetime.now(UTC)
         with self._writing.begin() as session:
-            row = session.get(ReviewItem, prediction_id, with_for_update=True)
-            if row is None:
-                raise LookupError(f"no answer {prediction_id!r} on the review queue")
-            held = _hold(row, now)
-            if held is not None and held.adjuster_id != adjuster_id:
-                raise ReviewHeld(held)
+            row = _not_held_by_another(session, prediction_id, adjuster_id, now)
             row.claimed_by, row.claimed_until = adjuster_id, now + timedelta(minutes=minutes)
             return ReviewHold(adjuster_id=adjuster_id, until=row.claimed_until)
 
     def release_review(self, prediction_id: str, adjuster_id: str) -> None:
         """Gives the item back to the queue; only its holder may, before the hold runs out."""
-        now = datetime.now(UTC)
         with self._writing.begin() as session:
-            row = session.get(ReviewItem, prediction_id, with_for_update=True)
-            if row is None:
-                raise LookupError(f"no answer {prediction_id!r} on the review queue")
-            held = _hold(row, now)
-            if held is not None and held.adjuster_id != adjuster_id:
-                raise ReviewHeld(held)
+            row = _not_held_by_another(session, prediction_id, adjuster_id, datetime.now(UTC))
             row.claimed_by = row.claimed_until = None
 
     def review_state(self, prediction_id: str) -> ReviewState:

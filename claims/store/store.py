@@ -38,6 +38,7 @@ from sqlalchemy import (
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
+from claims.store.activity import ActivityQueries
 from claims.store.data_settings import DataSettings
 from claims.store.files import make_private, private_sqlite_file
 from claims.store.leases import JobLeases, LeaseLost, database_now
@@ -51,6 +52,7 @@ from claims.store.orm import (
     ReviewTask,
 )
 from claims.store.review import ReviewQueries, review_rows
+from claims.store.settled import SettledQueries
 from schemas.auth import ApiKeyInfo, Role
 from schemas.claim import Claim
 from schemas.feedback import FeedbackItem, FeedbackRecord, PredictionRecord
@@ -96,7 +98,7 @@ def alembic_config(url: str | None = None) -> Config:
     return config
 
 
-class Store(ReviewQueries, JobLeases):
+class Store(ReviewQueries, ActivityQueries, SettledQueries, JobLeases):
     """Every read and write of the product's durable state; the schema is migrated on opening."""
 
     def __init__(self, url: str) -> None:

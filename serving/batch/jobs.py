@@ -103,7 +103,16 @@ class JobLauncher:
             except ActiveJobExists as error:
                 running = self.store.jobs(kind=RETRAIN, states=ACTIVE)
                 raise RetrainRunning(running[0] if running else None) from error
-            self._spawn(job.job_id, ["retrain", "--data", str(Path(data).resolve())])
+            self._spawn(
+                job.job_id,
+                [
+                    "retrain",
+                    "--data",
+                    str(Path(data).resolve()),
+                    "--engine",
+                    self.settings.retrain_engine.value,
+                ],
+            )
         return job
 
     def check_room(self, owner: str | None) -> None:
@@ -173,12 +182,15 @@ class JobLauncher:
     def batch_folder(self, job_id: str) -> Path:
         return self.settings.data_dir.resolve() / "batch" / job_id
 
-    def start_scoring(self, job_id: str, source: Path, out: Path, model: Path | None) -> None:
+    def start_scoring(
+        self, job_id: str, source: Path, out: Path, model: Path | None, explain: bool = False
+    ) -> None:
         """`job_id` was created when the upload began; its files are in `batch_folder`."""
         settings = self.settings
         command = ["score", str(source), "--out", str(out)]
         command += ["--workers", str(settings.scoring_workers)]
         command += ["--chunk-rows", str(settings.batch_chunk_rows)]
+        command += ["--explain"] if explain else []
         self._spawn(job_id, command + (["--model", str(model)] if model else []))
 
     def recover(self, kinds: Collection[str] = (SCORE, RETRAIN)) -> list[tuple[str, str]]:

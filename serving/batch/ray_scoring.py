@@ -32,9 +32,9 @@ REASON = "reject_reason"
 class ScoringActor:
     """One model per actor, loaded once; Ray calls it with one batch of rows at a time."""
 
-    def __init__(self, model_dir: str) -> None:
+    def __init__(self, model_dir: str, explain: bool = False) -> None:
         loaded = load_scoring_model(Path(model_dir))
-        self.scorer = BacklogScorer(loaded.predictor, loaded.config)
+        self.scorer = BacklogScorer(loaded.predictor, loaded.config, explain=explain)
 
     def __call__(self, batch: pd.DataFrame) -> pd.DataFrame:
         rows = batch.to_dict(orient="records")
@@ -83,8 +83,10 @@ def score_with_ray(
     *,
     actors: int | None = None,
     batch_rows: int = 4096,
+    explain: bool = False,
 ) -> ScoreSummary:
-    """`out` and `rejects` are folders of Parquet files."""
+    """`out` and `rejects` are folders of Parquet files; `explain` adds the local engine's
+    explanation columns."""
     import ray
 
     started = time.perf_counter()
@@ -97,7 +99,7 @@ def score_with_ray(
     dataset = _read(source)
     results = dataset.map_batches(
         ScoringActor,
-        fn_constructor_kwargs={"model_dir": str(model_dir)},
+        fn_constructor_kwargs={"model_dir": str(model_dir), "explain": explain},
         batch_size=batch_rows,
         batch_format="pandas",
         concurrency=pool,

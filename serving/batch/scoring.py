@@ -50,8 +50,10 @@ from claims.model.predictor import ClaimPreparer, PreparedClaims, TunedPredictor
 from claims.store.data_settings import DataSettings
 from claims.store.files import write_atomically
 from claims.store.registry import Registry
+from schemas.claim import Claim
 from schemas.config import SpecialistConfig
 from schemas.scoring import Precision, ScoreSummary
+from serving.batch.explained import explain_rows, explanation_fields
 
 REJECT_SCHEMA = pa.schema([("row", pa.int64()), ("claim_id", pa.string()), ("reason", pa.string())])
 STATE_FILE = "state.json"
@@ -68,7 +70,8 @@ def rejects_path(out: Path) -> Path:
     return out.with_name(out.name[: -len(suffix)] + ".rejects" + suffix)
 
 
-def output_schema(labels: dict[str, list[str]]) -> pa.Schema:
+def output_schema(labels: dict[str, list[str]], explain: bool = False) -> pa.Schema:
+    """The output's columns; `explain` adds those of serving/batch/explained.py after them."""
     fields = [pa.field("row", pa.int64()), pa.field("claim_id", pa.string())]
     for task in labels:
         fields += [pa.field(task, pa.string()), pa.field(f"{task}_probability", pa.float64())]
@@ -79,7 +82,7 @@ def output_schema(labels: dict[str, list[str]]) -> pa.Schema:
         pa.field("review_reasons", pa.string()),
         pa.field("model_version", pa.string()),
     ]
-    return pa.schema(fields)
+    return pa.schema(fields + (explanation_fields(list(labels)) if explain else []))
 
 
 def load_scoring_model(
@@ -132,6 +135,7 @@ class Chunk:
     fields: dict[str, np.ndarray] = field(default_factory=dict)  # what the policy reads
     rejects: list[dict[str, object]] = field(default_factory=list)
     prepared: PreparedClaims | None = None
+    claims: list[Claim] = field(default_factory=list)  # kept only to be explained
     done: bool = False
 
 
@@ -141,6 +145,7 @@ class Answers:
 
     probabilities: dict[str, np.ndarray]
     chosen: dict[str, np.ndarray]
+    explanations: dict[str, list[str | None]] | None = None  # explained.py's columns
 
 
 class ChunkWork:
@@ -154,12 +159,14 @@ class ChunkWork:
         config: SpecialistConfig,
         labels: dict[str, list[str]],
         model_version: str,
+        explain: bool = False,
     ) -> None:
         self.preparer = preparer
         self.config = config
         self.labels = labels
         self.model_version = model_version
-        self.schema = output_schema(labels)
+        self.explain = explain
+        self.schema = output_schema(labels, explain)
         skip = {task.column for task in config.tasks} | set(config.input.exclude)
         self.skip = skip | ({config.split.column} if config.split.column else set())
 
@@ -203,6 +210,7 @@ class ChunkWork:
             chunk.prepared = self.preparer.prepare(claims)
         chunk.claim_ids = [claim.claim_id for claim in claims]
         chunk.fields = policy_fields(claims, self.config.policy)
+        chunk.claims = claims if self.explain else []
         return chunk
 
     def scored_table(self, chunk: Chunk, answers: Answers) -> pa.Table:
@@ -228,6 +236,10 @@ class ChunkWork:
                 for reasons in decisions.review_reasons
             ]
             columns["model_version"] = [self.model_version] * count
+            if self.explain:
+                if answers.explanations is None:
+                    raise ValueError("a chunk to explain reached the writer unexplained")
+                columns.update(answers.explanations)
         return pa.table(columns, schema=self.schema)
 
     def write(self, chunk: Chunk, answers: Answers, parts: Path) -> dict[str, int]:
@@ -254,16 +266,21 @@ class BacklogScorer:
         chunk_rows: int = 16_384,
         workers: int = 1,
         progress: Callable[[int], None] | None = None,
+        explain: bool = False,
     ) -> None:
         """`workers`: 1 prepares the next chunk in a thread beside the model; more run the CPU
         work on both sides of the model in that many processes. `progress(rows)` is told how
-        many more input rows are done, chunk by chunk."""
+        many more input rows are done, chunk by chunk. `explain`: each row's top factors as
+        columns too (serving/batch/explained.py), computed beside the model, chunk by chunk."""
         self.predictor = predictor
         self.config = config
         self.chunk_rows = chunk_rows
         self.workers = workers
         self.progress = progress or (lambda rows: None)
-        self.work = ChunkWork(predictor.preparer, config, predictor.labels, predictor.model_version)
+        self.explain = explain
+        self.work = ChunkWork(
+            predictor.preparer, config, predictor.labels, predictor.model_version, explain
+        )
         self._clock = {"model": 0.0, "waiting": 0.0}  # seconds of the current run
 
     def score(
@@ -310,6 +327,8 @@ class BacklogScorer:
             "model_version": self.predictor.model_version,
             "chunk_rows": self.chunk_rows,
         }
+        if self.explain:  # parts of a plain run have other columns; a plain run's state is kept
+            state["explain"] = True
         if parts.exists() and (restart or not (parts / STATE_FILE).exists()):
             shutil.rmtree(parts)  # discarded, or killed before it had scored anything
         if parts.exists():
@@ -364,7 +383,7 @@ class BacklogScorer:
                 writing.append(_done_counts(parts, chunk.index))
             else:
                 answers = self._timed("model", self.answer, chunk)
-                chunk.prepared = None  # the writer needs none of it
+                chunk.prepared, chunk.claims = None, []  # the writer needs none of it
                 writing.append(pool.submit(_write_in_worker, chunk, answers, parts))
             while writing and (len(writing) > self.workers or _finished(writing[0])):
                 yield _counts(writing.popleft())
@@ -405,13 +424,24 @@ class BacklogScorer:
             self._clock[clock] += time.perf_counter() - started
 
     def answer(self, chunk: Chunk) -> Answers:
-        """The model's part: probabilities (blended with the partner's) and chosen labels."""
+        """The model's part: probabilities (blended with the partner's) and chosen labels, and
+        with `explain` the explanation columns, whose phrase occlusion is model work too."""
         if not chunk.claim_ids:
             return Answers({}, {})
         if chunk.prepared is None:
             raise ValueError("a chunk with claims reached the model unprepared")
         probabilities = self.predictor.predict_proba(chunk.prepared)
-        return Answers(probabilities, chosen_labels(self.predictor, probabilities))
+        answers = Answers(probabilities, chosen_labels(self.predictor, probabilities))
+        if self.explain:
+            answers.explanations = explain_rows(
+                chunk.claims,
+                chunk.fields,
+                probabilities,
+                answers.chosen,
+                self.predictor,
+                self.config.policy,
+            )
+        return answers
 
     def predict(self, chunk: Chunk) -> tuple[pa.Table, pa.Table]:
         """(scored rows, rejected rows) of a prepared chunk."""

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ from fastapi import APIRouter, HTTPException, Request, status
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from pydantic import ValidationError
+from starlette.concurrency import run_in_threadpool
 
 from claims.store import ReviewHeld, Store
 from claims.store.review import AGE_BANDS
@@ -23,6 +25,8 @@ from schemas.feedback import FeedbackItem
 from schemas.review import PredictionDetail
 from serving.auth import Authenticator, Refusal
 from serving.console.sessions import ConsoleSession, Sessions
+from serving.console.similar import CANDIDATES as SIMILAR_CANDIDATES
+from serving.console.similar import similar_settled
 from serving.routes.feedback import record_feedback
 from serving.routes.review import prediction_detail
 
@@ -322,10 +326,10 @@ async def claim_page(request: Request, prediction_id: str) -> Response:
         detail = _detail_or_404(request, session, prediction_id)
     except Refused as refused:
         return refused.response
-    return _claim(request, session, detail)
+    return await _claim(request, session, detail)
 
 
-def _claim(
+async def _claim(
     request: Request,
     session: ConsoleSession,
     detail: PredictionDetail,
@@ -333,6 +337,7 @@ def _claim(
     status_code: int = 200,
     form: dict[str, str] | None = None,
 ) -> HTMLResponse:
+    similar = await run_in_threadpool(similar_settled, _store(request), detail.claim)
     return render(
         request,
         "claim.html",
@@ -347,6 +352,8 @@ def _claim(
         form=form or {},
         nonce=(form or {}).get("nonce") or secrets.token_urlsafe(16),
         held_by_other=_held_by_other(detail, session),
+        similar=similar,
+        candidates=SIMILAR_CANDIDATES,
     )
 
 
@@ -399,30 +406,42 @@ def claim_fields(detail: PredictionDetail) -> list[tuple[str, str]]:
 
 @router.post("/claims/{prediction_id}/hold")
 async def hold(request: Request, prediction_id: str) -> Response:
-    try:
-        session, _ = await posted(request)
-        detail = _detail_or_404(request, session, prediction_id)
-    except Refused as refused:
-        return refused.response
-    try:
-        _store(request).hold_review(prediction_id, session.name, HOLD_MINUTES)
-    except (LookupError, ReviewHeld) as error:
-        return _claim(request, session, detail, [str(error)], status.HTTP_409_CONFLICT)
-    return redirect(f"/console/claims/{prediction_id}")
+    return await _held_or_released(
+        request,
+        prediction_id,
+        lambda store, adjuster: store.hold_review(prediction_id, adjuster, HOLD_MINUTES),
+        then=f"/console/claims/{prediction_id}",
+    )
 
 
 @router.post("/claims/{prediction_id}/release")
 async def release(request: Request, prediction_id: str) -> Response:
+    return await _held_or_released(
+        request,
+        prediction_id,
+        lambda store, adjuster: store.release_review(prediction_id, adjuster),
+        then="/console/queue",
+    )
+
+
+async def _held_or_released(
+    request: Request,
+    prediction_id: str,
+    change: Callable[[Store, str], object],
+    then: str,
+) -> Response:
+    """A change to who holds the claim, by the signed-in adjuster; 409 on the claim's page when
+    another holds it or it has left the queue."""
     try:
         session, _ = await posted(request)
         detail = _detail_or_404(request, session, prediction_id)
     except Refused as refused:
         return refused.response
     try:
-        _store(request).release_review(prediction_id, session.name)
+        change(_store(request), session.name)
     except (LookupError, ReviewHeld) as error:
-        return _claim(request, session, detail, [str(error)], status.HTTP_409_CONFLICT)
-    return redirect("/console/queue")
+        return await _claim(request, session, detail, [str(error)], status.HTTP_409_CONFLICT)
+    return redirect(then)
 
 
 @router.post("/claims/{prediction_id}/feedback")
@@ -437,7 +456,7 @@ async def correct(request: Request, prediction_id: str) -> Response:
     holder = _held_by_other(detail, session)
     if holder is not None:
         message = f"{holder} is working on this claim: it cannot be corrected until released."
-        return _claim(request, session, detail, [message], status.HTTP_409_CONFLICT, form)
+        return await _claim(request, session, detail, [message], status.HTTP_409_CONFLICT, form)
     labels = {
         task: form[f"label.{task}"]
         for task in detail.result.predictions
@@ -455,11 +474,13 @@ async def correct(request: Request, prediction_id: str) -> Response:
         )
     except ValidationError as error:
         problems = [f"{'.'.join(map(str, e['loc'])) or 'form'}: {e['msg']}" for e in error.errors()]
-        return _claim(request, session, detail, problems, 422, form)
+        return await _claim(request, session, detail, problems, 422, form)
     try:
         record_feedback(item, request.app.state.models, _store(request))
     except HTTPException as error:
-        return _claim(request, session, detail, [_said(error.detail)], error.status_code, form)
+        return await _claim(
+            request, session, detail, [_said(error.detail)], error.status_code, form
+        )
     if detail.review.held_by is not None:
         # the hold may have run out and someone else taken it: theirs to release
         with contextlib.suppress(LookupError, ReviewHeld):

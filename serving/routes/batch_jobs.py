@@ -11,7 +11,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from fastapi import APIRouter, HTTPException, Request, status
+from fastapi import APIRouter, HTTPException, Query, Request, status
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse
 from starlette.datastructures import UploadFile
@@ -73,7 +73,15 @@ def _too_many(error: TooManyJobs) -> HTTPException:
     responses=documented(422),
 )
 async def start_batch_job(
-    request: Request, models: Models, store: StoreDep, launcher: Launcher
+    request: Request,
+    models: Models,
+    store: StoreDep,
+    launcher: Launcher,
+    explain: bool = Query(
+        False,
+        description="Each row's top factors and the decision's reasons as columns too "
+        "(`claims score --explain`): slower, as each claim is answered once more per phrase.",
+    ),
 ) -> JobStatus:
     """Upload a CSV, JSONL (gzip too) or Parquet file of claims as the form field `file`; the
     output has its format. 429 past the caps on jobs at once, before the upload is read."""
@@ -121,7 +129,7 @@ async def start_batch_job(
     message = f"queued: {name}, model {serving.registry_version}"
     await run_in_threadpool(store.update_job, job.job_id, message=message)
     checkpoint = Path(serving.checkpoint_path) if serving.checkpoint_path else None
-    await run_in_threadpool(launcher.start_scoring, job.job_id, source, out, checkpoint)
+    await run_in_threadpool(launcher.start_scoring, job.job_id, source, out, checkpoint, explain)
     started = await run_in_threadpool(store.job, job.job_id)
     if started is None:
         raise RuntimeError(f"batch job {job.job_id} vanished from the store once queued")
