@@ -73,6 +73,20 @@ async def keep_retention(launcher: JobLauncher, interval: float) -> None:
         await asyncio.sleep(interval)
 
 
+async def recover_jobs(launcher: JobLauncher, interval: float) -> None:
+    """Takes over, at start-up and then every `interval` seconds, the jobs whose lease lapsed:
+    their process died, here or on another replica."""
+    while True:
+        try:
+            for job_id, outcome in await in_passing_thread(launcher.recover):
+                log.warning(
+                    "job %s %s here: its process stopped renewing its lease", job_id, outcome
+                )
+        except Exception:  # the loop must outlive any one bad pass
+            log.exception("taking over jobs whose lease lapsed failed")
+        await asyncio.sleep(interval)
+
+
 def create_app(settings: ServiceSettings | None = None) -> FastAPI:
     settings = settings or ServiceSettings()
     metrics = ServiceMetrics()
@@ -104,8 +118,7 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
             explained=partial(models.triage, explain=True),
         )
         await triage_service.start()
-        for job_id in launcher.resume_scoring():
-            log.warning("resumed batch job %s, interrupted by a restart", job_id)
+        recovery = asyncio.create_task(recover_jobs(launcher, settings.job_lease_renew_seconds))
         follower = (
             None
             if models.pinned
@@ -115,9 +128,11 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
         try:
             yield
         finally:
-            retention.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await retention
+            for task in (retention, recovery):
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            launcher.close()
             await triage_service.close()  # answers what is queued first
             if follower is not None:
                 follower.cancel()

@@ -150,6 +150,12 @@ class ServiceSettings(DataSettings):
         "the machine with live triage, so 1 (a thread beside the job's model) unless the "
         "machine has cores to spare.",
     )
+    batch_chunk_rows: int = Field(
+        default=16_384,
+        ge=1,
+        description="Rows per chunk of a batch job: the unit its scoring resumes from, on any "
+        "replica, once the process running it has died.",
+    )
     batch_jobs_per_key: int = Field(
         default=1,
         ge=1,

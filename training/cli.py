@@ -103,7 +103,7 @@ def retrain(
         if engine is RetrainEngine.ray:
             from training.ray_retrain import retrain_on_ray
 
-            on_ray = retrain_on_ray(data, report.job_id, settings)
+            on_ray = retrain_on_ray(data, report.job_id, report.owner, settings)
             outcome = on_ray.outcome
             where |= {"ray_node": on_ray.node_id, "gpus": on_ray.gpus}
         else:

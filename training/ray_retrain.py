@@ -28,28 +28,32 @@ class RayRetrainOutcome:
     gpus: int  # the GPUs the task asked for
 
 
-def retrain_on_ray(data: Path, job_id: str, settings: DataSettings) -> RayRetrainOutcome:
-    """Runs the retrain of `data` as a Ray task reporting to job `job_id`; raises what it
-    raised."""
+def retrain_on_ray(
+    data: Path, job_id: str, owner: str, settings: DataSettings
+) -> RayRetrainOutcome:
+    """Runs the retrain of `data` as a Ray task reporting to job `job_id`, as long as `owner`
+    (the submitting process, which renews it) holds the job's lease; raises what it raised."""
     import ray
 
     ray.init(address=os.environ.get("RAY_ADDRESS"), ignore_reinit_error=True, log_to_driver=False)
     gpus = 1 if ray.cluster_resources().get("GPU", 0) >= 1 else 0
     task = ray.remote(num_gpus=gpus, max_retries=0)(_retrain_task)
     outcome, node_id = ray.get(
-        task.remote(str(Path(data).resolve()), job_id, settings.model_dump(mode="json"))
+        task.remote(str(Path(data).resolve()), job_id, owner, settings.model_dump(mode="json"))
     )
     return RayRetrainOutcome(outcome=outcome, node_id=node_id, gpus=gpus)
 
 
-def _retrain_task(data: str, job_id: str, settings: dict[str, Any]) -> tuple[RetrainOutcome, str]:
+def _retrain_task(
+    data: str, job_id: str, owner: str, settings: dict[str, Any]
+) -> tuple[RetrainOutcome, str]:
     """On a Ray worker: the retrain, with the submitter's store and registry."""
     import ray
 
     known = DataSettings.model_validate(settings)
     store = Store.from_settings(known)
     try:
-        report = JobReport(store, job_id)
+        report = JobReport(store, job_id, owner)
         outcome = retrain(
             data, Registry.from_settings(known, store), store, progress=report.progress
         )

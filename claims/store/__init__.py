@@ -1,5 +1,6 @@
 """The product's state: the store of predictions, feedback and jobs, the registry, the data dir."""
 
+from claims.store.leases import LeaseLost
 from claims.store.review import ReviewHeld
 from claims.store.store import (
     ActiveJobExists,
@@ -12,6 +13,7 @@ from claims.store.store import (
 __all__ = [
     "ActiveJobExists",
     "FeedbackConflict",
+    "LeaseLost",
     "ReviewHeld",
     "Store",
     "StoreError",
@@ -20,6 +22,7 @@ __all__ = [
     "file_registry",
     "files",
     "job_progress",
+    "leases",
     "orm",
     "registry",
     "registry_records",

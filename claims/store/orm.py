@@ -109,11 +109,15 @@ class Feedback(Base):
 
 # At most one retrain queued or running, across every replica that shares the store.
 _ONE_ACTIVE = text("kind = 'retrain' AND state IN ('queued', 'running')")
+# Every replica looks for lapsed leases every few seconds: among the active jobs only.
+_ACTIVE = text("state IN ('queued', 'running')")
 
 
 class Job(Base):
     """A background job's last known state; `result` is JSON. A partial unique index lets the
-    database, not a check before the insert, refuse a second active retrain."""
+    database, not a check before the insert, refuse a second active retrain. The process doing
+    the job's work holds its lease (`lease_owner`) and renews it; once `lease_expires_at` has
+    passed, any replica may claim the job (claims/store/leases.py)."""
 
     __tablename__ = "jobs"
     __table_args__ = (
@@ -123,6 +127,12 @@ class Job(Base):
             unique=True,
             sqlite_where=_ONE_ACTIVE,
             postgresql_where=_ONE_ACTIVE,
+        ),
+        Index(
+            "ix_jobs_active_lease",
+            "lease_expires_at",
+            sqlite_where=_ACTIVE,
+            postgresql_where=_ACTIVE,
         ),
     )
 
@@ -135,6 +145,11 @@ class Job(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
     result: Mapped[str | None] = mapped_column(Text)
     error: Mapped[str | None] = mapped_column(Text)
+    lease_owner: Mapped[str | None] = mapped_column(String(ID_CHARS))
+    lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # times a replica claimed it after its lease lapsed: a job whose process dies every time
+    # is failed rather than started again for ever
+    takeovers: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
 
 
 class ApiKey(Base):

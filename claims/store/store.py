@@ -17,7 +17,7 @@ import time
 import uuid
 from collections.abc import Collection, Iterable, Sequence
 from contextlib import AbstractContextManager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +41,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from claims.store.activity import ActivityQueries
 from claims.store.data_settings import DataSettings
 from claims.store.files import make_private, private_sqlite_file
+from claims.store.leases import JobLeases, LeaseLost, database_now
 from claims.store.orm import (
     ApiKey,
     Feedback,
@@ -97,7 +98,7 @@ def alembic_config(url: str | None = None) -> Config:
     return config
 
 
-class Store(ReviewQueries, ActivityQueries, SettledQueries):
+class Store(ReviewQueries, ActivityQueries, SettledQueries, JobLeases):
     """Every read and write of the product's durable state; the schema is migrated on opening."""
 
     def __init__(self, url: str) -> None:
@@ -274,7 +275,11 @@ class Store(ReviewQueries, ActivityQueries, SettledQueries):
 
     # Jobs
 
-    def create_job(self, kind: str, message: str = "") -> JobStatus:
+    def create_job(
+        self, kind: str, message: str = "", lease: tuple[str, float] | None = None
+    ) -> JobStatus:
+        """A new queued job; `lease` (owner, seconds): the lease its creator holds from the
+        start, so that no other replica claims it before its work begins."""
         now = datetime.now(UTC)
         row = Job(
             job_id=f"job-{uuid.uuid4().hex}",
@@ -287,6 +292,9 @@ class Store(ReviewQueries, ActivityQueries, SettledQueries):
         )
         try:
             with self._writing.begin() as session:
+                if lease is not None:
+                    row.lease_owner = lease[0]
+                    row.lease_expires_at = database_now(session) + timedelta(seconds=lease[1])
                 session.add(row)
         except IntegrityError as error:
             # uq_jobs_one_active_retrain: the database refused a second active retrain, however
@@ -303,12 +311,17 @@ class Store(ReviewQueries, ActivityQueries, SettledQueries):
         message: str | None = None,
         result: dict[str, Any] | None = None,
         error: str | None = None,
+        owner: str | None = None,
     ) -> JobStatus:
-        """Change the fields given (None leaves one as it is); LookupError for an unknown job."""
+        """Change the fields given (None leaves one as it is); LookupError for an unknown job.
+        With `owner`, only while `owner` holds the job's lease, else LeaseLost: a process that
+        lost its job cannot overwrite what the one that took it over reports."""
         with self._writing.begin() as session:
             row = session.get(Job, job_id, with_for_update=True)
             if row is None:
                 raise LookupError(f"no job {job_id!r}")
+            if owner is not None and row.lease_owner != owner:
+                raise LeaseLost(f"job {job_id} is now held by {row.lease_owner}")
             if state is not None:
                 row.state = JobState(state).value
             if progress is not None:

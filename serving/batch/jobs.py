@@ -1,9 +1,15 @@
 """Retraining and backlog scoring run as `claims retrain` and `claims score`, each in a process
 of its own.
 
-Neither blocks a request or takes the service down with it, and both carry on when the service
-restarts. Their state lives in the store, so any instance of the service can report it; a
-scoring job whose process died is started again and resumes at its first unscored chunk.
+Neither blocks a request or takes the service down with it. Their state lives in the store, so
+any replica can report it, and so does their lease: the replica that creates a job holds it
+while the upload arrives, and the job's own process takes it over as it starts and renews it
+while it works (claims/store/job_progress.py). When that process dies, with its replica or
+alone, the lease lapses, and the first replica to look (`recover`, every renewal interval)
+claims the job: a scoring job is started again and resumes at its first unfinished chunk, on
+the shared data path; a retrain is failed, to be asked for again. No job is judged by a
+process id, which on another machine means nothing: the service watches only the processes it
+started itself, until they have taken their leases over.
 
 A job is started under a lock on a file in the data directory, so that two requests, in one
 process or in several that share the directory, cannot both pass the checks (one retrain at a
@@ -15,21 +21,28 @@ it into the store with the rest of the job.
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from claims.store import ActiveJobExists, Store
 from claims.store.files import exclusive_lock
+from claims.store.job_progress import HANDED_BY
+from claims.store.leases import LeaseKeeper, process_owner
 from schemas.jobs import JobState, JobStatus
 from serving.settings import ServiceSettings
 
+log = logging.getLogger("claims.serving.jobs")
 RETRAIN, SCORE = "retrain", "score"
+# Takeovers of a batch job after its process died: a rolling restart is one; a job whose process
+# dies each time (out of memory) is failed after this many rather than started for ever.
+MAX_TAKEOVERS = 5
 ACTIVE = (JobState.queued, JobState.running)
 
 
@@ -56,6 +69,23 @@ class JobLauncher:
         self.settings = settings
         self.store = store
         self.jobs_dir = settings.data_dir.resolve() / "jobs"
+        self.replica = process_owner()  # this replica, as a lease holder
+        # the leases of jobs being uploaded, and of jobs whose process has not taken them over
+        self.leases = LeaseKeeper(
+            store,
+            self.replica,
+            settings.job_lease_seconds,
+            settings.job_lease_renew_seconds,
+            on_lost=self.leases_released,
+        )
+
+    def close(self) -> None:
+        """Stops renewing: the leases of uploads in flight lapse, and other replicas fail them."""
+        self.leases.close()
+
+    def leases_released(self, job_id: str) -> None:
+        """A lease this replica held is another's: most often the job's process took it."""
+        log.debug("job %s is held by another process now", job_id)
 
     def start_retraining(self) -> JobStatus:
         data = self.settings.training_data
@@ -64,12 +94,12 @@ class JobLauncher:
                 "the service has no historical claims to retrain on: set CLAIMS_TRAINING_DATA"
             )
         with self._launching():
-            for job in self.store.jobs(kind=RETRAIN, states=ACTIVE):
-                job = self.status(job.job_id) or job
-                if job.state in ACTIVE:
-                    raise RetrainRunning(job)
+            self.recover(kinds=(RETRAIN,))  # a retrain whose process died must not block it
+            running = self.store.jobs(kind=RETRAIN, states=ACTIVE)
+            if running:
+                raise RetrainRunning(running[0])
             try:  # the lock above is this machine's; the database's index holds across replicas
-                job = self.store.create_job(RETRAIN, message="queued")
+                job = self.store.create_job(RETRAIN, message="queued", lease=self._lease())
             except ActiveJobExists as error:
                 running = self.store.jobs(kind=RETRAIN, states=ACTIVE)
                 raise RetrainRunning(running[0] if running else None) from error
@@ -106,7 +136,8 @@ class JobLauncher:
         since an upload may have been read while others were)."""
         with self._launching():
             self.check_room(owner)
-            job = self.store.create_job(SCORE, message=message)
+            job = self.store.create_job(SCORE, message=message, lease=self._lease())
+            self.leases.hold(job.job_id)  # while the upload arrives
             self.jobs_dir.mkdir(parents=True, exist_ok=True)
             self._owner_file(job.job_id).write_text(owner or "")
         return job
@@ -155,38 +186,50 @@ class JobLauncher:
         self, job_id: str, source: Path, out: Path, model: Path | None, explain: bool = False
     ) -> None:
         """`job_id` was created when the upload began; its files are in `batch_folder`."""
-        workers = str(self.settings.scoring_workers)
-        command = ["score", str(source), "--out", str(out), "--workers", workers]
+        settings = self.settings
+        command = ["score", str(source), "--out", str(out)]
+        command += ["--workers", str(settings.scoring_workers)]
+        command += ["--chunk-rows", str(settings.batch_chunk_rows)]
         command += ["--explain"] if explain else []
         self._spawn(job_id, command + (["--model", str(model)] if model else []))
 
-    def resume_scoring(self) -> list[str]:
-        """Starts again every scoring job whose process is gone; returns their ids."""
-        resumed = []
-        for job in self.store.jobs(kind=SCORE, states=ACTIVE):
-            if _alive(self._pid_file(job.job_id)):
+    def recover(self, kinds: Collection[str] = (SCORE, RETRAIN)) -> list[tuple[str, str]]:
+        """Claims, one at a time, every job whose lease lapsed: its process died, or lost the
+        store for a whole lease. A scoring job the service started is started again here and
+        resumes at its first unfinished chunk, unless its process has died too often; any other
+        (a retrain, an upload cut short, a `claims score` run by hand) is failed. Returns
+        (job id, "resumed" or "failed") for each."""
+        seconds = self.settings.job_lease_seconds
+        outcomes = []
+        while (job_id := self.store.claim_lapsed(self.replica, seconds, kinds)) is not None:
+            job, lease = self.store.job(job_id), self.store.lease(job_id)
+            takeovers = lease.takeovers if lease else 0
+            command = self.jobs_dir / f"{job_id}.command"
+            scoring = job is not None and job.kind == SCORE
+            if scoring and command.is_file() and takeovers <= MAX_TAKEOVERS:
+                self._spawn(job_id, command.read_text().split("\0"))
+                outcomes.append((job_id, "resumed"))
                 continue
-            command = (self.jobs_dir / f"{job.job_id}.command").read_text().split("\0")
-            self._spawn(job.job_id, command)
-            resumed.append(job.job_id)
-        return resumed
+            if not scoring:
+                error = (
+                    "its process stopped without reporting an end and renewed its lease no "
+                    f"more (killed, or its machine went down); see {self._log(job_id)}"
+                )
+            elif command.is_file():
+                error = f"its process died {takeovers} times, unheard; see {self._log(job_id)}"
+            else:
+                error = (
+                    "its upload was cut short, or its process (not one the service started) "
+                    "stopped without reporting an end: send it again"
+                )
+            self.store.update_job(job_id, state=JobState.failed, error=error, owner=self.replica)
+            outcomes.append((job_id, "failed"))
+        return outcomes
 
     def status(self, job_id: str) -> JobStatus | None:
-        """The job as the store has it; a retrain whose process died without saying so is
-        failed (a scoring job is resumed at the next start instead)."""
-        job = self.store.job(job_id)
-        if job is None or job.state not in ACTIVE or _alive(self._pid_file(job_id)):
-            return job
-        if job.kind == SCORE:
-            return job
-        job = self.store.job(job_id)  # it may have finished between the two reads
-        if job is not None and job.state in ACTIVE:
-            job = self.store.update_job(
-                job_id,
-                state=JobState.failed,
-                error=f"the process ended without reporting; see {self._log(job_id)}",
-            )
-        return job
+        """The job as the store has it: one whose process died is failed or resumed by
+        `recover`, on whichever replica looks first once its lease lapses."""
+        return self.store.job(job_id)
 
     def _spawn(self, job_id: str, command: list[str]) -> None:
         self.jobs_dir.mkdir(parents=True, exist_ok=True)
@@ -195,15 +238,27 @@ class JobLauncher:
         environment = {**os.environ, "CLAIMS_DATA_DIR": str(settings.data_dir.resolve())}
         if settings.database_url:
             environment["CLAIMS_DATABASE_URL"] = settings.database_url
-        with open(self._log(job_id), "ab") as log:
-            process = subprocess.Popen(
-                [sys.executable, "-m", "claims", *command, "--job", job_id],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                env=environment,
-                start_new_session=True,  # not stopped by a signal to the service
-            )
-        self._pid_file(job_id).write_text(str(process.pid))
+        environment[HANDED_BY] = self.replica  # the command takes the job's lease over from us
+        environment["CLAIMS_JOB_LEASE_SECONDS"] = str(settings.job_lease_seconds)
+        environment["CLAIMS_JOB_LEASE_RENEW_SECONDS"] = str(settings.job_lease_renew_seconds)
+        try:
+            with open(self._log(job_id), "ab") as output:
+                process = subprocess.Popen(
+                    [sys.executable, "-m", "claims", *command, "--job", job_id],
+                    stdout=output,
+                    stderr=subprocess.STDOUT,
+                    env=environment,
+                    start_new_session=True,  # not stopped by a signal to the service
+                )
+        except BaseException:  # its lease lapses, and a replica tries again (or fails it)
+            self.leases.release(job_id)
+            raise
+        # renewed until the process takes it over, or dies first and lets it lapse
+        self.leases.hold(job_id, while_=lambda: process.poll() is None)
+        self._pid_file(job_id).write_text(str(process.pid))  # for an operator to find it
+
+    def _lease(self) -> tuple[str, float]:
+        return self.replica, self.settings.job_lease_seconds
 
     def _log(self, job_id: str) -> Path:
         return self.jobs_dir / f"{job_id}.log"
@@ -213,18 +268,3 @@ class JobLauncher:
 
     def _owner_file(self, job_id: str) -> Path:
         return self.jobs_dir / f"{job_id}.owner"
-
-
-def _alive(pid_file: Path) -> bool:
-    if not pid_file.is_file():
-        return True  # started elsewhere (the CLI): its own process reports its end
-    pid = int(pid_file.read_text())
-    try:
-        finished, _ = os.waitpid(pid, os.WNOHANG)  # reaps our own child once it exits
-        return finished == 0
-    except ChildProcessError:  # not our child: started by an earlier run of the service
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return False
-        return True
