@@ -1,7 +1,7 @@
 """Leases on jobs: the process doing a job's work holds it until it lapses.
 
-Revision ID: 0006
-Revises: 0005
+Revision ID: 0007
+Revises: 0006
 Create Date: 2026-12-04
 """
 
@@ -12,8 +12,8 @@ from alembic import op
 
 ACTIVE = sa.text("state IN ('queued', 'running')")
 
-revision = "0006"
-down_revision = "0005"
+revision = "0007"
+down_revision = "0006"
 branch_labels = None
 depends_on = None
 
