@@ -42,7 +42,8 @@ def test_an_admin_starts_a_retrain_once_and_watches_it_end(
         assert asked.status_code == 200 and "Start a retrain?" in asked.text
         assert store.jobs(kind="retrain") == []  # nothing starts before the confirmation
 
-        elsewhere = store.create_job("retrain", message="queued")  # another replica's
+        # another replica's, whose process holds its lease
+        elsewhere = store.create_job("retrain", message="queued", lease=("replica-b", 600))
         refused = client.post("/console/models/retrain", data=confirmed)
         assert refused.status_code == 409
         assert f"retrain job {elsewhere.job_id} is queued" in refused.text
