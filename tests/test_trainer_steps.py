@@ -101,6 +101,19 @@ def test_the_model_trains_what_the_strategy_tunes_and_a_head_per_task(
     assert all(p.requires_grad for n, p in model.named_parameters() if n.startswith("heads."))
 
 
+def test_full_fine_tuning_may_leave_the_word_embeddings_as_pre_trained(
+    data: TrainingData, config: SpecialistConfig
+) -> None:
+    settings = config.training.model_copy(
+        update={"strategy": Strategy.full, "tune_word_embeddings": False}
+    )
+    model = build_model(tiny_encoder(), settings, data.features.dimension, data.label_counts, CPU)
+    frozen = model.encoder.get_input_embeddings().weight
+    assert not frozen.requires_grad
+    others = [p for p in model.encoder.parameters() if p is not frozen]
+    assert others and all(p.requires_grad for p in others)
+
+
 def test_fine_tuning_keeps_the_step_with_the_lowest_validation_loss(
     data: TrainingData, config: SpecialistConfig
 ) -> None:
