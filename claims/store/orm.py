@@ -150,6 +150,11 @@ class Job(Base):
     # times a replica claimed it after its lease lapsed: a job whose process dies every time
     # is failed rather than started again for ever
     takeovers: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    # the API key that created it ("" when keys were off); None for a retrain, or a job from
+    # before owners were kept, which only an admin may read
+    owner_key: Mapped[str | None] = mapped_column(String(32))
+    # the `claims` command line that does its work, as a JSON list: any replica can start it
+    command: Mapped[str | None] = mapped_column(Text)
 
 
 class ApiKey(Base):

@@ -15,8 +15,8 @@ A job is started under a lock on a file in the data directory, so that two reque
 process or in several that share the directory, cannot both pass the checks (one retrain at a
 time, the caps on scoring jobs) before either has created its job. One retrain at a time also
 holds across replicas on other machines: the store's partial unique index refuses a second.
-A scoring job's owner (the key that created it) is a file beside its log; issue 27 will move
-it into the store with the rest of the job.
+A job's owner (the key that created a scoring job) and its command line are in the store with
+the rest of the job; only its log and the pid of its process are files, beside each other.
 """
 
 from __future__ import annotations
@@ -98,21 +98,16 @@ class JobLauncher:
             running = self.store.jobs(kind=RETRAIN, states=ACTIVE)
             if running:
                 raise RetrainRunning(running[0])
+            command = ["retrain", "--data", str(Path(data).resolve())]
+            command += ["--engine", self.settings.retrain_engine.value]
             try:  # the lock above is this machine's; the database's index holds across replicas
-                job = self.store.create_job(RETRAIN, message="queued", lease=self._lease())
+                job = self.store.create_job(
+                    RETRAIN, message="queued", lease=self._lease(), command=command
+                )
             except ActiveJobExists as error:
                 running = self.store.jobs(kind=RETRAIN, states=ACTIVE)
                 raise RetrainRunning(running[0] if running else None) from error
-            self._spawn(
-                job.job_id,
-                [
-                    "retrain",
-                    "--data",
-                    str(Path(data).resolve()),
-                    "--engine",
-                    self.settings.retrain_engine.value,
-                ],
-            )
+            self._spawn(job.job_id, command)
         return job
 
     def check_room(self, owner: str | None) -> None:
@@ -124,7 +119,7 @@ class JobLauncher:
                 f"{len(active)} batch jobs are running, the most the service runs at once: "
                 "try again when one has finished"
             )
-        mine = sum(self.owner(job_id) == (owner or "") for job_id in active)
+        mine = len(self.store.jobs(kind=SCORE, states=ACTIVE, owner_key=owner or ""))
         if mine >= self.settings.batch_jobs_per_key:
             raise TooManyJobs(
                 f"this key has {mine} batch jobs running, the most a key may: "
@@ -136,10 +131,10 @@ class JobLauncher:
         since an upload may have been read while others were)."""
         with self._launching():
             self.check_room(owner)
-            job = self.store.create_job(SCORE, message=message, lease=self._lease())
+            job = self.store.create_job(
+                SCORE, message=message, lease=self._lease(), owner_key=owner or ""
+            )
             self.leases.hold(job.job_id)  # while the upload arrives
-            self.jobs_dir.mkdir(parents=True, exist_ok=True)
-            self._owner_file(job.job_id).write_text(owner or "")
         return job
 
     def forget_old(self, now: datetime | None = None) -> tuple[int, int]:
@@ -154,7 +149,10 @@ class JobLauncher:
             if job.state in ACTIVE or job.updated_at >= cutoff:
                 continue
             folder = self.batch_folder(job.job_id)
-            leftovers = [self.jobs_dir / f"{job.job_id}.{end}" for end in ("command", "log", "pid")]
+            # (a job from before migration 0008 has its owner and command in files too)
+            leftovers = [
+                self.jobs_dir / f"{job.job_id}.{end}" for end in ("log", "pid", "owner", "command")
+            ]
             if folder.exists() or any(path.exists() for path in leftovers):
                 shutil.rmtree(folder, ignore_errors=True)
                 for path in leftovers:
@@ -169,8 +167,7 @@ class JobLauncher:
     def owner(self, job_id: str) -> str | None:
         """The key id that created the job; "" when keys were off; None when not recorded (a job
         from before owners were kept, or a retrain): then only an admin may read it."""
-        path = self._owner_file(job_id)
-        return path.read_text() if path.is_file() else None
+        return self.store.job_owner(job_id)
 
     @contextmanager
     def _launching(self) -> Iterator[None]:
@@ -191,7 +188,9 @@ class JobLauncher:
         command += ["--workers", str(settings.scoring_workers)]
         command += ["--chunk-rows", str(settings.batch_chunk_rows)]
         command += ["--explain"] if explain else []
-        self._spawn(job_id, command + (["--model", str(model)] if model else []))
+        command += ["--model", str(model)] if model else []
+        self.store.update_job(job_id, command=command)  # for whichever replica resumes it
+        self._spawn(job_id, command)
 
     def recover(self, kinds: Collection[str] = (SCORE, RETRAIN)) -> list[tuple[str, str]]:
         """Claims, one at a time, every job whose lease lapsed: its process died, or lost the
@@ -204,10 +203,10 @@ class JobLauncher:
         while (job_id := self.store.claim_lapsed(self.replica, seconds, kinds)) is not None:
             job, lease = self.store.job(job_id), self.store.lease(job_id)
             takeovers = lease.takeovers if lease else 0
-            command = self.jobs_dir / f"{job_id}.command"
+            command = self.store.job_command(job_id)
             scoring = job is not None and job.kind == SCORE
-            if scoring and command.is_file() and takeovers <= MAX_TAKEOVERS:
-                self._spawn(job_id, command.read_text().split("\0"))
+            if scoring and command is not None and takeovers <= MAX_TAKEOVERS:
+                self._spawn(job_id, command)
                 outcomes.append((job_id, "resumed"))
                 continue
             if not scoring:
@@ -215,7 +214,7 @@ class JobLauncher:
                     "its process stopped without reporting an end and renewed its lease no "
                     f"more (killed, or its machine went down); see {self._log(job_id)}"
                 )
-            elif command.is_file():
+            elif command is not None:
                 error = f"its process died {takeovers} times, unheard; see {self._log(job_id)}"
             else:
                 error = (
@@ -233,7 +232,6 @@ class JobLauncher:
 
     def _spawn(self, job_id: str, command: list[str]) -> None:
         self.jobs_dir.mkdir(parents=True, exist_ok=True)
-        (self.jobs_dir / f"{job_id}.command").write_text("\0".join(command))
         settings = self.settings
         environment = {**os.environ, "CLAIMS_DATA_DIR": str(settings.data_dir.resolve())}
         if settings.database_url:
@@ -265,6 +263,3 @@ class JobLauncher:
 
     def _pid_file(self, job_id: str) -> Path:
         return self.jobs_dir / f"{job_id}.pid"
-
-    def _owner_file(self, job_id: str) -> Path:
-        return self.jobs_dir / f"{job_id}.owner"
