@@ -115,9 +115,10 @@ _ACTIVE = text("state IN ('queued', 'running')")
 
 class Job(Base):
     """A background job's last known state; `result` is JSON. A partial unique index lets the
-    database, not a check before the insert, refuse a second active retrain. The process doing
-    the job's work holds its lease (`lease_owner`) and renews it; once `lease_expires_at` has
-    passed, any replica may claim the job (claims/store/leases.py)."""
+    database, not a check before the insert, refuse a second active retrain. A queued job that
+    no one holds and whose `command` is known waits for a replica with a free slot to claim it;
+    the process doing the job's work holds its lease (`lease_owner`) and renews it; once
+    `lease_expires_at` has passed, any replica may claim the job (claims/store/leases.py)."""
 
     __tablename__ = "jobs"
     __table_args__ = (
