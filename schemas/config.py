@@ -138,6 +138,13 @@ class TrainingConfig(_Strict):
         "text scores beside the tuned model, and serve the three stacked per task with the "
         "weights that minimise the validation log loss.",
     )
+    partner_refit: bool = Field(
+        default=True,
+        description="Once the stack's weights are chosen on the validation claims, serve text and "
+        "boosted members fitted again on the training and validation claims together, with "
+        "those weights: the classical members gain the rows the encoder spent on choosing its "
+        "epoch and calibration. Off: the members fitted on the training claims alone serve.",
+    )
 
     @property
     def encoder_learning_rate(self) -> float:
