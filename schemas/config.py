@@ -123,6 +123,13 @@ class TrainingConfig(_Strict):
         default="all-linear", description="Module names for LoRA; all-linear fits any encoder."
     )
     last_layers: int = Field(default=2, ge=1)
+    tune_word_embeddings: bool = Field(
+        default=True,
+        description="With the full strategy, tune the base model's word-embedding table too. "
+        "Off, the table stays as pre-trained: a step is cheaper where the vocabulary is large "
+        "(a multilingual model's word embeddings are most of its parameters), and words the "
+        "training claims never use keep their place beside the ones they do.",
+    )
     validation_fraction: float = Field(default=0.15, gt=0, lt=0.5)
     patience: int = Field(default=2, ge=1, description="Evaluations without improvement to stop.")
     evaluations_per_epoch: int = Field(default=2, ge=1)
