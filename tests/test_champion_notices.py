@@ -4,17 +4,21 @@ CLAIMS_TEST_DATABASE_URL names no server."""
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 import psycopg
 import pytest
-from sqlalchemy import make_url
+from sqlalchemy import create_engine, make_url, text
+from sqlalchemy.pool import NullPool
 
 from claims.store import Store
 from claims.store.registry_records import CHAMPION_CHANNEL, RegistryRecords
 from schemas.registry import ChampionPointer, Lineage, ModelVersion, RegistryEvent
+from serving.champion_follower import APPLICATION_NAME, listen_for_champions
 from tests.helpers import empty_database_url
 
 
@@ -97,6 +101,54 @@ def test_a_registry_imported_into_the_store_is_announced(
         assert notices(listening, timeout=2) == ["2"]
     finally:
         store.close()
+
+
+def test_a_replica_hears_every_switch_and_listens_again_once_its_connection_is_lost(
+    postgres_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    store = Store(postgres_url)
+    records = recorded(store)
+
+    async def heard(changed: asyncio.Event) -> None:
+        await asyncio.wait_for(changed.wait(), 10)
+        changed.clear()
+
+    async def scenario() -> None:
+        changed = asyncio.Event()
+        listener = asyncio.create_task(listen_for_champions(postgres_url, changed))
+        try:
+            await heard(changed)  # once listening: whatever it may have missed is looked at
+            await asyncio.to_thread(records.switch, "promote", lambda c: pointer(VERSIONS[0]))
+            await heard(changed)
+            assert await asyncio.to_thread(terminate_listeners, postgres_url) == 1
+            await heard(changed)  # listening again, on a new connection
+            await asyncio.to_thread(records.switch, "promote", lambda c: pointer(VERSIONS[1]))
+            await heard(changed)
+            assert not listener.done()
+        finally:
+            listener.cancel()
+            store.close()
+
+    with caplog.at_level(logging.WARNING, logger="claims.serving"):
+        asyncio.run(scenario())
+    assert "listening for champion switches failed" in caplog.text
+
+
+def terminate_listeners(url: str) -> int:
+    """Ends the listening connections' server processes, as a failover or a restart would."""
+    engine = create_engine(url, poolclass=NullPool)
+    try:
+        with engine.connect() as connection:
+            ended = connection.execute(
+                text(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE application_name = :name"
+                ),
+                {"name": APPLICATION_NAME},
+            )
+            return len(ended.all())
+    finally:
+        engine.dispose()
 
 
 def _refuse(current: ChampionPointer | None) -> ChampionPointer:
