@@ -202,7 +202,9 @@ def test_on_postgresql_a_promotion_reaches_the_other_replica_at_once_by_notice(
             a = replicas.enter_context(running_service(shared))[1]
             b = replicas.enter_context(running_service(shared))[1]
             assert active_version(a) == active_version(b) == first
-            switch = httpx.post(f"{a}/v1/models/{second}/promote", json={"reason": "via A"})
+            switch = httpx.post(
+                f"{a}/v1/models/{second}/promote", json={"reason": "via A"}, timeout=120
+            )
             assert switch.status_code == 200
             promoted = time.monotonic()
             while active_version(b) != second:
