@@ -23,6 +23,7 @@ from claims.store import Store
 from serving.auth import Authenticator, KeyGate, Triage
 from serving.batch.jobs import JobLauncher
 from serving.batching import InferenceTimeout, Overloaded, in_passing_thread
+from serving.champion_follower import follow_champion
 from serving.console import admin as console_admin
 from serving.console import plots as console_plots
 from serving.console import routes as console
@@ -45,16 +46,6 @@ NO_AUTH_WARNING = (
     "\n" + "!" * 78 + "\n!! AUTHENTICATION IS OFF (--no-auth): anyone who can reach this port may "
     "triage,\n!! read feedback, retrain and promote models. For development only.\n" + "!" * 78
 )
-
-
-async def follow_champion(models: ModelService, interval: float) -> None:
-    """Looks at the registry's champion every `interval` seconds and switches when it changes."""
-    while True:
-        await asyncio.sleep(interval)
-        try:
-            await in_passing_thread(models.reload)
-        except Exception:  # the loop must outlive any one bad look
-            log.exception("reloading the champion failed")
 
 
 async def keep_retention(launcher: JobLauncher, interval: float) -> None:
@@ -125,7 +116,9 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
         follower = (
             None
             if models.pinned
-            else asyncio.create_task(follow_champion(models, settings.reload_interval))
+            else asyncio.create_task(
+                follow_champion(models, settings.reload_interval, settings.store_url)
+            )
         )
         retention = asyncio.create_task(keep_retention(launcher, RETENTION_INTERVAL_SECONDS))
         try:

@@ -228,5 +228,10 @@ class ServiceSettings(DataSettings):
         default=30.0, ge=0, description="Seconds to finish requests in flight on SIGTERM."
     )
     reload_interval: float = Field(
-        default=5.0, gt=0, description="Seconds between looks at the registry's champion."
+        default=5.0,
+        gt=0,
+        description="Seconds between looks at the registry's champion. On PostgreSQL a replica "
+        "also hears of every switch as it commits (LISTEN/NOTIFY) and looks at once, so this is "
+        "the safety net for a notice missed while its listening connection was down; on SQLite "
+        "it is how soon a switch made elsewhere is served.",
     )

@@ -175,3 +175,39 @@ def test_a_promotion_through_one_replica_is_served_by_every_replica(
             assert active_version(c) == second
             answer = httpx.post(f"{c}/v1/triage", json=CLAIM, timeout=30).json()
             assert answer["served_by"]["model_version"] == second
+
+
+# Longer than the test waits for a switch: a replica that switches sooner was told, not looking.
+NEVER_LOOKS = 300.0
+
+
+def test_on_postgresql_a_promotion_reaches_the_other_replica_at_once_by_notice(
+    trained_checkpoint: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Replicas that look at the champion only every five minutes: a promotion through A is
+    served by B within seconds, which only B hearing of the switch as it committed explains."""
+    with empty_database_url("postgresql", tmp_path / "unused.db") as url:
+        shared = tmp_path / "shared"
+        store = Store(url)
+        registry = Registry(shared / "registry", store)
+        first = registry.register(trained_checkpoint, LINEAGE).version
+        second = registry.register(
+            renamed(trained_checkpoint, tmp_path / "b", "sp-000000000002"), LINEAGE
+        ).version
+        registry.promote(first, "initial")
+        store.close()
+        monkeypatch.setenv("CLAIMS_DATABASE_URL", url)
+        monkeypatch.setenv("CLAIMS_RELOAD_INTERVAL", str(NEVER_LOOKS))
+        with ExitStack() as replicas:
+            a = replicas.enter_context(running_service(shared))[1]
+            b = replicas.enter_context(running_service(shared))[1]
+            assert active_version(a) == active_version(b) == first
+            switch = httpx.post(
+                f"{a}/v1/models/{second}/promote", json={"reason": "via A"}, timeout=120
+            )
+            assert switch.status_code == 200
+            promoted = time.monotonic()
+            while active_version(b) != second:
+                # the notice, then loading the new model beside the old on a loaded machine
+                assert time.monotonic() - promoted < 30, "B did not hear of the promotion"
+                time.sleep(0.05)

@@ -6,6 +6,9 @@ a replica that has seen generation N knows whether anything changed with one ind
 A switch reads the champion and writes the next generation in one transaction; two switches at
 once (on PostgreSQL, where they can overlap) cannot both write it, and the loser starts again
 from the winner's champion, so no switch is lost and none is applied to a stale champion.
+On PostgreSQL the transaction that writes a generation also sends it on `CHAMPION_CHANNEL`
+(`pg_notify`), which the server delivers to every listening replica when, and only if, it
+commits; on SQLite replicas find it by looking.
 """
 
 from __future__ import annotations
@@ -13,13 +16,17 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from claims.store.orm import ChampionEvent, ModelVersionRecord
 from claims.store.store import Store
 from schemas.registry import ChampionPointer, Lineage, ModelVersion, RegistryEvent
+
+# The PostgreSQL channel on which every new champion generation is announced; its payload is
+# the generation.
+CHAMPION_CHANNEL = "claims_champion"
 
 # Switches that lose the race for a generation this many times in a row give up.
 SWITCH_ATTEMPTS = 20
@@ -99,6 +106,7 @@ class RegistryRecords:
                             previous=json.dumps(pointer.previous),
                         )
                     )
+                    self._announce(session, pointer.generation)
                 return pointer
             except IntegrityError:
                 continue  # another switch took this generation: decide again from it
@@ -123,7 +131,16 @@ class RegistryRecords:
                         previous=json.dumps(final.previous if last else []),
                     )
                 )
+            if events:
+                self._announce(session, len(events))
         return len(events)
+
+    def _announce(self, session: Session, generation: int) -> None:
+        """Queues the generation's notice in the transaction that writes it: PostgreSQL sends it
+        on commit and drops it on rollback, so no replica hears of a switch that did not happen."""
+        if self.store.dialect == "postgresql":
+            session.flush()  # the row first: a generation another switch took fails here
+            session.execute(select(func.pg_notify(CHAMPION_CHANNEL, str(generation))))
 
     def events(self) -> list[RegistryEvent]:
         """Oldest first."""
