@@ -745,6 +745,56 @@ def explanations_section() -> str:
     )
 
 
+def plot_base_models(result: dict, name: str) -> Path:
+    plt = _pyplot()
+    models = list(result["models"])
+    figure, axes = plt.subplots(1, 2, figsize=(8, 3.2))
+    for axis, key, title in (
+        (axes[0], "trained_claims_per_s", "claims a second, fine-tuning"),
+        (axes[1], "served_claims_per_s", "claims a second, served"),
+    ):
+        axis.barh(models, [result["models"][m][key] for m in models])
+        axis.set_title(title)
+        axis.invert_yaxis()
+    axes[1].set_yticks([])
+    return _save(figure, f"base-models-{name}")
+
+
+def base_models_section() -> str:
+    """Each base-model cost result: a step of fine-tuning and a batch served, per model."""
+    sections = []
+    for name, result in _results("base-models"):
+        plot_base_models(result, name)
+        rows = "\n".join(
+            f"| {model} | {m['parameters'] / 1e6:.1f} M | {m['layers']} x {m['hidden_size']} | "
+            f"{m['mean_tokens']:.0f} | {m['train_step_s']:.2f} ({m['training_precision']}) | "
+            f"{m['train_cost_vs_first']:.2f}x | {m['served_claims_per_s']:,.1f} "
+            f"({m['serving_precision']}) | {m['serve_cost_vs_first']:.2f}x |"
+            for model, m in result["models"].items()
+        )
+        note = f" {result['note']}" if result.get("note") else ""
+        sections.append(
+            f"### {name}\n\n{result['machine']}; {result['created_at']}; "
+            f"`{result['command']}`; {result['data']}, max_length {result['max_length']}, "
+            f"training batches of {result['batch_size']}, {result['served_claims']} claims "
+            f"served a round, rounds: {result['rounds']}, {result['torch_threads']} torch "
+            f"threads.{note}\n\n"
+            "| base model | parameters | layers x width | tokens a claim | s a training step | "
+            "training cost vs the first | claims/s served | serving cost vs the first |\n"
+            f"| --- | --- | --- | --- | --- | --- | --- | --- |\n{rows}\n\n"
+            f"![base models {name}](img/base-models-{name}.png)\n"
+        )
+    if not sections:
+        return ""
+    return (
+        "## Base models\n\nMade by `benchmarks/base_models.py`: each base model through the "
+        "product's own data preparation, training step and predictor, the rounds visiting the "
+        "models in turn; medians over the rounds, ratios to the first model measured in the "
+        "same run. Raw figures in `benchmarks/results/base-models-*.json`.\n\n"
+        + "\n".join(sections)
+    )
+
+
 def render() -> None:
     (DOCS / "benchmarks.md").write_text(
         "# Benchmarks\n\n"
@@ -760,6 +810,7 @@ def render() -> None:
                 load_section(),
                 cluster_section(),
                 explanations_section(),
+                base_models_section(),
             )
             if section
         )

@@ -123,6 +123,13 @@ class TrainingConfig(_Strict):
         default="all-linear", description="Module names for LoRA; all-linear fits any encoder."
     )
     last_layers: int = Field(default=2, ge=1)
+    tune_word_embeddings: bool = Field(
+        default=True,
+        description="With the full strategy, tune the base model's word-embedding table too. "
+        "Off, the table stays as pre-trained: a step is cheaper where the vocabulary is large "
+        "(a multilingual model's word embeddings are most of its parameters), and words the "
+        "training claims never use keep their place beside the ones they do.",
+    )
     validation_fraction: float = Field(default=0.15, gt=0, lt=0.5)
     patience: int = Field(default=2, ge=1, description="Evaluations without improvement to stop.")
     evaluations_per_epoch: int = Field(default=2, ge=1)
@@ -137,6 +144,13 @@ class TrainingConfig(_Strict):
         description="Fit a TF-IDF text model and gradient boosting on the structured fields and "
         "text scores beside the tuned model, and serve the three stacked per task with the "
         "weights that minimise the validation log loss.",
+    )
+    partner_refit: bool = Field(
+        default=True,
+        description="Once the stack's weights are chosen on the validation claims, serve text and "
+        "boosted members fitted again on the training and validation claims together, with "
+        "those weights: the classical members gain the rows the encoder spent on choosing its "
+        "epoch and calibration. Off: the members fitted on the training claims alone serve.",
     )
 
     @property

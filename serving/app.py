@@ -74,14 +74,17 @@ async def keep_retention(launcher: JobLauncher, interval: float) -> None:
 
 
 async def recover_jobs(launcher: JobLauncher, interval: float) -> None:
-    """Takes over, at start-up and then every `interval` seconds, the jobs whose lease lapsed:
-    their process died, here or on another replica."""
+    """Takes over, at start-up and then every `interval` seconds, the jobs whose lease lapsed
+    (their process died, here or on another replica), then starts queued jobs while this
+    replica has a free slot."""
     while True:
         try:
             for job_id, outcome in await in_passing_thread(launcher.recover):
                 log.warning(
                     "job %s %s here: its process stopped renewing its lease", job_id, outcome
                 )
+            for job_id in await in_passing_thread(launcher.start_queued):
+                log.info("job %s started here, from the queue", job_id)
         except Exception:  # the loop must outlive any one bad pass
             log.exception("taking over jobs whose lease lapsed failed")
         await asyncio.sleep(interval)

@@ -165,10 +165,19 @@ class ServiceSettings(DataSettings, LanguageSettings):
     batch_jobs_total: int = Field(
         default=2,
         ge=1,
-        description="Batch jobs the service runs at once, all keys together; past it 429. Each "
-        "job is a `claims score` process that uses every core it is given beside live "
-        "triage: jobs at once share the cores rather than finish sooner, and the second "
-        "lets one client's job start while another's runs.",
+        description="Batch jobs (uploading, queued or running) the service takes at once, all "
+        "keys and replicas together; past it 429. Each job is a `claims score` process that "
+        "uses every core it is given beside live triage (`job_processes` of them per replica): "
+        "jobs at once share the cores rather than finish sooner, and the second lets one "
+        "client's job start while another's runs.",
+    )
+    job_processes: int = Field(
+        default=2,
+        ge=1,
+        le=64,
+        description="Job processes (`claims score`, `claims retrain`) one replica runs at once. "
+        "A job past every replica's slots waits queued in the store, and the first replica "
+        "with a free slot starts it; the caps on batch jobs bound how many may wait.",
     )
     retrain_engine: RetrainEngine = Field(
         default=RetrainEngine.local,

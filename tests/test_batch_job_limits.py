@@ -11,9 +11,11 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import update
 
 from claims.store import Store
 from claims.store.data_settings import DataSettings
+from claims.store.orm import Job
 from claims.store.registry import Registry
 from schemas.auth import Role
 from schemas.jobs import JobState
@@ -95,8 +97,16 @@ def test_a_job_is_read_only_by_its_owner_or_an_admin(champion: str, keys: dict[s
             for part in ("results", "rejects"):
                 response = client.get(f"/v1/batch-jobs/{job_id}/{part}", headers=headers)
                 assert response.status_code == (409 if expected == 200 else 404), name
+        # the owner is the store's, not a file's: any replica checks it
+        store = client.app.state.store
+        (alice_key,) = [key.key_id for key in store.api_keys() if key.name == "alice"]
+        assert store.job_owner(job_id) == alice_key
+        assert sorted(
+            path.suffix for path in client.app.state.launcher.jobs_dir.glob(f"{job_id}.*")
+        ) == [".log", ".pid"]
         # a job without a recorded owner (from before owners were kept) is an admin's only
-        (client.app.state.launcher.jobs_dir / f"{job_id}.owner").unlink()
+        with store.writing() as session:
+            session.execute(update(Job).where(Job.job_id == job_id).values(owner_key=None))
         alice = {"Authorization": f"Bearer {keys['alice']}"}
         admin = {"Authorization": f"Bearer {keys['admin']}"}
         assert client.get(f"/v1/batch-jobs/{job_id}", headers=alice).status_code == 404

@@ -173,9 +173,9 @@ def test_a_replica_fails_the_jobs_it_cannot_resume_once_their_lease_lapses(
     try:
         retrain = store.create_job("retrain", lease=("gone", SHORT)).job_id
         upload = store.create_job("score", lease=("gone", SHORT)).job_id
-        doomed = store.create_job("score", lease=("gone", SHORT)).job_id
-        launcher.jobs_dir.mkdir(parents=True)
-        (launcher.jobs_dir / f"{doomed}.command").write_text("score\0backlog.csv")
+        doomed = store.create_job(
+            "score", lease=("gone", SHORT), command=["score", "backlog.csv"]
+        ).job_id
         for takeover in range(1, MAX_TAKEOVERS + 1):  # each replica's process died in turn
             lapsed()
             assert store.claim_lapsed(f"replica-{takeover}", SHORT, kinds=["score"]) == upload

@@ -24,6 +24,7 @@ from claims.model.stack import BOOSTED, TEXT, TUNED, BoostedPartner, stack
 from schemas.config import Strategy
 from tests.helpers import quick_config
 from training.baselines import TfidfLogisticBaseline
+from training.data import split_validation
 from training.labels import IGNORE, label_indices, resolve_labels
 from training.partner import (
     PartnerFit,
@@ -239,3 +240,43 @@ def test_without_the_partner_the_tuned_model_answers_alone(
     assert manifest.selection["partner"].startswith("not fitted: boosted_partner is off")
     assert not (tmp_path / "m" / PARTNER).exists()
     assert load_checkpoint(tmp_path / "m").predictor.preparer.partner is None
+
+
+def _text_model_of(rows, targets_of_rows, counts) -> TfidfLogisticBaseline:
+    return TfidfLogisticBaseline().fit(rows.claims, targets_of_rows, counts)
+
+
+def test_the_served_partner_is_fitted_again_on_training_and_validation_claims(
+    fitted, trained_checkpoint: Path
+) -> None:
+    """The weights are chosen on the validation answers of members that never saw those
+    claims; the members then served learned from them too, as the baselines they compete
+    with learn from every development claim."""
+    development, test, _, targets, counts, _ = fitted
+    manifest = json.loads((trained_checkpoint / "manifest.json").read_text())
+    assert manifest["selection"]["partner"].startswith("fitted again on the training and valid")
+    served = load_checkpoint(trained_checkpoint).predictor.preparer.partner
+    assert served is not None
+    texts = [claim.description for claim in test.claims]
+    on_development = _text_model_of(development, targets, counts).predict_proba(test.claims)
+    np.testing.assert_allclose(
+        served.text.scores(texts), np.hstack(list(on_development.values())), atol=1e-5
+    )
+
+
+def test_without_the_refit_the_members_fitted_on_the_training_split_serve(
+    fitted, claims_csv: Path
+) -> None:
+    development, test, _, targets, counts, _ = fitted
+    config = quick_config(strategy=Strategy.head, max_steps=2, partner_refit=False)
+    specialist = SpecialistTrainer(config, show_progress=False).fit(claims_csv)
+    assert specialist.selection["partner"] == "fitted on the training split"
+    train, _ = split_validation(development, config.training.validation_fraction)
+    kept = np.isin([c.claim_id for c in development.claims], [c.claim_id for c in train.claims])
+    on_train = _text_model_of(train, {t: v[kept] for t, v in targets.items()}, counts)
+    assert specialist.partner is not None
+    np.testing.assert_allclose(
+        specialist.partner.text.scores([claim.description for claim in test.claims]),
+        np.hstack(list(on_train.predict_proba(test.claims).values())),
+        atol=1e-5,
+    )

@@ -101,6 +101,19 @@ def test_the_model_trains_what_the_strategy_tunes_and_a_head_per_task(
     assert all(p.requires_grad for n, p in model.named_parameters() if n.startswith("heads."))
 
 
+def test_full_fine_tuning_may_leave_the_word_embeddings_as_pre_trained(
+    data: TrainingData, config: SpecialistConfig
+) -> None:
+    settings = config.training.model_copy(
+        update={"strategy": Strategy.full, "tune_word_embeddings": False}
+    )
+    model = build_model(tiny_encoder(), settings, data.features.dimension, data.label_counts, CPU)
+    frozen = model.encoder.get_input_embeddings().weight
+    assert not frozen.requires_grad
+    others = [p for p in model.encoder.parameters() if p is not frozen]
+    assert others and all(p.requires_grad for p in others)
+
+
 def test_fine_tuning_keeps_the_step_with_the_lowest_validation_loss(
     data: TrainingData, config: SpecialistConfig
 ) -> None:
@@ -205,8 +218,31 @@ def test_decision_offsets_raise_validation_macro_f1_on_the_labelled_rows_only() 
         {"siu_referral": targets, "severity": torch.full((600,), IGNORE)},
     )
     assert set(notes) == {"decision_offsets.siu_referral"}
-    before, after = map(float, re.findall(r"[0-9.]+", notes["decision_offsets.siu_referral"])[1:])
-    assert after > before
+    note = notes["decision_offsets.siu_referral"]
+    before, after, plain, searched = map(float, re.findall(r"[0-9.]+", note)[1:])
+    assert after > before and searched > plain and note.endswith("kept")
     offsets = calibration.decision_offsets["siu_referral"]
     assert offsets[1] > offsets[0]  # the rare label is chosen more often
     assert not calibration.decision_offsets["severity"].any()
+
+
+def test_decision_offsets_that_only_fit_the_validation_noise_are_left_out() -> None:
+    """Calibrated probabilities of five balanced labels on 120 claims: the most probable label
+    is already the best choice, and offsets searched on these rows raise their macro-F1 only by
+    fitting their noise, which the rows held out of each search reveal."""
+    rng = np.random.default_rng(0)
+    probabilities = rng.dirichlet(np.full(5, 0.7), size=120)
+    truth = np.array([rng.choice(5, p=row) for row in probabilities])
+    calibration = Calibration({"claim_type": [1.0] * 5})
+    notes = fit_decision_offsets(
+        load_config(),
+        calibration,
+        {"claim_type": probabilities},
+        {"claim_type": torch.from_numpy(truth)},
+    )
+    before, after, plain, searched = map(
+        float, re.findall(r"[0-9.]+", notes["decision_offsets.claim_type"])[1:]
+    )
+    assert after > before  # in sample the search always finds something
+    assert searched <= plain and notes["decision_offsets.claim_type"].endswith("left out")
+    assert not calibration.decision_offsets["claim_type"].any()

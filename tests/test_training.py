@@ -12,7 +12,7 @@ from transformers import BertConfig, BertModel
 
 from claims.data.dataset import load_claims
 from claims.model.checkpoint import MANIFEST, load_checkpoint
-from claims.model.encoder import resolve_base_model
+from claims.model.encoder import load_encoder, resolve_base_model
 from schemas.checkpoint import Manifest
 from schemas.config import Strategy
 from tests.helpers import quick_config
@@ -145,6 +145,30 @@ def test_other_strategies_save_only_what_they_tuned(
         assert adapter["target_modules"] == sorted(adapter["target_modules"])
     loaded = load_checkpoint(tmp_path / "m")
     assert loaded.manifest.model_version == manifest.model_version
+
+
+def test_a_full_fine_tune_with_its_word_embeddings_as_pre_trained_saves_and_serves_without_them(
+    claims_csv: Path, tmp_path: Path
+) -> None:
+    config = quick_config(max_steps=2, tune_word_embeddings=False, boosted_partner=False)
+    fitted = SpecialistTrainer(config, show_progress=False).fit(claims_csv)
+    fitted.save(tmp_path / "m")
+    from safetensors.torch import load_file
+
+    query = "encoder.layer.0.attention.self.query.weight"
+    tuned = load_file(tmp_path / "m" / "encoder.safetensors")
+    assert "embeddings.word_embeddings.weight" not in tuned
+    torch.testing.assert_close(tuned[query], fitted.model.encoder.state_dict()[query])
+    served = load_checkpoint(tmp_path / "m").predictor.model.encoder
+    base = load_encoder(resolve_base_model("default"))
+    torch.testing.assert_close(
+        served.get_input_embeddings().weight, base.get_input_embeddings().weight
+    )
+    claims = load_claims(claims_csv, config).claims[:5]
+    assert load_checkpoint(tmp_path / "m").predictor.predict_proba(claims)["severity"].shape == (
+        5,
+        4,
+    )
 
 
 def test_any_hugging_face_encoder_folder_can_be_the_base(claims_csv: Path, tmp_path: Path) -> None:

@@ -1,5 +1,6 @@
-"""Fitting the stack's other members on the training split, and its weights per task on the
-validation split.
+"""Fitting the stack's other members, and its weights per task on the validation split: the
+members whose validation answers choose the weights learn from the training split; the ones
+served, with those weights, from the training and validation splits (training/trainer.py).
 
 The members are what a data team would build: the TF-IDF text model (the tfidf_logreg
 baseline's recipe), and gradient boosting over the structured fields and out-of-fold text

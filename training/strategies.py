@@ -10,7 +10,8 @@ from schemas.config import Strategy, TrainingConfig
 
 def prepare_encoder(encoder: nn.Module, strategy: Strategy, settings: TrainingConfig) -> nn.Module:
     """LoRA adds small trainable matrices; last-layers unfreezes the top N transformer layers
-    (the lower layers already encode language well); full trains all; head trains none."""
+    (the lower layers already encode language well); full trains all, or all but the word
+    embeddings (`tune_word_embeddings`); head trains none."""
     if strategy is Strategy.lora:
         lora = LoraConfig(
             r=settings.lora_rank,
@@ -22,6 +23,9 @@ def prepare_encoder(encoder: nn.Module, strategy: Strategy, settings: TrainingCo
         return get_peft_model(encoder, lora)
     for parameter in encoder.parameters():
         parameter.requires_grad = strategy is Strategy.full
+    if strategy is Strategy.full and not settings.tune_word_embeddings:
+        word_embeddings = encoder.get_input_embeddings()  # type: ignore[operator]  # Hugging Face
+        word_embeddings.weight.requires_grad = False
     if strategy is Strategy.last_layers:
         for layer in transformer_layers(encoder)[-settings.last_layers :]:
             for parameter in layer.parameters():

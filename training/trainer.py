@@ -98,7 +98,7 @@ class SpecialistTrainer:
             data.label_counts,
             self.device,
         )
-        partner_fit = self._start_partner(data)
+        partner_fits = self._start_partners(data)
         stages.lap("preparing")
         kept = fine_tune(
             model,
@@ -114,7 +114,7 @@ class SpecialistTrainer:
         predictor = candidate_predictor(model, data)
         tuned, selection = calibrate(predictor, data.validation)
         predictor.preparer.partner, blended, notes = _blend(
-            partner_fit, tuned, data.validation, stages
+            partner_fits, tuned, data.validation, stages
         )
         selection |= notes
         selection |= fit_decision_offsets(
@@ -147,15 +147,25 @@ class SpecialistTrainer:
             partner=predictor.preparer.partner,
         )
 
-    def _start_partner(self, data: TrainingData) -> PartnerFit | None:
-        """The boosted partner's fit on the training split, beside the fine-tuning on a GPU."""
+    def _start_partners(self, data: TrainingData) -> tuple[PartnerFit, PartnerFit | None] | None:
+        """The partner fitted on the training split, whose validation answers choose the stack's
+        weights, and (`partner_refit`) the one served, fitted on the training and validation
+        splits together. Both start before the fine-tuning, beside it on a GPU."""
         if not self.settings.boosted_partner:
             return None
-        train = data.train
+        splits = [data.train, data.validation] if self.settings.partner_refit else []
+        return self._partner_fit(data, [data.train]), (
+            self._partner_fit(data, splits) if splits else None
+        )
+
+    def _partner_fit(self, data: TrainingData, splits: list[EncodedClaims]) -> PartnerFit:
         return PartnerFit(
-            train.claims.claims,
-            train.structured.numpy(),
-            {task: values.numpy() for task, values in train.targets.items()},
+            [claim for split in splits for claim in split.claims.claims],
+            np.concatenate([split.structured.numpy() for split in splits]),
+            {
+                task: np.concatenate([split.targets[task].numpy() for split in splits])
+                for task in data.label_counts
+            },
             data.label_counts,
             self.settings.seed,
             beside=self.device.type == "cuda",
@@ -190,19 +200,21 @@ def score_fit(
 
 
 def _blend(
-    fit: PartnerFit | None,
+    fits: tuple[PartnerFit, PartnerFit | None] | None,
     tuned: dict[str, np.ndarray],
     validation: EncodedClaims,
     stages: _StageClock,
 ) -> tuple[BoostedPartner | None, dict[str, np.ndarray], dict[str, str]]:
-    """Waits for the partner and stacks it with the tuned model on the validation split.
-    Returns the partner (none: the tuned model answers alone), the validation probabilities as
-    served, and what was chosen."""
-    if fit is None:
+    """Waits for the partner and stacks it with the tuned model on the validation split; then,
+    where there is a refit, serves the refit with those weights. Returns the partner (none: the
+    tuned model answers alone), the validation probabilities as the weights were chosen on
+    them, and what was chosen."""
+    if fits is None:
         return None, tuned, {"partner": "not fitted: boosted_partner is off in the config"}
+    on_training, refit = fits
     stages.lap("after")
     try:
-        partner = fit.result()
+        partner = on_training.result()
     except ValueError as error:  # too few rows or labels for TF-IDF folds: tuned alone
         return None, tuned, {"partner": f"not fitted: {error}"}
     finally:
@@ -214,4 +226,10 @@ def _blend(
         validation.structured.numpy(),
         {task: values.numpy() for task, values in validation.targets.items()},
     )
-    return partner, blended, notes
+    if refit is None:
+        return partner, blended, notes | {"partner": "fitted on the training split"}
+    served = refit.result()
+    stages.lap("refitting_partner")
+    served.state.stack_weights = partner.state.stack_weights
+    note = "fitted again on the training and validation splits, with the weights chosen above"
+    return served, blended, notes | {"partner": note}

@@ -6,14 +6,12 @@ from typing import Any
 
 import numpy as np
 import torch
-from sklearn.metrics import f1_score
 from torch import nn
 from transformers import PreTrainedModel
 
 from claims.model.encoder import mean_pool
 
 STRUCTURED_WIDTH = 64
-DECISION_OFFSET_GRID = np.linspace(-2.0, 2.0, 21)
 
 
 def decide_labels(probabilities: np.ndarray, offsets: np.ndarray | None = None) -> np.ndarray:
@@ -114,32 +112,6 @@ class Calibration(nn.Module):
         optimiser.step(closure)
         self.temperatures[task] = float(log_temperature.detach().exp().clamp(0.05, 20.0))
         return self.temperatures[task]
-
-    def fit_decision_offsets(
-        self, task: str, probabilities: np.ndarray, targets: np.ndarray, rounds: int = 3
-    ) -> float:
-        """Per-label offsets on log-probabilities that maximise macro-F1 on held-out rows.
-
-        Probabilities stay calibrated; only the choice of label moves, as a threshold does for
-        a binary task. Returns the held-out macro-F1 reached."""
-        log_probabilities = np.log(np.clip(probabilities, 1e-12, None))
-        offsets = np.zeros(probabilities.shape[1])
-
-        def macro_f1(candidate: np.ndarray) -> float:
-            predicted = (log_probabilities + candidate).argmax(axis=1)
-            return f1_score(targets, predicted, average="macro", zero_division=0)
-
-        best = macro_f1(offsets)
-        for _ in range(rounds):
-            for label in range(len(offsets)):
-                for value in DECISION_OFFSET_GRID:
-                    candidate = offsets.copy()
-                    candidate[label] = value
-                    score = macro_f1(candidate)
-                    if score > best + 1e-9:
-                        best, offsets = score, candidate
-        self.decision_offsets[task] = offsets
-        return float(best)
 
     def decide(self, task: str, probabilities: np.ndarray) -> np.ndarray:
         return decide_labels(probabilities, self.decision_offsets[task])

@@ -3,9 +3,10 @@
 Per task the served answer is a weighted product of three members' probabilities: the tuned
 encoder; TF-IDF of the narrative's words and characters with a logistic regression (what an
 insurer's data team would build first); and gradient boosting over the structured fields and
-that text model's scores. The weights are fitted on the validation claims, which no member was
-trained on, so the stack never serves worse than its best member there
-(docs/accuracy-experiments.md). Stored as JSON (vocabularies, LightGBM's text model format, the
+that text model's scores. The weights are fitted on the validation answers of members that
+never saw those claims, so the stack never fits worse than its best member there; the text and
+boosted members then served are fitted again on the validation claims too (`partner_refit`,
+docs/accuracy-experiments.md). Stored as JSON (vocabularies, LightGBM's text model format, the
 weights) and safetensors (the text model's arrays). Nothing is unpickled.
 """
 

@@ -1,14 +1,19 @@
-"""Leases on background jobs, so that a job belongs to the cluster rather than to a process.
+"""Leases on background jobs, and the queue of jobs ready to start, so that a job belongs to the
+cluster rather than to a process.
 
-The process doing a job's work holds the job's lease and renews it while it works. A lease not
-renewed lapses, and then any replica may claim the job. Claims are atomic: a conditional UPDATE,
-or SELECT ... FOR UPDATE SKIP LOCKED on PostgreSQL, inside the store's write transactions (on
-SQLite they hold the write lock from their first statement). On PostgreSQL the times are the
-database's clock, so replicas whose clocks disagree still agree on when a lease lapses.
+A job whose work can begin (its command is known) and that no one holds is queued: the first
+replica with a free slot claims it (`claim_next`) and starts its process. The process doing a
+job's work holds the job's lease and renews it while it works. A lease not renewed lapses, and
+then any replica may claim the job (`claim_lapsed`), to fail it or put it back on the queue.
+Claims are atomic: a conditional UPDATE, or SELECT ... FOR UPDATE SKIP LOCKED on PostgreSQL,
+inside the store's write transactions (on SQLite they hold the write lock from their first
+statement). On PostgreSQL the times are the database's clock, so replicas whose clocks disagree
+still agree on when a lease lapses.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import secrets
@@ -20,7 +25,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import cache
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from claims.store.orm import Job
@@ -29,6 +34,16 @@ from schemas.jobs import JobState
 log = logging.getLogger("claims.store.leases")
 
 ACTIVE_STATES = (JobState.queued.value, JobState.running.value)
+
+
+@dataclass(frozen=True)
+class Claimed:
+    """A queued job a replica has claimed to start: it holds the lease, the process it starts
+    takes it over."""
+
+    job_id: str
+    kind: str
+    command: list[str]
 
 
 class LeaseLost(RuntimeError):
@@ -92,16 +107,20 @@ class JobLeases:
     def claim_lapsed(
         self, owner: str, seconds: float, kinds: Collection[str] | None = None
     ) -> str | None:
-        """Claims the oldest active job whose lease lapsed (or that never had one) and returns
-        its id; None if there is none. Replicas that look at once each get another job, or
-        none: a row one of them is claiming is skipped, not waited for."""
+        """Claims the oldest active job whose lease lapsed, or that has neither a lease nor a
+        command (one from before leases), and returns its id; None if there is none. A job on
+        the queue (no lease, a command) is `claim_next`'s. Replicas that look at once each get
+        another job, or none: a row one of them is claiming is skipped, not waited for."""
         with self._writing.begin() as session:
             now = database_now(session)
             query = (
                 select(Job)
                 .where(
                     Job.state.in_(ACTIVE_STATES),
-                    or_(Job.lease_owner.is_(None), Job.lease_expires_at < now),
+                    or_(
+                        Job.lease_expires_at < now,
+                        and_(Job.lease_owner.is_(None), Job.command.is_(None)),
+                    ),
                 )
                 .order_by(Job.created_at, Job.job_id)
                 .limit(1)
@@ -116,6 +135,47 @@ class JobLeases:
             row.lease_expires_at = now + timedelta(seconds=seconds)
             row.takeovers += 1
             return row.job_id
+
+    def claim_next(self, owner: str, seconds: float) -> Claimed | None:
+        """Claims the oldest queued job that no one holds and whose command is known, for
+        `owner` to start; None if the queue is empty. As in `claim_lapsed`, replicas that look
+        at once each get another job, or none; a first start is no takeover."""
+        with self._writing.begin() as session:
+            now = database_now(session)
+            row = session.scalar(
+                select(Job)
+                .where(
+                    Job.state == JobState.queued.value,
+                    Job.lease_owner.is_(None),
+                    Job.command.is_not(None),
+                )
+                .order_by(Job.created_at, Job.job_id)
+                .limit(1)
+                .with_for_update(skip_locked=True)
+            )
+            if row is None or row.command is None:
+                return None
+            row.lease_owner = owner
+            row.lease_expires_at = now + timedelta(seconds=seconds)
+            return Claimed(row.job_id, row.kind, [str(part) for part in json.loads(row.command)])
+
+    def enqueue(
+        self, job_id: str, owner: str, message: str, command: list[str] | None = None
+    ) -> None:
+        """Puts the job `owner` holds on the queue, queued and held by no one, for the first
+        replica with a free slot to start; `command` sets what starts it. LeaseLost if `owner`
+        no longer holds it, or it has ended."""
+        with self._writing.begin() as session:
+            row = session.get(Job, job_id, with_for_update=True)
+            if row is None or row.lease_owner != owner or row.state not in ACTIVE_STATES:
+                raise LeaseLost(f"job {job_id} has ended or is held by another process")
+            if command is not None:
+                row.command = json.dumps(command)
+            if row.command is None:
+                raise ValueError(f"job {job_id} has no command to start it with")
+            row.state, row.message = JobState.queued.value, message
+            row.lease_owner, row.lease_expires_at = None, None
+            row.updated_at = datetime.now(UTC)
 
     def renew_lease(self, job_id: str, owner: str, seconds: float) -> JobState | None:
         """Extends the lease `owner` holds by `seconds` from now; returns the job's state, or

@@ -115,9 +115,10 @@ _ACTIVE = text("state IN ('queued', 'running')")
 
 class Job(Base):
     """A background job's last known state; `result` is JSON. A partial unique index lets the
-    database, not a check before the insert, refuse a second active retrain. The process doing
-    the job's work holds its lease (`lease_owner`) and renews it; once `lease_expires_at` has
-    passed, any replica may claim the job (claims/store/leases.py)."""
+    database, not a check before the insert, refuse a second active retrain. A queued job that
+    no one holds and whose `command` is known waits for a replica with a free slot to claim it;
+    the process doing the job's work holds its lease (`lease_owner`) and renews it; once
+    `lease_expires_at` has passed, any replica may claim the job (claims/store/leases.py)."""
 
     __tablename__ = "jobs"
     __table_args__ = (
@@ -150,6 +151,11 @@ class Job(Base):
     # times a replica claimed it after its lease lapsed: a job whose process dies every time
     # is failed rather than started again for ever
     takeovers: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    # the API key that created it ("" when keys were off); None for a retrain, or a job from
+    # before owners were kept, which only an admin may read
+    owner_key: Mapped[str | None] = mapped_column(String(32))
+    # the `claims` command line that does its work, as a JSON list: any replica can start it
+    command: Mapped[str | None] = mapped_column(Text)
 
 
 class ApiKey(Base):

@@ -276,10 +276,17 @@ class Store(ReviewQueries, ActivityQueries, SettledQueries, JobLeases):
     # Jobs
 
     def create_job(
-        self, kind: str, message: str = "", lease: tuple[str, float] | None = None
+        self,
+        kind: str,
+        message: str = "",
+        lease: tuple[str, float] | None = None,
+        owner_key: str | None = None,
+        command: Sequence[str] | None = None,
     ) -> JobStatus:
         """A new queued job; `lease` (owner, seconds): the lease its creator holds from the
-        start, so that no other replica claims it before its work begins."""
+        start, so that no other replica claims it before its work begins. `owner_key`: the API
+        key it belongs to ("" when keys are off); `command`: the `claims` command that does its
+        work, once known."""
         now = datetime.now(UTC)
         row = Job(
             job_id=f"job-{uuid.uuid4().hex}",
@@ -289,6 +296,8 @@ class Store(ReviewQueries, ActivityQueries, SettledQueries, JobLeases):
             message=message,
             created_at=now,
             updated_at=now,
+            owner_key=owner_key,
+            command=None if command is None else json.dumps(list(command)),
         )
         try:
             with self._writing.begin() as session:
@@ -312,6 +321,7 @@ class Store(ReviewQueries, ActivityQueries, SettledQueries, JobLeases):
         result: dict[str, Any] | None = None,
         error: str | None = None,
         owner: str | None = None,
+        command: Sequence[str] | None = None,
     ) -> JobStatus:
         """Change the fields given (None leaves one as it is); LookupError for an unknown job.
         With `owner`, only while `owner` holds the job's lease, else LeaseLost: a process that
@@ -332,6 +342,8 @@ class Store(ReviewQueries, ActivityQueries, SettledQueries, JobLeases):
                 row.result = json.dumps(result)
             if error is not None:
                 row.error = error
+            if command is not None:
+                row.command = json.dumps(list(command))
             row.updated_at = datetime.now(UTC)
             return _job_status(row)  # validates (progress in [0, 1]) before the commit
 
@@ -343,16 +355,37 @@ class Store(ReviewQueries, ActivityQueries, SettledQueries, JobLeases):
             return None if row is None else _job_status(row)
 
     def jobs(
-        self, kind: str | None = None, states: Collection[JobState] | None = None
+        self,
+        kind: str | None = None,
+        states: Collection[JobState] | None = None,
+        owner_key: str | None = None,
     ) -> list[JobStatus]:
-        """Newest first."""
+        """Newest first; with `owner_key`, only the jobs of that key ("" those made without
+        keys)."""
         query = select(Job).order_by(Job.created_at.desc(), Job.job_id.desc())
         if kind is not None:
             query = query.where(Job.kind == kind)
         if states is not None:
             query = query.where(Job.state.in_([JobState(state).value for state in states]))
+        if owner_key is not None:
+            query = query.where(Job.owner_key == owner_key)
         with self._reading() as session:
             return [_job_status(row) for row in session.scalars(query)]
+
+    def job_owner(self, job_id: str) -> str | None:
+        """The API key that created the job ("" when keys were off); None when none is recorded
+        (a retrain, a job from before owners were kept) or there is no such job."""
+        if not _storable(job_id):
+            return None
+        with self._reading() as session:
+            return session.scalar(select(Job.owner_key).where(Job.job_id == job_id))
+
+    def job_command(self, job_id: str) -> list[str] | None:
+        """The `claims` command that does the job's work; None until it is known (an upload in
+        flight), for a job run by hand, or from before commands were kept."""
+        with self._reading() as session:
+            stored = session.scalar(select(Job.command).where(Job.job_id == job_id))
+        return None if stored is None else [str(part) for part in json.loads(stored)]
 
     # API keys
 

@@ -1,22 +1,26 @@
 """Retraining and backlog scoring run as `claims retrain` and `claims score`, each in a process
 of its own.
 
-Neither blocks a request or takes the service down with it. Their state lives in the store, so
-any replica can report it, and so does their lease: the replica that creates a job holds it
-while the upload arrives, and the job's own process takes it over as it starts and renews it
-while it works (claims/store/job_progress.py). When that process dies, with its replica or
-alone, the lease lapses, and the first replica to look (`recover`, every renewal interval)
-claims the job: a scoring job is started again and resumes at its first unfinished chunk, on
-the shared data path; a retrain is failed, to be asked for again. No job is judged by a
-process id, which on another machine means nothing: the service watches only the processes it
-started itself, until they have taken their leases over.
+Neither blocks a request or takes the service down with it. A job belongs to the cluster: its
+state, its owner, its command line and its lease live in the store, so any replica can report
+it, check who may read it, and start it. A job whose work can begin (a retrain once asked for,
+a scoring job once its upload is complete) waits on the store's queue, held by no one; each
+replica runs at most `job_processes` job processes, and with a free slot claims the oldest
+queued job (`start_queued`: at once on the replica that queued it, and on every replica every
+renewal interval) and starts its process. The replica holds the lease until that process takes
+it over and renews it while it works (claims/store/job_progress.py). When the process dies,
+with its replica or alone, the lease lapses, and the first replica to look (`recover`) claims
+the job: a scoring job goes back on the queue, to resume at its first unfinished chunk on the
+shared data path; so does a retrain whose process never reported starting; one that did is
+failed, to be asked for again. No job is judged by a process id, which on another machine
+means nothing: a replica watches only the processes it started itself.
 
 A job is started under a lock on a file in the data directory, so that two requests, in one
 process or in several that share the directory, cannot both pass the checks (one retrain at a
 time, the caps on scoring jobs) before either has created its job. One retrain at a time also
 holds across replicas on other machines: the store's partial unique index refuses a second.
-A scoring job's owner (the key that created it) is a file beside its log; issue 27 will move
-it into the store with the rest of the job.
+A job's owner (the key that created a scoring job) and its command line are in the store with
+the rest of the job; only its log and the pid of its process are files, beside each other.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
 from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -78,6 +83,8 @@ class JobLauncher:
             settings.job_lease_renew_seconds,
             on_lost=self.leases_released,
         )
+        self._processes: dict[str, subprocess.Popen[bytes]] = {}  # job id -> process started
+        self._starting = threading.Lock()  # slots are counted, then filled, one caller at once
 
     def close(self) -> None:
         """Stops renewing: the leases of uploads in flight lapse, and other replicas fail them."""
@@ -98,22 +105,15 @@ class JobLauncher:
             running = self.store.jobs(kind=RETRAIN, states=ACTIVE)
             if running:
                 raise RetrainRunning(running[0])
+            command = ["retrain", "--data", str(Path(data).resolve())]
+            command += ["--engine", self.settings.retrain_engine.value]
             try:  # the lock above is this machine's; the database's index holds across replicas
-                job = self.store.create_job(RETRAIN, message="queued", lease=self._lease())
+                job = self.store.create_job(RETRAIN, message="queued", command=command)
             except ActiveJobExists as error:
                 running = self.store.jobs(kind=RETRAIN, states=ACTIVE)
                 raise RetrainRunning(running[0] if running else None) from error
-            self._spawn(
-                job.job_id,
-                [
-                    "retrain",
-                    "--data",
-                    str(Path(data).resolve()),
-                    "--engine",
-                    self.settings.retrain_engine.value,
-                ],
-            )
-        return job
+        self.start_queued()  # here, if this replica has a free slot; else by another's worker
+        return self.store.job(job.job_id) or job
 
     def check_room(self, owner: str | None) -> None:
         """Raises TooManyJobs when `owner` (a key id; None without keys) may not start another
@@ -121,13 +121,13 @@ class JobLauncher:
         active = [job.job_id for job in self.store.jobs(kind=SCORE, states=ACTIVE)]
         if len(active) >= self.settings.batch_jobs_total:
             raise TooManyJobs(
-                f"{len(active)} batch jobs are running, the most the service runs at once: "
-                "try again when one has finished"
+                f"{len(active)} batch jobs are queued or running, the most the service takes "
+                "at once: try again when one has finished"
             )
-        mine = sum(self.owner(job_id) == (owner or "") for job_id in active)
+        mine = len(self.store.jobs(kind=SCORE, states=ACTIVE, owner_key=owner or ""))
         if mine >= self.settings.batch_jobs_per_key:
             raise TooManyJobs(
-                f"this key has {mine} batch jobs running, the most a key may: "
+                f"this key has {mine} batch jobs queued or running, the most a key may: "
                 "try again when one has finished"
             )
 
@@ -136,10 +136,10 @@ class JobLauncher:
         since an upload may have been read while others were)."""
         with self._launching():
             self.check_room(owner)
-            job = self.store.create_job(SCORE, message=message, lease=self._lease())
+            job = self.store.create_job(
+                SCORE, message=message, lease=self._lease(), owner_key=owner or ""
+            )
             self.leases.hold(job.job_id)  # while the upload arrives
-            self.jobs_dir.mkdir(parents=True, exist_ok=True)
-            self._owner_file(job.job_id).write_text(owner or "")
         return job
 
     def forget_old(self, now: datetime | None = None) -> tuple[int, int]:
@@ -154,7 +154,10 @@ class JobLauncher:
             if job.state in ACTIVE or job.updated_at >= cutoff:
                 continue
             folder = self.batch_folder(job.job_id)
-            leftovers = [self.jobs_dir / f"{job.job_id}.{end}" for end in ("command", "log", "pid")]
+            # (a job from before migration 0008 has its owner and command in files too)
+            leftovers = [
+                self.jobs_dir / f"{job.job_id}.{end}" for end in ("log", "pid", "owner", "command")
+            ]
             if folder.exists() or any(path.exists() for path in leftovers):
                 shutil.rmtree(folder, ignore_errors=True)
                 for path in leftovers:
@@ -169,8 +172,7 @@ class JobLauncher:
     def owner(self, job_id: str) -> str | None:
         """The key id that created the job; "" when keys were off; None when not recorded (a job
         from before owners were kept, or a retrain): then only an admin may read it."""
-        path = self._owner_file(job_id)
-        return path.read_text() if path.is_file() else None
+        return self.store.job_owner(job_id)
 
     @contextmanager
     def _launching(self) -> Iterator[None]:
@@ -182,41 +184,77 @@ class JobLauncher:
     def batch_folder(self, job_id: str) -> Path:
         return self.settings.data_dir.resolve() / "batch" / job_id
 
-    def start_scoring(
-        self, job_id: str, source: Path, out: Path, model: Path | None, explain: bool = False
+    def queue_scoring(
+        self,
+        job_id: str,
+        message: str,
+        source: Path,
+        out: Path,
+        model: Path | None,
+        explain: bool = False,
     ) -> None:
-        """`job_id` was created when the upload began; its files are in `batch_folder`."""
+        """Puts `job_id`, created when its upload began, on the queue once its files are in
+        `batch_folder`, and starts it here if this replica has a free slot. LeaseLost if its
+        upload took so long that its lease lapsed and another replica failed it."""
         settings = self.settings
         command = ["score", str(source), "--out", str(out)]
         command += ["--workers", str(settings.scoring_workers)]
         command += ["--chunk-rows", str(settings.batch_chunk_rows)]
         command += ["--explain"] if explain else []
-        self._spawn(job_id, command + (["--model", str(model)] if model else []))
+        command += ["--model", str(model)] if model else []
+        self.leases.release(job_id)
+        self.store.enqueue(job_id, self.replica, message, command)
+        self.start_queued()
+
+    def free_slots(self) -> int:
+        """Job processes this replica may still start: `job_processes` less those of its own
+        that are alive."""
+        for job_id, process in list(self._processes.items()):
+            if process.poll() is not None:
+                del self._processes[job_id]
+        return self.settings.job_processes - len(self._processes)
+
+    def start_queued(self) -> list[str]:
+        """Claims queued jobs, oldest first, while this replica has a free slot, and starts
+        each one's process; returns the ids of those it started."""
+        started = []
+        with self._starting:
+            while self.free_slots() > 0:
+                claimed = self.store.claim_next(self.replica, self.settings.job_lease_seconds)
+                if claimed is None:
+                    break
+                self._spawn(claimed.job_id, claimed.command)
+                started.append(claimed.job_id)
+        return started
 
     def recover(self, kinds: Collection[str] = (SCORE, RETRAIN)) -> list[tuple[str, str]]:
         """Claims, one at a time, every job whose lease lapsed: its process died, or lost the
-        store for a whole lease. A scoring job the service started is started again here and
-        resumes at its first unfinished chunk, unless its process has died too often; any other
-        (a retrain, an upload cut short, a `claims score` run by hand) is failed. Returns
-        (job id, "resumed" or "failed") for each."""
+        store for a whole lease. A scoring job the service started goes back on the queue, to
+        resume at its first unfinished chunk, and so does a retrain whose process never
+        reported starting, unless either has died too often; any other (a retrain that had
+        started, an upload cut short, a `claims score` run by hand) is failed. Returns (job id,
+        "requeued" or "failed") for each."""
         seconds = self.settings.job_lease_seconds
         outcomes = []
         while (job_id := self.store.claim_lapsed(self.replica, seconds, kinds)) is not None:
             job, lease = self.store.job(job_id), self.store.lease(job_id)
             takeovers = lease.takeovers if lease else 0
-            command = self.jobs_dir / f"{job_id}.command"
+            command = self.store.job_command(job_id)
             scoring = job is not None and job.kind == SCORE
-            if scoring and command.is_file() and takeovers <= MAX_TAKEOVERS:
-                self._spawn(job_id, command.read_text().split("\0"))
-                outcomes.append((job_id, "resumed"))
+            unstarted = job is not None and job.state is JobState.queued
+            resumable = command is not None and (scoring or unstarted)
+            if resumable and takeovers <= MAX_TAKEOVERS:
+                message = "queued again: its process stopped without reporting an end"
+                self.store.enqueue(job_id, self.replica, message)
+                outcomes.append((job_id, "requeued"))
                 continue
-            if not scoring:
+            if resumable:
+                error = f"its process died {takeovers} times, unheard; see {self._log(job_id)}"
+            elif not scoring:
                 error = (
                     "its process stopped without reporting an end and renewed its lease no "
                     f"more (killed, or its machine went down); see {self._log(job_id)}"
                 )
-            elif command.is_file():
-                error = f"its process died {takeovers} times, unheard; see {self._log(job_id)}"
             else:
                 error = (
                     "its upload was cut short, or its process (not one the service started) "
@@ -227,13 +265,12 @@ class JobLauncher:
         return outcomes
 
     def status(self, job_id: str) -> JobStatus | None:
-        """The job as the store has it: one whose process died is failed or resumed by
+        """The job as the store has it: one whose process died is failed or queued again by
         `recover`, on whichever replica looks first once its lease lapses."""
         return self.store.job(job_id)
 
     def _spawn(self, job_id: str, command: list[str]) -> None:
         self.jobs_dir.mkdir(parents=True, exist_ok=True)
-        (self.jobs_dir / f"{job_id}.command").write_text("\0".join(command))
         settings = self.settings
         environment = {**os.environ, "CLAIMS_DATA_DIR": str(settings.data_dir.resolve())}
         if settings.database_url:
@@ -253,6 +290,7 @@ class JobLauncher:
         except BaseException:  # its lease lapses, and a replica tries again (or fails it)
             self.leases.release(job_id)
             raise
+        self._processes[job_id] = process  # a slot taken until it ends
         # renewed until the process takes it over, or dies first and lets it lapse
         self.leases.hold(job_id, while_=lambda: process.poll() is None)
         self._pid_file(job_id).write_text(str(process.pid))  # for an operator to find it
@@ -265,6 +303,3 @@ class JobLauncher:
 
     def _pid_file(self, job_id: str) -> Path:
         return self.jobs_dir / f"{job_id}.pid"
-
-    def _owner_file(self, job_id: str) -> Path:
-        return self.jobs_dir / f"{job_id}.owner"

@@ -1,8 +1,10 @@
 """Backlog files scored in the background: upload, follow, download.
 
-A job belongs to the key that created it: only that key, or an admin's, reads its status and
-its files (another key gets 404, as for a job that does not exist). The caps on jobs at once
-(`CLAIMS_BATCH_JOBS_PER_KEY`, `CLAIMS_BATCH_JOBS_TOTAL`) are checked before the upload is read.
+A job belongs to the key that created it, as the store records: only that key, or an admin's,
+reads its status and its files (another key gets 404, as for a job that does not exist). The
+caps on jobs at once (`CLAIMS_BATCH_JOBS_PER_KEY`, `CLAIMS_BATCH_JOBS_TOTAL`) are checked before
+the upload is read. A complete upload is queued in the store; the first replica with a free
+slot (this one, if it has one) starts it.
 """
 
 from __future__ import annotations
@@ -127,13 +129,14 @@ async def start_batch_job(
     finally:
         await form.close()
     message = f"queued: {name}, model {serving.registry_version}"
-    await run_in_threadpool(store.update_job, job.job_id, message=message)
     checkpoint = Path(serving.checkpoint_path) if serving.checkpoint_path else None
-    await run_in_threadpool(launcher.start_scoring, job.job_id, source, out, checkpoint, explain)
-    started = await run_in_threadpool(store.job, job.job_id)
-    if started is None:
+    await run_in_threadpool(
+        launcher.queue_scoring, job.job_id, message, source, out, checkpoint, explain
+    )
+    queued = await run_in_threadpool(store.job, job.job_id)
+    if queued is None:
         raise RuntimeError(f"batch job {job.job_id} vanished from the store once queued")
-    return started
+    return queued
 
 
 def _save(file: UploadFile, path: Path) -> None:
