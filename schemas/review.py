@@ -8,6 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from schemas.claim import Claim
 from schemas.feedback import FeedbackRecord, Identifier
+from schemas.language import LanguageReading
 from schemas.triage import ReviewReason, TriageResult
 
 MAX_HOLD_MINUTES = 8 * 60  # a working day: past it, the claim goes back to the queue
@@ -30,6 +31,11 @@ class ReviewQueueItem(BaseModel):
     model_version: str
     created_at: datetime
     held_by: ReviewHold | None = Field(description="Who works it now, if anyone.")
+    language: LanguageReading | None = Field(
+        default=None,
+        description="The language the claim was read as; absent from answers recorded before "
+        "the service read languages.",
+    )
 
 
 class ReviewQueue(BaseModel):

@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 if TYPE_CHECKING:
+    from claims.domain.language import LanguageDetector
     from schemas.scoring import ScoreSummary
 
 
@@ -105,12 +106,15 @@ def score(
     console = Console(stderr=True)
     store = Store.from_settings(DataSettings())
     with reporting(store, "score", job) as report, user_errors(ScoringError):
+        languages = _languages()
         if engine == "ray":
             from serving.batch.ray_scoring import score_with_ray
 
             if model is None:
                 raise ScoringError("--engine ray needs --model: a folder every node can read")
-            summary = score_with_ray(model, source, out, rejects, actors=actors, explain=explain)
+            summary = score_with_ray(
+                model, source, out, rejects, actors=actors, explain=explain, languages=languages
+            )
         elif engine == "local":
             summary = _score_locally(
                 source,
@@ -122,6 +126,7 @@ def score(
                 workers=workers,
                 restart=restart,
                 explain=explain,
+                languages=languages,
                 console=console,
                 report=report.progress,
             )
@@ -154,6 +159,7 @@ def _score_locally(
     workers: int | None,
     restart: bool,
     explain: bool,
+    languages: LanguageDetector,
     console: Console,
     report: Callable[[float, str], None],
 ) -> ScoreSummary:
@@ -189,8 +195,28 @@ def _score_locally(
             workers=workers or default_workers(device),
             progress=advance,
             explain=explain,
+            languages=languages,
         )
         return scorer.score(source, out, rejects, restart=restart)
+
+
+def _languages() -> LanguageDetector:
+    """The service's reading of languages, from the same CLAIMS_* variables (a batch job the
+    service starts inherits them); one the detector lacks stops the run before it scores."""
+    from pydantic import ValidationError
+
+    from claims.domain.config import describe_validation_error
+    from claims.domain.language import LanguageSettings
+    from serving.batch.scoring import ScoringError
+
+    try:
+        languages = LanguageSettings().detector()
+        languages.load()
+    except ValidationError as error:
+        raise ScoringError(f"CLAIMS_* settings: {describe_validation_error(error)}") from error
+    except ValueError as error:
+        raise ScoringError(f"CLAIMS_DETECT_LANGUAGES: {error}") from error
+    return languages
 
 
 def register(app: typer.Typer) -> None:

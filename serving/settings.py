@@ -9,7 +9,7 @@ from pydantic import Field
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource
 
-from claims.domain.language import DEFAULT_LANGUAGES, MIN_CONFIDENCE
+from claims.domain.language import LanguageSettings
 from claims.store.data_settings import DataSettings
 from schemas.jobs import RetrainEngine
 from schemas.scoring import Precision
@@ -33,7 +33,7 @@ class WithoutArgumentsOnly(PydanticBaseSettingsSource):
         return {name: v for name, v in self.inner().items() if name not in ARGUMENTS_ONLY}
 
 
-class ServiceSettings(DataSettings):
+class ServiceSettings(DataSettings, LanguageSettings):
     @classmethod
     def settings_customise_sources(
         cls,
@@ -200,21 +200,6 @@ class ServiceSettings(DataSettings):
         "retraining's signal; it holds no narrative), no longer linked to it; a correction "
         "of a claim not in the historical data then has no text left to retrain on. 0: kept "
         "for ever.",
-    )
-    detect_languages: list[str] = Field(
-        default=list(DEFAULT_LANGUAGES),
-        min_length=1,
-        description="The languages a claim that gives none may be detected as (ISO 639-1 "
-        "codes); list every language your claims arrive in, since a claim in another is read as "
-        'the nearest of these. From the environment as JSON: CLAIMS_DETECT_LANGUAGES=\'["en", '
-        '"pt"]\'.',
-    )
-    language_min_confidence: float = Field(
-        default=MIN_CONFIDENCE,
-        gt=0,
-        le=1,
-        description="Below this probability among `detect_languages`, a claim's language is "
-        "`und` (undetermined), not a guess.",
     )
     inference_timeout: float = Field(default=30.0, gt=0, description="Seconds before a 504.")
     max_queued_claims: int = Field(

@@ -16,6 +16,8 @@ from claims.store import Store
 from claims.store.data_settings import DataSettings
 from claims.store.registry import Registry
 from schemas.auth import Role
+from schemas.language import LanguageReading
+from serving.console.routes import language_shown
 from tests.helpers import running_service
 from tests.test_feedback_api import LINEAGE, renamed
 
@@ -121,6 +123,8 @@ def test_an_adjuster_corrects_a_claim_and_it_leaves_the_queue(
     for waiting in review:
         assert queue.get_by_role("link", name=waiting["claim_id"], exact=True).count() == 1
     queue.get_by_role("link", name=claim_id, exact=True).click()
+    language = LanguageReading.model_validate(answer["language"])
+    assert page.inner_text("#language") == language_shown(language)  # as the answer said
     marks = page.locator("#narrative mark")
     assert marks.count() >= 1, "the explanation's phrases are highlighted"
     assert marks.first.get_attribute("data-effect")

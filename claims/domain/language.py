@@ -23,6 +23,8 @@ from collections.abc import Sequence
 from functools import cache
 
 from py3langid.langid import MODEL_FILE, LanguageIdentifier
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from schemas.claim import Claim
 from schemas.language import UNDETERMINED, LanguageReading
@@ -64,6 +66,32 @@ class LanguageDetector:
         if claim.language is not None:
             return LanguageReading(tag=claim.language, source="given")
         return LanguageReading(tag=self.detect(claim.description), source="detected")
+
+
+class LanguageSettings(BaseSettings):
+    """How a claim that gives no language is read, from the same CLAIMS_* variables in the
+    service and in `claims score`: a backlog is read as the service would read its claims."""
+
+    model_config = SettingsConfigDict(env_prefix="CLAIMS_")
+
+    detect_languages: list[str] = Field(
+        default=list(DEFAULT_LANGUAGES),
+        min_length=1,
+        description="The languages a claim that gives none may be detected as (ISO 639-1 "
+        "codes); list every language your claims arrive in, since a claim in another is read as "
+        'the nearest of these. From the environment as JSON: CLAIMS_DETECT_LANGUAGES=\'["en", '
+        '"pt"]\'.',
+    )
+    language_min_confidence: float = Field(
+        default=MIN_CONFIDENCE,
+        gt=0,
+        le=1,
+        description="Below this probability among `detect_languages`, a claim's language is "
+        "`und` (undetermined), not a guess.",
+    )
+
+    def detector(self) -> LanguageDetector:
+        return LanguageDetector(self.detect_languages, self.language_min_confidence)
 
 
 @cache

@@ -207,4 +207,5 @@ def _queue_item(row: ReviewItem, result: TriageResult, now: datetime) -> ReviewQ
         model_version=result.served_by.model_version,
         created_at=row.created_at,
         held_by=_hold(row, now),
+        language=result.language,
     )

@@ -21,6 +21,7 @@ import pyarrow.csv as pa_csv
 
 from claims.data.streams import csv_column_names
 from claims.data.tables import table_format
+from claims.domain.language import LanguageDetector
 from claims.model.checkpoint import verify_checkpoint
 from claims.model.predictor import cpu_has_bf16
 from schemas.scoring import ScoreSummary
@@ -32,9 +33,13 @@ REASON = "reject_reason"
 class ScoringActor:
     """One model per actor, loaded once; Ray calls it with one batch of rows at a time."""
 
-    def __init__(self, model_dir: str, explain: bool = False) -> None:
+    def __init__(
+        self, model_dir: str, explain: bool = False, languages: LanguageDetector | None = None
+    ) -> None:
         loaded = load_scoring_model(Path(model_dir))
-        self.scorer = BacklogScorer(loaded.predictor, loaded.config, explain=explain)
+        self.scorer = BacklogScorer(
+            loaded.predictor, loaded.config, explain=explain, languages=languages
+        )
 
     def __call__(self, batch: pd.DataFrame) -> pd.DataFrame:
         rows = batch.to_dict(orient="records")
@@ -84,9 +89,11 @@ def score_with_ray(
     actors: int | None = None,
     batch_rows: int = 4096,
     explain: bool = False,
+    languages: LanguageDetector | None = None,
 ) -> ScoreSummary:
     """`out` and `rejects` are folders of Parquet files; `explain` adds the local engine's
-    explanation columns."""
+    explanation columns. `languages` goes to every actor, wherever it runs: the settings of
+    this process, not of the nodes'."""
     import ray
 
     started = time.perf_counter()
@@ -99,7 +106,11 @@ def score_with_ray(
     dataset = _read(source)
     results = dataset.map_batches(
         ScoringActor,
-        fn_constructor_kwargs={"model_dir": str(model_dir), "explain": explain},
+        fn_constructor_kwargs={
+            "model_dir": str(model_dir),
+            "explain": explain,
+            "languages": languages,
+        },
         batch_size=batch_rows,
         batch_format="pandas",
         concurrency=pool,

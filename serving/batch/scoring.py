@@ -43,6 +43,7 @@ from claims.data.streams import (
 from claims.data.tables import SUPPORTED_SUFFIXES, table_format
 from claims.domain.config import describe_validation_error
 from claims.domain.decision import decide_all, policy_fields
+from claims.domain.language import LanguageDetector
 from claims.domain.triage import chosen_labels
 from claims.model.checkpoint import LoadedCheckpoint, load_checkpoint
 from claims.model.features import FeatureError
@@ -71,7 +72,9 @@ def rejects_path(out: Path) -> Path:
 
 
 def output_schema(labels: dict[str, list[str]], explain: bool = False) -> pa.Schema:
-    """The output's columns; `explain` adds those of serving/batch/explained.py after them."""
+    """The output's columns; `explain` adds those of serving/batch/explained.py after them.
+    `language` and `language_source` say how each claim was read, as the service's answer
+    does: its own tag (`given`), else the one detected from its narrative (`detected`)."""
     fields = [pa.field("row", pa.int64()), pa.field("claim_id", pa.string())]
     for task in labels:
         fields += [pa.field(task, pa.string()), pa.field(f"{task}_probability", pa.float64())]
@@ -81,6 +84,8 @@ def output_schema(labels: dict[str, list[str]], explain: bool = False) -> pa.Sch
         pa.field("needs_review", pa.bool_()),
         pa.field("review_reasons", pa.string()),
         pa.field("model_version", pa.string()),
+        pa.field("language", pa.string()),
+        pa.field("language_source", pa.string()),
     ]
     return pa.schema(fields + (explanation_fields(list(labels)) if explain else []))
 
@@ -133,6 +138,8 @@ class Chunk:
     numbers: list[int | None] = field(default_factory=list)
     claim_ids: list[str] = field(default_factory=list)
     fields: dict[str, np.ndarray] = field(default_factory=dict)  # what the policy reads
+    languages: list[str] = field(default_factory=list)  # each claim's tag, and who said so
+    language_sources: list[str] = field(default_factory=list)
     rejects: list[dict[str, object]] = field(default_factory=list)
     prepared: PreparedClaims | None = None
     claims: list[Claim] = field(default_factory=list)  # kept only to be explained
@@ -160,8 +167,10 @@ class ChunkWork:
         labels: dict[str, list[str]],
         model_version: str,
         explain: bool = False,
+        languages: LanguageDetector | None = None,
     ) -> None:
         self.preparer = preparer
+        self.languages = languages if languages is not None else LanguageDetector()
         self.config = config
         self.labels = labels
         self.model_version = model_version
@@ -210,6 +219,9 @@ class ChunkWork:
             chunk.prepared = self.preparer.prepare(claims)
         chunk.claim_ids = [claim.claim_id for claim in claims]
         chunk.fields = policy_fields(claims, self.config.policy)
+        readings = [self.languages.read(claim) for claim in claims]
+        chunk.languages = [reading.tag for reading in readings]
+        chunk.language_sources = [reading.source for reading in readings]
         chunk.claims = claims if self.explain else []
         return chunk
 
@@ -236,6 +248,8 @@ class ChunkWork:
                 for reasons in decisions.review_reasons
             ]
             columns["model_version"] = [self.model_version] * count
+            columns["language"] = chunk.languages
+            columns["language_source"] = chunk.language_sources
             if self.explain:
                 if answers.explanations is None:
                     raise ValueError("a chunk to explain reached the writer unexplained")
@@ -267,11 +281,14 @@ class BacklogScorer:
         workers: int = 1,
         progress: Callable[[int], None] | None = None,
         explain: bool = False,
+        languages: LanguageDetector | None = None,
     ) -> None:
         """`workers`: 1 prepares the next chunk in a thread beside the model; more run the CPU
         work on both sides of the model in that many processes. `progress(rows)` is told how
         many more input rows are done, chunk by chunk. `explain`: each row's top factors as
-        columns too (serving/batch/explained.py), computed beside the model, chunk by chunk."""
+        columns too (serving/batch/explained.py), computed beside the model, chunk by chunk.
+        `languages` reads the language of claims that give none, as the service does
+        (`LanguageSettings`); default: its default languages and confidence."""
         self.predictor = predictor
         self.config = config
         self.chunk_rows = chunk_rows
@@ -279,7 +296,12 @@ class BacklogScorer:
         self.progress = progress or (lambda rows: None)
         self.explain = explain
         self.work = ChunkWork(
-            predictor.preparer, config, predictor.labels, predictor.model_version, explain
+            predictor.preparer,
+            config,
+            predictor.labels,
+            predictor.model_version,
+            explain,
+            languages,
         )
         self._clock = {"model": 0.0, "waiting": 0.0}  # seconds of the current run
 
@@ -326,6 +348,11 @@ class BacklogScorer:
             "modified_ns": stat.st_mtime_ns,
             "model_version": self.predictor.model_version,
             "chunk_rows": self.chunk_rows,
+            # parts read with other languages, or before languages were read, are not reused
+            "languages": {
+                "detect": list(self.work.languages.languages),
+                "min_confidence": self.work.languages.min_confidence,
+            },
         }
         if self.explain:  # parts of a plain run have other columns; a plain run's state is kept
             state["explain"] = True
@@ -335,8 +362,8 @@ class BacklogScorer:
             earlier = json.loads((parts / STATE_FILE).read_text())
             if earlier != state:
                 raise ScoringError(
-                    f"{parts} holds an interrupted run on another input, model or chunk size; "
-                    "pass --restart to discard it"
+                    f"{parts} holds an interrupted run on another input, model, chunk size or "
+                    "languages to detect; pass --restart to discard it"
                 )
             return len(list(parts.glob("*.done.json")))
         parts.mkdir(parents=True)

@@ -22,6 +22,7 @@ from claims.store import ReviewHeld, Store
 from claims.store.review import AGE_BANDS
 from schemas.auth import Role
 from schemas.feedback import FeedbackItem
+from schemas.language import UNDETERMINED, LanguageReading
 from schemas.review import PredictionDetail
 from serving.auth import Authenticator, Refusal
 from serving.console.sessions import ConsoleSession, Sessions
@@ -32,6 +33,18 @@ from serving.routes.review import prediction_detail
 
 HERE = Path(__file__).parent
 templates = Jinja2Templates(directory=HERE / "templates")
+
+
+def language_shown(reading: LanguageReading | None) -> str:
+    """`pt-BR (given)`, `pt (detected)`: what an adjuster needs to know of the claim's language;
+    `unknown` for an answer recorded before the service read languages."""
+    if reading is None:
+        return "unknown"
+    tag = "undetermined" if reading.tag == UNDETERMINED else reading.tag
+    return f"{tag} ({reading.source})"
+
+
+templates.env.filters["language"] = language_shown
 router = APIRouter(prefix="/console", include_in_schema=False)
 
 SESSION_COOKIE = "claims_console"
