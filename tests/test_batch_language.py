@@ -144,9 +144,10 @@ def test_the_score_command_refuses_a_language_it_cannot_detect_before_scoring(
 def test_a_batch_job_reads_languages_as_the_service_does(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("CLAIMS_DETECT_LANGUAGES", '["en"]')  # the service's, and its job's
+    monkeypatch.delenv("CLAIMS_DETECT_LANGUAGES", raising=False)
     source = backlog(tmp_path, rows=8)
-    with TestClient(create_app(ServiceSettings())) as client:
+    # given in code, not by the environment: the job's process must still read them
+    with TestClient(create_app(ServiceSettings(detect_languages=["en"]))) as client:
         upload = {"file": ("backlog.csv", source.read_bytes(), "text/csv")}
         response = client.post("/v1/batch-jobs", files=upload)
         assert response.status_code == 202, response.text

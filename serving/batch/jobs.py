@@ -25,6 +25,7 @@ the rest of the job; only its log and the pid of its process are files, beside e
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import shutil
@@ -278,6 +279,9 @@ class JobLauncher:
         environment[HANDED_BY] = self.replica  # the command takes the job's lease over from us
         environment["CLAIMS_JOB_LEASE_SECONDS"] = str(settings.job_lease_seconds)
         environment["CLAIMS_JOB_LEASE_RENEW_SECONDS"] = str(settings.job_lease_renew_seconds)
+        # a backlog's claims are read in the languages this service reads its own in
+        environment["CLAIMS_DETECT_LANGUAGES"] = json.dumps(settings.detect_languages)
+        environment["CLAIMS_LANGUAGE_MIN_CONFIDENCE"] = str(settings.language_min_confidence)
         try:
             with open(self._log(job_id), "ab") as output:
                 process = subprocess.Popen(
