@@ -151,6 +151,7 @@ def finished_job(client: TestClient, owner: str | None) -> str:
     folder.mkdir(parents=True)
     for name in ("input.csv", "output.csv", "output.rejects.csv"):
         (folder / name).write_bytes(BACKLOG)
+    launcher.jobs_dir.mkdir(parents=True, exist_ok=True)  # its process would have made it
     (launcher.jobs_dir / f"{job.job_id}.log").write_text("scored\n")
     result = {"output": str(folder / "output.csv"), "rejects": str(folder / "output.rejects.csv")}
     client.app.state.store.update_job(

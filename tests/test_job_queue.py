@@ -17,7 +17,7 @@ from alembic import command
 from sqlalchemy import create_engine, text
 from sqlalchemy.pool import NullPool
 
-from claims.store import LeaseLost, Store
+from claims.store import JobCapReached, JobCaps, LeaseLost, Store
 from claims.store.store import alembic_config
 from schemas.jobs import JobState
 from serving.batch.jobs import JobLauncher
@@ -214,3 +214,39 @@ def test_a_job_queued_by_a_busy_replica_is_started_by_another(
         a.close()
         b.close()
         store.close()
+
+
+def test_replicas_asked_at_once_never_create_jobs_past_the_caps(
+    database_url: str, store: Store
+) -> None:
+    """Eight replicas' stores, each asked for a scoring job at the same instant: the caps (two
+    in all, one a key) hold for the cluster, not for each replica."""
+    stores = [Store(database_url) for _ in range(8)]
+    start = threading.Barrier(len(stores))
+    outcomes: dict[int, str] = {}
+
+    def create(replica: int, own: Store) -> None:
+        start.wait()
+        try:
+            own.create_job("score", owner_key=f"key-{replica % 4}", caps=JobCaps(2, 1))
+            outcomes[replica] = "created"
+        except JobCapReached as refused:
+            outcomes[replica] = str(refused)
+
+    threads = [threading.Thread(target=create, args=pair) for pair in enumerate(stores)]
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=60)
+    finally:
+        for own in stores:
+            own.close()
+    assert len(outcomes) == 8
+    active = store.jobs(kind="score", states=[JobState.queued, JobState.running])
+    assert len(active) == 2 == sum(outcome == "created" for outcome in outcomes.values())
+    assert len({job.job_id for job in active}) == 2
+    owners = [store.job_owner(job.job_id) for job in active]
+    assert len(set(owners)) == 2  # never two for one key
+    refusals = [outcome for outcome in outcomes.values() if outcome != "created"]
+    assert all("queued or running" in refusal for refusal in refusals)

@@ -5,14 +5,19 @@ from claims.store.review import ReviewHeld
 from claims.store.store import (
     ActiveJobExists,
     FeedbackConflict,
+    JobCapReached,
+    JobCaps,
     Store,
     StoreError,
     UnknownPrediction,
+    over_caps,
 )
 
 __all__ = [
     "ActiveJobExists",
     "FeedbackConflict",
+    "JobCapReached",
+    "JobCaps",
     "LeaseLost",
     "ReviewHeld",
     "Store",
@@ -24,6 +29,7 @@ __all__ = [
     "job_progress",
     "leases",
     "orm",
+    "over_caps",
     "registry",
     "registry_records",
     "review",

@@ -17,6 +17,7 @@ import time
 import uuid
 from collections.abc import Collection, Iterable, Sequence
 from contextlib import AbstractContextManager
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,7 @@ from sqlalchemy import (
     ColumnElement,
     Connection,
     Engine,
+    and_,
     create_engine,
     delete,
     event,
@@ -41,7 +43,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from claims.store.activity import ActivityQueries
 from claims.store.data_settings import DataSettings
 from claims.store.files import make_private, private_sqlite_file
-from claims.store.leases import JobLeases, LeaseLost, database_now
+from claims.store.leases import ACTIVE_STATES, JobLeases, LeaseLost, database_now
 from claims.store.orm import (
     ApiKey,
     Feedback,
@@ -82,6 +84,23 @@ class UnknownPrediction(LookupError):
 
 class ActiveJobExists(RuntimeError):
     """A job of a kind that runs one at a time (a retrain) is already queued or running."""
+
+
+class JobCapReached(RuntimeError):
+    """As many jobs of a kind as its caps allow are queued or running, in the whole cluster."""
+
+
+@dataclass(frozen=True)
+class JobCaps:
+    """How many active jobs of one kind the cluster takes: in all, and for one owner key."""
+
+    total: int
+    per_owner: int
+
+
+# pg_advisory_xact_lock's key for counting active jobs against their caps: any fixed number
+# that no other lock of this database uses
+JOB_CAPS_LOCK = 0x636C6A62
 
 
 class StoreError(RuntimeError):
@@ -282,11 +301,14 @@ class Store(ReviewQueries, ActivityQueries, SettledQueries, JobLeases):
         lease: tuple[str, float] | None = None,
         owner_key: str | None = None,
         command: Sequence[str] | None = None,
+        caps: JobCaps | None = None,
     ) -> JobStatus:
         """A new queued job; `lease` (owner, seconds): the lease its creator holds from the
         start, so that no other replica claims it before its work begins. `owner_key`: the API
         key it belongs to ("" when keys are off); `command`: the `claims` command that does its
-        work, once known."""
+        work, once known. `caps`: raises JobCapReached rather than go past them; the count and
+        the insert are one transaction that replicas take one at a time (an advisory lock on
+        PostgreSQL, the write lock on SQLite), so replicas asked at once cannot each go past."""
         now = datetime.now(UTC)
         row = Job(
             job_id=f"job-{uuid.uuid4().hex}",
@@ -301,6 +323,8 @@ class Store(ReviewQueries, ActivityQueries, SettledQueries, JobLeases):
         )
         try:
             with self._writing.begin() as session:
+                if caps is not None:
+                    _check_caps(session, kind, owner_key, caps)
                 if lease is not None:
                     row.lease_owner = lease[0]
                     row.lease_expires_at = database_now(session) + timedelta(seconds=lease[1])
@@ -624,3 +648,30 @@ def _job_status(row: Job) -> JobStatus:
         result=None if row.result is None else json.loads(row.result),
         error=row.error,
     )
+
+
+def over_caps(kind: str, active: int, mine: int, caps: JobCaps) -> str | None:
+    """Why one more job of `kind` would pass its caps, with `active` of them queued or running
+    and `mine` of those the same key's; None if it would not."""
+    if active >= caps.total:
+        return (
+            f"{active} {kind} jobs are queued or running, the most the service takes at once: "
+            "try again when one has finished"
+        )
+    if mine >= caps.per_owner:
+        return (
+            f"this key has {mine} {kind} jobs queued or running, the most a key may: "
+            "try again when one has finished"
+        )
+    return None
+
+
+def _check_caps(session: Session, kind: str, owner_key: str | None, caps: JobCaps) -> None:
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(select(func.pg_advisory_xact_lock(JOB_CAPS_LOCK)))
+    active = and_(Job.kind == kind, Job.state.in_(ACTIVE_STATES))
+    count = select(func.count()).select_from(Job).where(active)
+    total = session.scalar(count) or 0
+    mine = session.scalar(count.where(Job.owner_key == (owner_key or ""))) or 0
+    if (reason := over_caps(kind, total, mine, caps)) is not None:
+        raise JobCapReached(reason)

@@ -15,10 +15,11 @@ shared data path; so does a retrain whose process never reported starting; one t
 failed, to be asked for again. No job is judged by a process id, which on another machine
 means nothing: a replica watches only the processes it started itself.
 
-A job is started under a lock on a file in the data directory, so that two requests, in one
-process or in several that share the directory, cannot both pass the checks (one retrain at a
-time, the caps on scoring jobs) before either has created its job. One retrain at a time also
-holds across replicas on other machines: the store's partial unique index refuses a second.
+The caps on scoring jobs are counted and the job created in one transaction of the store that
+replicas take one at a time, so replicas asked at once cannot each pass them. One retrain at a
+time holds across replicas by the store's partial unique index; a retrain is also asked for
+under a lock on a file in the data directory, so that its checks (and the recovery of a dead
+one) run once on a machine.
 A job's owner (the key that created a scoring job) and its command line are in the store with
 the rest of the job; only its log and the pid of its process are files, beside each other.
 """
@@ -37,7 +38,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from claims.store import ActiveJobExists, Store
+from claims.store import ActiveJobExists, JobCapReached, JobCaps, Store, over_caps
 from claims.store.files import exclusive_lock
 from claims.store.job_progress import HANDED_BY
 from claims.store.leases import LeaseKeeper, process_owner
@@ -118,29 +119,27 @@ class JobLauncher:
 
     def check_room(self, owner: str | None) -> None:
         """Raises TooManyJobs when `owner` (a key id; None without keys) may not start another
-        scoring job now; cheap, so an upload is refused before it is read."""
-        active = [job.job_id for job in self.store.jobs(kind=SCORE, states=ACTIVE)]
-        if len(active) >= self.settings.batch_jobs_total:
-            raise TooManyJobs(
-                f"{len(active)} batch jobs are queued or running, the most the service takes "
-                "at once: try again when one has finished"
-            )
+        scoring job now; cheap, so an upload is refused before it is read. `create_scoring`
+        checks again, in the store, where replicas cannot both pass."""
+        active = len(self.store.jobs(kind=SCORE, states=ACTIVE))
         mine = len(self.store.jobs(kind=SCORE, states=ACTIVE, owner_key=owner or ""))
-        if mine >= self.settings.batch_jobs_per_key:
-            raise TooManyJobs(
-                f"this key has {mine} batch jobs queued or running, the most a key may: "
-                "try again when one has finished"
-            )
+        if (reason := over_caps(SCORE, active, mine, self._caps())) is not None:
+            raise TooManyJobs(reason)
 
     def create_scoring(self, owner: str | None, message: str) -> JobStatus:
-        """A new scoring job owned by `owner`, within the caps (checked again, under the lock,
-        since an upload may have been read while others were)."""
-        with self._launching():
-            self.check_room(owner)
+        """A new scoring job owned by `owner`, within the caps, counted and created in one
+        transaction of the store that replicas take one at a time."""
+        try:
             job = self.store.create_job(
-                SCORE, message=message, lease=self._lease(), owner_key=owner or ""
+                SCORE,
+                message=message,
+                lease=self._lease(),
+                owner_key=owner or "",
+                caps=self._caps(),
             )
-            self.leases.hold(job.job_id)  # while the upload arrives
+        except JobCapReached as error:
+            raise TooManyJobs(str(error)) from error
+        self.leases.hold(job.job_id)  # while the upload arrives
         return job
 
     def forget_old(self, now: datetime | None = None) -> tuple[int, int]:
@@ -298,6 +297,9 @@ class JobLauncher:
         # renewed until the process takes it over, or dies first and lets it lapse
         self.leases.hold(job_id, while_=lambda: process.poll() is None)
         self._pid_file(job_id).write_text(str(process.pid))  # for an operator to find it
+
+    def _caps(self) -> JobCaps:
+        return JobCaps(self.settings.batch_jobs_total, self.settings.batch_jobs_per_key)
 
     def _lease(self) -> tuple[str, float]:
         return self.replica, self.settings.job_lease_seconds
