@@ -7,10 +7,10 @@ from __future__ import annotations
 import os
 import signal
 import threading
-import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 from alembic import command
@@ -22,19 +22,32 @@ from claims.store.store import alembic_config
 from schemas.jobs import JobState
 from serving.batch.jobs import JobLauncher
 from serving.settings import ServiceSettings
+from tests.test_job_leases import SHORT, lapsed, wait_for
 
-SHORT = 0.3  # seconds: a lease that lapses within a test
-
-
-def lapsed() -> None:
-    time.sleep(SHORT + 0.2)
+T = TypeVar("T")
 
 
-def wait_for(what: str, check: Callable[[], object], seconds: float) -> None:
-    deadline = time.monotonic() + seconds
-    while not check():
-        assert time.monotonic() < deadline, what
-        time.sleep(0.1)
+def at_once(database_url: str, replicas: int, work: Callable[[int, Store], T]) -> dict[int, T]:
+    """`work(replica, its own store)` on as many threads, released at the same instant; what
+    each returned."""
+    stores = [Store(database_url) for _ in range(replicas)]
+    start = threading.Barrier(replicas)
+    outcomes: dict[int, T] = {}
+
+    def run(replica: int, own: Store) -> None:
+        start.wait()
+        outcomes[replica] = work(replica, own)
+
+    threads = [threading.Thread(target=run, args=pair) for pair in enumerate(stores)]
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=60)
+    finally:
+        for own in stores:
+            own.close()
+    return outcomes
 
 
 def test_a_job_keeps_its_owner_and_command_in_the_store(store: Store) -> None:
@@ -108,24 +121,12 @@ def test_workers_claiming_at_once_each_get_a_different_job_or_none(
     database_url: str, store: Store
 ) -> None:
     ready = {store.create_job("score", command=["score", f"{n}.csv"]).job_id for n in range(3)}
-    stores = [Store(database_url) for _ in range(6)]
-    start = threading.Barrier(len(stores))
-    claimed: dict[int, str | None] = {}
 
-    def claim(worker: int, own: Store) -> None:
-        start.wait()
+    def claim(worker: int, own: Store) -> str | None:
         job = own.claim_next(f"replica-{worker}", 60)
-        claimed[worker] = None if job is None else job.job_id
+        return None if job is None else job.job_id
 
-    threads = [threading.Thread(target=claim, args=pair) for pair in enumerate(stores)]
-    try:
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join(timeout=60)
-    finally:
-        for own in stores:
-            own.close()
+    claimed = at_once(database_url, 6, claim)
     taken = [job_id for job_id in claimed.values() if job_id is not None]
     assert len(claimed) == 6 and sorted(taken) == sorted(ready)  # each once; the rest none
     for worker, job_id in claimed.items():
@@ -221,27 +222,15 @@ def test_replicas_asked_at_once_never_create_jobs_past_the_caps(
 ) -> None:
     """Eight replicas' stores, each asked for a scoring job at the same instant: the caps (two
     in all, one a key) hold for the cluster, not for each replica."""
-    stores = [Store(database_url) for _ in range(8)]
-    start = threading.Barrier(len(stores))
-    outcomes: dict[int, str] = {}
 
-    def create(replica: int, own: Store) -> None:
-        start.wait()
+    def create(replica: int, own: Store) -> str:
         try:
             own.create_job("score", owner_key=f"key-{replica % 4}", caps=JobCaps(2, 1))
-            outcomes[replica] = "created"
         except JobCapReached as refused:
-            outcomes[replica] = str(refused)
+            return str(refused)
+        return "created"
 
-    threads = [threading.Thread(target=create, args=pair) for pair in enumerate(stores)]
-    try:
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join(timeout=60)
-    finally:
-        for own in stores:
-            own.close()
+    outcomes = at_once(database_url, 8, create)
     assert len(outcomes) == 8
     active = store.jobs(kind="score", states=[JobState.queued, JobState.running])
     assert len(active) == 2 == sum(outcome == "created" for outcome in outcomes.values())
