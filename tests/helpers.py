@@ -3,7 +3,9 @@ an empty database, an upload's ASGI scope."""
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -19,6 +21,7 @@ from sqlalchemy import create_engine, make_url, text
 from sqlalchemy.pool import NullPool
 
 from claims.domain.config import load_config
+from claims.model.checkpoint import MANIFEST
 from schemas.config import SpecialistConfig
 
 TRAINING_ROWS = 480
@@ -125,3 +128,12 @@ def claim_type_config(**training: object) -> SpecialistConfig:
     # so the gate tolerates more here than the 0.01 it defaults to for real claim volumes
     data["retraining"].update({"tolerance": 0.1, "min_rows": 10, "feedback_holdout_fraction": 0.5})
     return SpecialistConfig.model_validate(data)
+
+
+def renamed_checkpoint(checkpoint: Path, folder: Path, version: str = "sp-000000000002") -> Path:
+    """The same checkpoint under another version name: two versions without a second training."""
+    copy = Path(shutil.copytree(checkpoint, folder))
+    manifest = json.loads((copy / MANIFEST).read_text())
+    manifest["model_version"] = version
+    (copy / MANIFEST).write_text(json.dumps(manifest))
+    return copy

@@ -4,9 +4,7 @@ PostgreSQL (where CLAIMS_TEST_DATABASE_URL names a server), with real processes.
 
 from __future__ import annotations
 
-import json
 import os
-import shutil
 import subprocess
 import sys
 import threading
@@ -17,12 +15,11 @@ from pathlib import Path
 import httpx
 import pytest
 
-from claims.model.checkpoint import MANIFEST
 from claims.store import ActiveJobExists, Store
 from claims.store.registry import Registry
 from schemas.jobs import JobState
 from schemas.registry import Lineage
-from tests.helpers import empty_database_url, running_service
+from tests.helpers import empty_database_url, renamed_checkpoint, running_service
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -102,15 +99,6 @@ CLAIM = {"claim_id": "C-1", "description": "A pipe burst in the kitchen and floo
 RELOAD_INTERVAL = 0.5
 
 
-def renamed(checkpoint: Path, folder: Path, version: str) -> Path:
-    """The same checkpoint under another version name: two versions without a second training."""
-    copy = Path(shutil.copytree(checkpoint, folder))
-    manifest = json.loads((copy / MANIFEST).read_text())
-    manifest["model_version"] = version
-    (copy / MANIFEST).write_text(json.dumps(manifest))
-    return copy
-
-
 def active_version(url: str) -> str | None:
     return httpx.get(f"{url}/v1/models/active", timeout=30).json()["registry_version"]
 
@@ -127,7 +115,7 @@ def test_a_promotion_through_one_replica_is_served_by_every_replica(
         registry = Registry(shared / "registry", Store(url))
         first = registry.register(trained_checkpoint, LINEAGE).version
         second = registry.register(
-            renamed(trained_checkpoint, tmp_path / "b", "sp-000000000002"), LINEAGE
+            renamed_checkpoint(trained_checkpoint, tmp_path / "b", "sp-000000000002"), LINEAGE
         ).version
         registry.promote(first, "initial")
         monkeypatch.setenv("CLAIMS_DATABASE_URL", url)
@@ -192,7 +180,7 @@ def test_on_postgresql_a_promotion_reaches_the_other_replica_at_once_by_notice(
         registry = Registry(shared / "registry", store)
         first = registry.register(trained_checkpoint, LINEAGE).version
         second = registry.register(
-            renamed(trained_checkpoint, tmp_path / "b", "sp-000000000002"), LINEAGE
+            renamed_checkpoint(trained_checkpoint, tmp_path / "b", "sp-000000000002"), LINEAGE
         ).version
         registry.promote(first, "initial")
         store.close()

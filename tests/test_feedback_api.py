@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import shutil
 import threading
 import time
 from collections.abc import Iterator
@@ -12,12 +10,12 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from claims.model.checkpoint import MANIFEST
 from claims.store.data_settings import DataSettings
 from claims.store.registry import Registry
 from schemas.registry import Lineage
 from serving.app import create_app
 from serving.settings import ServiceSettings
+from tests.helpers import renamed_checkpoint
 
 CLAIM = {
     "claim_id": "CLM-501",
@@ -134,21 +132,13 @@ def test_registry_errors_are_clear(client: TestClient) -> None:
     assert client.post("/v1/models/rollback", json={"reason": "x"}).status_code == 409
 
 
-def renamed(checkpoint: Path, folder: Path, version: str) -> Path:
-    copy = Path(shutil.copytree(checkpoint, folder))
-    manifest = json.loads((copy / MANIFEST).read_text())
-    manifest["model_version"] = version
-    (copy / MANIFEST).write_text(json.dumps(manifest))
-    return copy
-
-
 def test_a_promotion_is_followed_without_failing_a_request(
     trained_checkpoint: Path, data_dir: Path, tmp_path: Path
 ) -> None:
     registry = Registry.from_settings(DataSettings())
     first = registry.register(trained_checkpoint, LINEAGE).version
     second = registry.register(
-        renamed(trained_checkpoint, tmp_path / "b", "sp-000000000002"), LINEAGE
+        renamed_checkpoint(trained_checkpoint, tmp_path / "b", "sp-000000000002"), LINEAGE
     ).version
     registry.promote(first, "initial")
     with TestClient(create_app(ServiceSettings(reload_interval=0.05))) as client:

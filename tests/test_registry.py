@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import shutil
 import threading
 from pathlib import Path
 
@@ -16,6 +15,7 @@ from claims.store import Store
 from claims.store.file_registry import import_file_registry
 from claims.store.registry import Registry, RegistryError
 from schemas.registry import Lineage
+from tests.helpers import renamed_checkpoint
 
 LINEAGE = Lineage(
     origin="registered",
@@ -23,15 +23,6 @@ LINEAGE = Lineage(
     training_data_sha256="0" * 64,
     training_rows=480,
 )
-
-
-def other_version(checkpoint: Path, folder: Path, version: str = "sp-000000000002") -> Path:
-    """The same checkpoint under another version name: enough for pointer tests."""
-    copy = Path(shutil.copytree(checkpoint, folder))
-    manifest = json.loads((copy / MANIFEST).read_text())
-    manifest["model_version"] = version
-    (copy / MANIFEST).write_text(json.dumps(manifest))
-    return copy
 
 
 def test_register_copies_a_verified_checkpoint_once(
@@ -61,7 +52,9 @@ def test_promote_and_rollback_move_one_pointer_and_log_each_move(
 ) -> None:
     registry = Registry(tmp_path / "registry", store)
     first = registry.register(trained_checkpoint, LINEAGE).version
-    second = registry.register(other_version(trained_checkpoint, tmp_path / "b"), LINEAGE).version
+    second = registry.register(
+        renamed_checkpoint(trained_checkpoint, tmp_path / "b"), LINEAGE
+    ).version
     registry.promote(first, "initial")
     pointer = registry.promote(second, "better")
     assert (pointer.version, pointer.previous) == (second, [first])
@@ -94,7 +87,7 @@ def test_concurrent_switches_each_take_the_next_generation(
     registry = Registry(tmp_path / "registry", store)
     versions = [registry.register(trained_checkpoint, LINEAGE).version]
     for n in range(2, 5):
-        copy = other_version(trained_checkpoint, tmp_path / f"v{n}", f"sp-00000000000{n}")
+        copy = renamed_checkpoint(trained_checkpoint, tmp_path / f"v{n}", f"sp-00000000000{n}")
         versions.append(registry.register(copy, LINEAGE).version)
     start = threading.Barrier(8)
     errors: list[BaseException] = []
@@ -134,7 +127,7 @@ def test_another_replica_sees_the_registry_through_the_store(
     assert second.pointer() == first.pointer()
     assert [v.version for v in second.versions()] == [version]
     assert (second.checkpoint(version) / MANIFEST).is_file()
-    newer = second.register(other_version(trained_checkpoint, tmp_path / "b"), LINEAGE).version
+    newer = second.register(renamed_checkpoint(trained_checkpoint, tmp_path / "b"), LINEAGE).version
     pointer = second.promote(newer, "from the other replica")
     assert first.pointer() == pointer and pointer.generation == 2
     other_store.close()
@@ -149,7 +142,7 @@ def test_a_file_registry_is_imported_once(
     versions = ["sp-000000000001", "sp-000000000002"]
     for n, version in enumerate(versions):
         folder = root / "versions" / version
-        other_version(trained_checkpoint, folder / "checkpoint", version)
+        renamed_checkpoint(trained_checkpoint, folder / "checkpoint", version)
         entry = {
             "version": version,
             "created_at": f"2026-11-0{n + 1}T10:00:00Z",
