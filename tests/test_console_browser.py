@@ -18,8 +18,8 @@ from claims.store.registry import Registry
 from schemas.auth import Role
 from schemas.language import LanguageReading
 from serving.console.routes import language_shown
-from tests.helpers import running_service
-from tests.test_feedback_api import LINEAGE, renamed
+from tests.helpers import renamed_checkpoint, running_service
+from tests.test_feedback_api import LINEAGE
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, Page
@@ -55,7 +55,9 @@ def service(
     registry = Registry.from_settings(settings, store)
     champion = registry.register(trained_checkpoint, LINEAGE).version
     registry.promote(champion, "initial")
-    copy = renamed(trained_checkpoint, tmp_path_factory.mktemp("retrained") / "c", RETRAINED)
+    copy = renamed_checkpoint(
+        trained_checkpoint, tmp_path_factory.mktemp("retrained") / "c", RETRAINED
+    )
     retrained = LINEAGE.model_copy(update={"origin": "retrained", "parent_version": champion})
     assert registry.register(copy, retrained).version == RETRAINED
     store.close()

@@ -12,8 +12,9 @@ from claims.store.registry import Registry
 from schemas.auth import Role
 from serving.app import create_app
 from serving.settings import ServiceSettings
+from tests.helpers import renamed_checkpoint
 from tests.test_console import csrf_of, sign_in
-from tests.test_feedback_api import LINEAGE, renamed
+from tests.test_feedback_api import LINEAGE
 
 
 def test_an_admin_promotes_and_rolls_back_after_confirming(
@@ -24,7 +25,7 @@ def test_an_admin_promotes_and_rolls_back_after_confirming(
     keys = {role: store.create_key(f"{role.value}-m", role)[1] for role in Role}
     registry = Registry.from_settings(DataSettings(data_dir=data), store)
     first = registry.register(trained_checkpoint, LINEAGE).version
-    second_copy = renamed(trained_checkpoint, tmp_path / "second", "sp-000000000002")
+    second_copy = renamed_checkpoint(trained_checkpoint, tmp_path / "second", "sp-000000000002")
     second = registry.register(second_copy, LINEAGE).version
     registry.promote(first, "initial")
     app = create_app(ServiceSettings(data_dir=data, auth=True))
