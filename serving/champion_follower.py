@@ -14,8 +14,6 @@ import contextlib
 import logging
 from typing import Any
 
-import psycopg
-from psycopg import sql
 from sqlalchemy import make_url
 
 from claims.store.registry_records import CHAMPION_CHANNEL
@@ -64,6 +62,9 @@ async def listen_for_champions(store_url: str, changed: asyncio.Event) -> None:
     """Sets `changed` on every champion notice on the PostgreSQL database `store_url` names,
     and once each time it starts listening, for a switch it may have missed meanwhile. Runs
     until cancelled: a connection that fails is logged and opened again, ever less often."""
+    import psycopg  # the postgres extra: a service on SQLite runs without it
+    from psycopg import sql
+
     arguments = connection_arguments(store_url)
     listen = sql.SQL("LISTEN {}").format(sql.Identifier(CHAMPION_CHANNEL))
     delay = RECONNECT_FIRST_SECONDS

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import subprocess
+import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -153,3 +155,12 @@ def terminate_listeners(url: str) -> int:
 
 def _refuse(current: ChampionPointer | None) -> ChampionPointer:
     raise LookupError("no earlier champion")
+
+
+def test_a_service_on_sqlite_starts_without_the_postgres_extra() -> None:
+    """psycopg comes with the postgres extra; importing the service must not need it."""
+    probe = "import sys, serving.app; print('psycopg' in sys.modules)"
+    shown = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True
+    ).stdout
+    assert shown.strip() == "False"
