@@ -5,7 +5,6 @@ SQLite and on PostgreSQL (where CLAIMS_TEST_DATABASE_URL names a server)."""
 from __future__ import annotations
 
 import os
-import signal
 import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -22,6 +21,7 @@ from claims.store.store import alembic_config
 from schemas.jobs import JobState
 from serving.batch.jobs import JobLauncher
 from serving.settings import ServiceSettings
+from tests.test_batch_job_limits import stop_jobs
 from tests.test_job_leases import SHORT, lapsed, wait_for
 
 T = TypeVar("T")
@@ -163,16 +163,6 @@ def test_a_retrain_that_never_started_is_started_again_and_one_that_did_is_faile
         launcher.close()
 
 
-def stop_processes(jobs_dir: Path) -> None:
-    for pid_file in jobs_dir.glob("*.pid"):
-        pid = int(pid_file.read_text())
-        try:
-            os.killpg(pid, signal.SIGKILL)
-            os.waitpid(pid, 0)
-        except (ProcessLookupError, ChildProcessError):
-            pass
-
-
 def test_a_job_queued_by_a_busy_replica_is_started_by_another(
     database_url: str, trained_checkpoint: Path, tmp_path: Path
 ) -> None:
@@ -211,7 +201,7 @@ def test_a_job_queued_by_a_busy_replica_is_started_by_another(
         assert held is not None and held.owner.split(":")[1] == pid and held.takeovers == 0
         assert store.job_owner(second) == "key-b"
     finally:
-        stop_processes(a.jobs_dir)
+        stop_jobs(a.jobs_dir.parent)
         a.close()
         b.close()
         store.close()
