@@ -45,19 +45,20 @@ def test_the_database_refuses_a_second_active_retrain(database_url: str) -> None
         store.close()
 
 
-# Each replica: its own data directory (so no file lock is shared), one database; it waits for
-# the same instant as the other, then asks for a retrain.
+# Each replica: its own data directory (so no file lock is shared), one database; once ready it
+# waits for the word on its standard input, given to both at once, then asks for a retrain.
 REPLICA = """
-import sys, time
+import sys
 from pathlib import Path
 from claims.store import Store
 from serving.batch.jobs import JobLauncher, RetrainRunning
 from serving.settings import ServiceSettings
 
-data_dir, url, history, at = Path(sys.argv[1]), sys.argv[2], sys.argv[3], float(sys.argv[4])
+data_dir, url, history = Path(sys.argv[1]), sys.argv[2], sys.argv[3]
 settings = ServiceSettings(data_dir=data_dir, database_url=url, training_data=history)
 launcher = JobLauncher(settings, Store(url))
-time.sleep(max(0.0, at - time.time()))
+print("ready", flush=True)
+sys.stdin.readline()
 try:
     print("started", launcher.start_retraining().job_id, flush=True)
 except RetrainRunning as error:
@@ -72,17 +73,22 @@ def test_two_replicas_asked_at_once_start_exactly_one_retrain(
     history = tmp_path / "history.csv"
     history.write_text("claim_id\n")
     environment = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
-    at = time.time() + 40  # after both have imported what they need, on a loaded machine
-    shared = [database_url, str(history), str(at)]
     replicas = [
         subprocess.Popen(
-            [sys.executable, "-c", REPLICA, str(tmp_path / name), *shared],
+            [sys.executable, "-c", REPLICA, str(tmp_path / name), database_url, str(history)],
+            stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
             env=environment,
         )
         for name in ("replica-a", "replica-b")
     ]
+    for replica in replicas:  # both have imported what they need and opened the store
+        assert replica.stdout is not None and replica.stdout.readline().strip() == "ready"
+    for replica in replicas:
+        assert replica.stdin is not None
+        replica.stdin.write("go\n")
+        replica.stdin.flush()
     answers = [replica.communicate(timeout=120)[0].split()[0] for replica in replicas]
     assert sorted(answers) == ["refused", "started"]
     store = Store(database_url)
