@@ -10,8 +10,9 @@ import pytest
 from typer.testing import CliRunner, Result
 
 from claims.cli.main import app
-from claims.data.tables import write_table
+from claims.model.checkpoint import MANIFEST
 from serving.cli import register as register_serving
+from tests.helpers import renamed_checkpoint
 from training.cli import register as register_training
 
 register_training(app)
@@ -124,19 +125,13 @@ def test_evaluate_scores_another_checkpoint_on_the_same_claims(
         assert lead == {"low": 0.0, "high": 0.0}
 
 
-@pytest.mark.slow
 def test_evaluate_refuses_a_checkpoint_trained_on_another_file(
     trained_checkpoint: Path, claims_csv: Path, tmp_path: Path
 ) -> None:
-    from claims.data.synthetic import generate_claims
-    from schemas.config import Strategy
-    from tests.helpers import TRAINING_ROWS, quick_config
-    from training.trainer import SpecialistTrainer
-
-    other_data = write_table(generate_claims(TRAINING_ROWS, seed=12), tmp_path / "other.csv")
-    other = tmp_path / "other-model"
-    config = quick_config(strategy=Strategy.head, max_steps=1)
-    SpecialistTrainer(config, show_progress=False).fit(other_data).save(other)
+    other = renamed_checkpoint(trained_checkpoint, tmp_path / "other-model")
+    manifest = json.loads((other / MANIFEST).read_text())
+    manifest["training_data"]["sha256"] = "0" * 64  # what the manifest of another file's model says
+    (other / MANIFEST).write_text(json.dumps(manifest))
     result = _evaluate(
         trained_checkpoint, claims_csv, tmp_path / "reports", "--against", str(other)
     )
