@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable
 from contextlib import ExitStack
 from pathlib import Path
+from typing import TypeVar
 
 import httpx
 import pandas as pd
@@ -34,6 +35,7 @@ from serving.settings import ServiceSettings
 from tests.helpers import running_service
 
 SHORT = 0.3  # seconds: a lease that lapses within a test
+T = TypeVar("T")
 
 
 def lapsed() -> None:
@@ -45,6 +47,29 @@ def wait_for(what: str, check: Callable[[], object], seconds: float) -> None:
     while not check():
         assert time.monotonic() < deadline, what
         time.sleep(0.05)
+
+
+def at_once(database_url: str, replicas: int, work: Callable[[int, Store], T]) -> dict[int, T]:
+    """`work(replica, its own store)` on as many threads, released at the same instant; what
+    each returned."""
+    stores = [Store(database_url) for _ in range(replicas)]
+    start = threading.Barrier(replicas)
+    outcomes: dict[int, T] = {}
+
+    def run(replica: int, own: Store) -> None:
+        start.wait()
+        outcomes[replica] = work(replica, own)
+
+    threads = [threading.Thread(target=run, args=pair) for pair in enumerate(stores)]
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=60)
+    finally:
+        for own in stores:
+            own.close()
+    return outcomes
 
 
 def test_a_held_lease_is_claimed_by_no_one_else_until_it_lapses(store: Store) -> None:
@@ -90,36 +115,22 @@ def test_claimers_at_once_each_take_a_different_job(database_url: str, store: St
     jobs = {store.create_job("score", lease=("gone", SHORT)).job_id for _ in range(6)}
     contested = store.create_job("score", lease=("gone", SHORT)).job_id
     lapsed()
-    stores = [Store(database_url) for _ in range(4)]
-    start = threading.Barrier(len(stores))
-    claimed: dict[str, list[str]] = {f"replica-{n}": [] for n in range(len(stores))}
-    took: dict[str, bool] = {}
+    replicas = 4
+    took = at_once(database_url, replicas, lambda n, own: own.take_lease(contested, f"r{n}", 60))
 
-    def sweep(replica: str, own: Store) -> None:
-        start.wait()
-        took[replica] = own.take_lease(contested, replica, 60)
-        start.wait()
-        while (job_id := own.claim_lapsed(replica, 60)) is not None:
-            claimed[replica].append(job_id)
+    def sweep(replica: int, own: Store) -> list[str]:
+        claimed: list[str] = []
+        while (job_id := own.claim_lapsed(f"r{replica}", 60)) is not None:
+            claimed.append(job_id)
+        return claimed
 
-    threads = [
-        threading.Thread(target=sweep, args=(replica, own))
-        for replica, own in zip(claimed, stores, strict=True)
-    ]
-    try:
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join(timeout=60)
-    finally:
-        for own in stores:
-            own.close()
+    claimed = at_once(database_url, replicas, sweep)
     assert sum(took.values()) == 1
     everything = [job_id for jobs_of in claimed.values() for job_id in jobs_of]
     assert sorted(everything) == sorted(jobs)
     for replica, jobs_of in claimed.items():
         lease = store.lease(jobs_of[0]) if jobs_of else None
-        assert lease is None or lease.owner == replica
+        assert lease is None or lease.owner == f"r{replica}"
 
 
 def test_a_keeper_holds_a_lease_past_its_length_and_says_when_another_took_it(

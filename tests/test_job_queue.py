@@ -5,11 +5,8 @@ SQLite and on PostgreSQL (where CLAIMS_TEST_DATABASE_URL names a server)."""
 from __future__ import annotations
 
 import os
-import threading
-from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TypeVar
 
 import pytest
 from alembic import command
@@ -22,32 +19,7 @@ from schemas.jobs import JobState
 from serving.batch.jobs import JobLauncher
 from serving.settings import ServiceSettings
 from tests.test_batch_job_limits import stop_jobs
-from tests.test_job_leases import SHORT, lapsed, wait_for
-
-T = TypeVar("T")
-
-
-def at_once(database_url: str, replicas: int, work: Callable[[int, Store], T]) -> dict[int, T]:
-    """`work(replica, its own store)` on as many threads, released at the same instant; what
-    each returned."""
-    stores = [Store(database_url) for _ in range(replicas)]
-    start = threading.Barrier(replicas)
-    outcomes: dict[int, T] = {}
-
-    def run(replica: int, own: Store) -> None:
-        start.wait()
-        outcomes[replica] = work(replica, own)
-
-    threads = [threading.Thread(target=run, args=pair) for pair in enumerate(stores)]
-    try:
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join(timeout=60)
-    finally:
-        for own in stores:
-            own.close()
-    return outcomes
+from tests.test_job_leases import SHORT, at_once, lapsed, wait_for
 
 
 def test_a_job_keeps_its_owner_and_command_in_the_store(store: Store) -> None:
