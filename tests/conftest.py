@@ -1,4 +1,4 @@
-"""Shared fixtures: small real data and one really fine-tuned checkpoint per test session."""
+"""Shared fixtures: small real data and really fine-tuned checkpoints, each once per session."""
 
 from __future__ import annotations
 
@@ -15,11 +15,14 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 from claims.data.tables import write_table
 from claims.store import Store
-from tests.helpers import TRAINING_ROWS, empty_database_url, quick_config
+from claims.store.data_settings import DataSettings
+from claims.store.registry import Registry
+from schemas.registry import Lineage
+from tests.helpers import TRAINING_ROWS, claim_type_config, empty_database_url, quick_config
 
 # Fixtures that fine-tune a model: every test that uses one, directly or through another
 # fixture, is slow, so `make test-fast` (pytest -m "not slow") leaves it out.
-FINE_TUNING_FIXTURES = {"trained_checkpoint"}
+FINE_TUNING_FIXTURES = {"trained_checkpoint", "champion_checkpoint"}
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -80,6 +83,36 @@ def trained_checkpoint(claims_csv: Path, tmp_path_factory: pytest.TempPathFactor
     out = tmp_path_factory.mktemp("runs") / "specialist"
     SpecialistTrainer(quick_config(), show_progress=False).fit(claims_csv).save(out)
     return out
+
+
+@pytest.fixture(scope="session")
+def champion_checkpoint(
+    claims_csv: Path, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[Path, Lineage]:
+    """A head-only claim-type specialist and its lineage: the champion that retraining tests
+    (local and on Ray) try to beat."""
+    from training.trainer import SpecialistTrainer
+
+    root = tmp_path_factory.mktemp("champion")
+    checkpoint = root / "checkpoint"
+    manifest = (
+        SpecialistTrainer(claim_type_config(), show_progress=False).fit(claims_csv).save(checkpoint)
+    )
+    lineage = Lineage(
+        origin="registered",
+        training_data_file=claims_csv.name,
+        training_data_sha256=manifest.training_data.sha256,
+        training_rows=manifest.training_data.rows,
+    )
+    return checkpoint, lineage
+
+
+@pytest.fixture
+def champion_registry(champion_checkpoint: tuple[Path, Lineage], data_dir: Path) -> Registry:
+    """The data directory's registry, with that specialist as its champion."""
+    registry = Registry.from_settings(DataSettings())
+    registry.promote(registry.register(*champion_checkpoint).version, "first")
+    return registry
 
 
 @pytest.fixture

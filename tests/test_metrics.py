@@ -6,13 +6,21 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from sklearn.metrics import f1_score, roc_auc_score
 
 from claims.data.dataset import frame_to_claims
 from claims.domain.config import load_config
 from schemas.config import TaskKind
 from training.labels import resolve_labels
-from training.metrics import CONFIDENCE, paired_bootstrap, score_predictions, task_metrics
+from training.metrics import (
+    CONFIDENCE,
+    macro_f1,
+    paired_bootstrap,
+    score_predictions,
+    task_metrics,
+)
 
 ROWS = 2000
 
@@ -27,6 +35,32 @@ def binary_outputs() -> tuple[np.ndarray, dict[str, np.ndarray]]:
         "weaker": np.round(signal + rng.normal(0, 1.5, ROWS), 2),
         "same": np.round(signal + rng.normal(0, 0.3, ROWS), 2),
     }
+
+
+labelled_pairs = st.integers(1, 60).flatmap(
+    lambda rows: st.tuples(
+        st.lists(st.integers(0, 6), min_size=rows, max_size=rows),
+        st.lists(st.integers(0, 6), min_size=rows, max_size=rows),
+        st.lists(st.integers(0, 3), min_size=rows, max_size=rows),
+    )
+)
+
+
+@given(labelled_pairs)
+def test_macro_f1_is_scikit_learns_with_rows_repeated_by_their_weights(
+    pairs: tuple[list[int], list[int], list[int]],
+) -> None:
+    targets, predicted, repeats = (np.array(values) for values in pairs)
+    expected = f1_score(targets, predicted, average="macro", zero_division=0)
+    assert macro_f1(targets, predicted) == pytest.approx(expected)
+    if repeats.any():  # a row of weight 2 counts as the row twice, of weight 0 not at all
+        weighted = f1_score(
+            np.repeat(targets, repeats),
+            np.repeat(predicted, repeats),
+            average="macro",
+            zero_division=0,
+        )
+        assert macro_f1(targets, predicted, repeats.astype(float)) == pytest.approx(weighted)
 
 
 def test_intervals_are_percentiles_of_scikit_learn_on_the_same_resamples(

@@ -14,7 +14,6 @@ from claims.store import Store
 from claims.store.data_settings import DataSettings
 from claims.store.registry import Registry
 from schemas.jobs import JobState
-from tests.test_retrain import champion_checkpoint, champion_registry  # noqa: F401  (fixtures)
 
 ray = pytest.importorskip("ray", reason="Ray is an optional extra: pip install -e '.[ray]'")
 
@@ -28,7 +27,7 @@ def local_ray() -> Iterator[None]:
 
 @pytest.mark.slow
 def test_a_retrain_on_ray_registers_its_challenger_and_reports_into_the_job(
-    champion_registry: Registry,  # noqa: F811
+    champion_registry: Registry,
     claims_csv: Path,
     local_ray: None,
 ) -> None:

@@ -19,7 +19,6 @@ from claims.store.registry import Registry
 from schemas.claim import Claim
 from schemas.feedback import FeedbackItem, FeedbackRecord
 from schemas.jobs import JobState
-from schemas.registry import Lineage
 from serving.app import create_app
 from serving.settings import ServiceSettings
 from tests.helpers import claim_type_config, quick_config
@@ -128,35 +127,6 @@ def test_the_gate_promotes_only_when_nothing_falls_and_something_rises(
     assert decision.promoted is promoted
     assert words in decision.reason
     assert {check.slice for check in decision.checks} == {"holdout", "feedback"}
-
-
-@pytest.fixture(scope="module")
-def champion_checkpoint(
-    claims_csv: Path, tmp_path_factory: pytest.TempPathFactory
-) -> tuple[Path, Lineage]:
-    """A head-only claim-type specialist and its lineage, to make the champion per test."""
-    from training.trainer import SpecialistTrainer
-
-    root = tmp_path_factory.mktemp("champion")
-    checkpoint = root / "checkpoint"
-    manifest = (
-        SpecialistTrainer(claim_type_config(), show_progress=False).fit(claims_csv).save(checkpoint)
-    )
-    lineage = Lineage(
-        origin="registered",
-        training_data_file=claims_csv.name,
-        training_data_sha256=manifest.training_data.sha256,
-        training_rows=manifest.training_data.rows,
-    )
-    return checkpoint, lineage
-
-
-@pytest.fixture
-def champion_registry(champion_checkpoint: tuple[Path, Lineage], data_dir: Path) -> Registry:
-    """The data directory's registry, with that specialist as its champion."""
-    registry = Registry.from_settings(DataSettings())
-    registry.promote(registry.register(*champion_checkpoint).version, "first")
-    return registry
 
 
 def claims_of(claims_csv: Path, label: str) -> list[dict]:

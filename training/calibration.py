@@ -7,7 +7,6 @@ from collections.abc import Mapping
 
 import numpy as np
 import torch
-from sklearn.metrics import f1_score
 from sklearn.model_selection import KFold
 
 from claims.model.network import Calibration, SpecialistModel, decide_labels
@@ -15,7 +14,7 @@ from claims.model.predictor import TunedPredictor
 from schemas.config import SpecialistConfig
 from training.data import EncodedClaims, TrainingData
 from training.labels import IGNORE
-from training.metrics import task_metrics
+from training.metrics import macro_f1, task_metrics
 
 DECISION_OFFSET_GRID = np.linspace(-2.0, 2.0, 21)
 OFFSET_FOLDS = 5
@@ -101,17 +100,16 @@ def search_decision_offsets(
     log_probabilities = np.log(np.clip(probabilities, 1e-12, None))
     offsets = np.zeros(probabilities.shape[1])
 
-    def macro_f1(candidate: np.ndarray) -> float:
-        predicted = (log_probabilities + candidate).argmax(axis=1)
-        return float(f1_score(targets, predicted, average="macro", zero_division=0))
+    def offset_macro_f1(candidate: np.ndarray) -> float:
+        return macro_f1(targets, (log_probabilities + candidate).argmax(axis=1))
 
-    best = macro_f1(offsets)
+    best = offset_macro_f1(offsets)
     for _ in range(rounds):
         for label in range(len(offsets)):
             for value in DECISION_OFFSET_GRID:
                 candidate = offsets.copy()
                 candidate[label] = value
-                score = macro_f1(candidate)
+                score = offset_macro_f1(candidate)
                 if score > best + 1e-9:
                     best, offsets = score, candidate
     return offsets, best
@@ -127,7 +125,4 @@ def cross_validated_offsets(probabilities: np.ndarray, targets: np.ndarray) -> t
         offsets, _ = search_decision_offsets(probabilities[searched_rows], targets[searched_rows])
         chosen[held_rows] = decide_labels(probabilities[held_rows], offsets)
     plain = decide_labels(probabilities)
-    return (
-        float(f1_score(targets, plain, average="macro", zero_division=0)),
-        float(f1_score(targets, chosen, average="macro", zero_division=0)),
-    )
+    return macro_f1(targets, plain), macro_f1(targets, chosen)

@@ -130,7 +130,7 @@ def paired_bootstrap(
 
     outputs: system -> the positive label's score (binary tasks: AUC) or the labels chosen
     (macro-F1)."""
-    score = _weighted_auc if kind is TaskKind.binary else _weighted_macro_f1
+    score = _weighted_auc if kind is TaskKind.binary else macro_f1
     if kind is TaskKind.binary:
         truth = (targets == positive).astype(float)
         prepared = {
@@ -174,9 +174,13 @@ def _weighted_auc(is_positive: np.ndarray, score_rank: np.ndarray, weights: np.n
     return float(positives @ (below + 0.5 * negatives) / pairs)
 
 
-def _weighted_macro_f1(targets: np.ndarray, predicted: np.ndarray, weights: np.ndarray) -> float:
-    """Macro-F1 of rows repeated `weights` times, over the labels present or predicted (as
-    f1_score(average="macro") counts them)."""
+def macro_f1(
+    targets: np.ndarray, predicted: np.ndarray, weights: np.ndarray | None = None
+) -> float:
+    """Macro-F1 over the labels present or predicted, as f1_score(average="macro",
+    zero_division=0) counts them, with rows repeated `weights` times. One confusion count, not
+    scikit-learn's checks of its input: the bootstrap and the decision-offset search call it
+    thousands of times per fit."""
     labels = int(max(targets.max(), predicted.max())) + 1
     confusion = np.bincount(targets * labels + predicted, weights, labels * labels).reshape(
         labels, labels
