@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 from sklearn.metrics import f1_score, roc_auc_score
 
-from benchmarks.common import provenance
+from benchmarks.common import provenance, seed_spread
 from claims.data.dataset import LabelledClaims, load_claims
 from claims.domain.config import load_config
 from claims.model.encoder import file_sha256
@@ -77,17 +77,7 @@ def main() -> None:
         )
         print(seed, {system: runs[-1] for system, runs in scores.items()}, flush=True)
 
-    summary = {
-        system: {
-            task: {
-                "median": float(np.median([run[task] for run in runs])),
-                "min": min(run[task] for run in runs),
-                "max": max(run[task] for run in runs),
-            }
-            for task in labels
-        }
-        for system, runs in scores.items()
-    }
+    summary = {system: seed_spread(runs) for system, runs in scores.items()}
     result = {
         **provenance(),
         "dataset": arguments.data.name,

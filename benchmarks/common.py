@@ -1,4 +1,5 @@
-"""What every benchmark shares: the machine's name, a quick model, a free port."""
+"""What every benchmark shares: the machine's name, a quick model, a free port, a spread over
+seeds."""
 
 from __future__ import annotations
 
@@ -9,11 +10,13 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
 
 import httpx
+import numpy as np
 import torch
 
 from claims.data.synthetic import generate_claims
@@ -48,6 +51,19 @@ def provenance() -> dict[str, str]:
         "machine": machine()[0],
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "command": " ".join(["python -m", f"benchmarks.{Path(sys.argv[0]).stem}", *sys.argv[1:]]),
+    }
+
+
+def seed_spread(runs: Iterable[dict[str, float]]) -> dict[str, dict[str, float]]:
+    """Per task, the median, lowest and highest score over runs that differ only in a seed."""
+    runs = list(runs)
+    return {
+        task: {
+            "median": float(np.median([run[task] for run in runs])),
+            "min": min(run[task] for run in runs),
+            "max": max(run[task] for run in runs),
+        }
+        for task in runs[0]
     }
 
 

@@ -19,13 +19,11 @@ import argparse
 import json
 from pathlib import Path
 
-import numpy as np
-
-from benchmarks.common import provenance
+from benchmarks.common import provenance, seed_spread
 from claims.domain.config import load_config
 from claims.model.checkpoint import MANIFEST
 from schemas.config import SpecialistConfig
-from training.evaluate import evaluate
+from training.evaluate import MEMBER_PREFIX, evaluate
 from training.trainer import SpecialistTrainer
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -78,19 +76,9 @@ def main() -> None:
         if name in versions:
             base, seed = versions[name]
             specialists[base][seed] = scores
-        elif "." not in name and name not in {"base_zero_shot", "base_retrieval"}:
+        elif not name.startswith(MEMBER_PREFIX):  # the first fit's members alone: not a baseline
             baselines[name] = scores
-    summary = {
-        base: {
-            task: {
-                "median": float(np.median([run[task] for run in by_seed.values()])),
-                "min": min(run[task] for run in by_seed.values()),
-                "max": max(run[task] for run in by_seed.values()),
-            }
-            for task in primary
-        }
-        for base, by_seed in specialists.items()
-    }
+    summary = {base: seed_spread(by_seed.values()) for base, by_seed in specialists.items()}
     result = {
         **provenance(),
         "dataset": report.data_file,
