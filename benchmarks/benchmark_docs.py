@@ -116,7 +116,7 @@ def goals(result: dict, name: str) -> str:
         specialist = systems["specialist"]
         ours = specialist["metrics"][task][metric]
         baselines = {s: v["metrics"][task][metric] for s, v in _baselines(systems).items()}
-        best = max(baselines, key=baselines.get)
+        best = max(baselines, key=lambda system: baselines[system])
         met = ours >= goal and ours > baselines[best]
         lines.append(
             f"| {task} | {metric} | >= {goal:.3f} | {ours:.3f} "
@@ -163,7 +163,7 @@ def lead_goals(result: dict, name: str) -> str:
     for task, metric in metrics.items():
         ours = systems["specialist"]["metrics"][task][metric]
         scores = {s: v["metrics"][task][metric] for s, v in _baselines(systems).items()}
-        best = max(scores, key=scores.get)
+        best = max(scores, key=lambda system: scores[system])
         lines.append(
             f"| {task} | best baseline ({best}) | >= 0 | {ours - scores[best]:+.3f} "
             f"{_bracketed(systems[best]['specialist_lead'][task], signed=True)} "
@@ -228,6 +228,97 @@ def accuracy_section() -> str:
         "claims; baselines are fitted on the same development rows the specialist trained "
         "on. Fit seconds on the machine named; whiskers in the plots are 95% bootstrap "
         "intervals.\n\n" + "\n".join(sections)
+    )
+
+
+def _spread(figures: dict) -> str:
+    return f"{figures['median']:.3f} [{figures['min']:.3f}, {figures['max']:.3f}]"
+
+
+def seed_rows(result: dict) -> tuple[dict[str, dict], dict[str, dict[str, float]]]:
+    """(system -> task -> median, min and max over seeds; system -> task -> one fit's figure)
+    of a seed result: the boosting members', or the specialists' beside baselines fitted once."""
+    if "specialists" not in result:
+        return result["summary"], {}
+    spreads = {f"specialist, {base}": s for base, s in result["summary"].items()}
+    return spreads, result["baselines"]
+
+
+def plot_seeds(result: dict, name: str) -> Path:
+    """Median and range over seeds per system, and the best baseline's one run: the others
+    (zero-shot far below) would squeeze the ranges out of sight; the table has them all."""
+    plt = _pyplot()
+    spreads, single = seed_rows(result)
+    tasks = list(next(iter(spreads.values())))
+    rows = [*spreads, *(["best baseline, one run"] if single else [])]
+    figure, axes = plt.subplots(1, len(tasks), figsize=(4.2 * len(tasks), 0.9 + 0.45 * len(rows)))
+    axes = list(axes) if len(tasks) > 1 else [axes]
+    for axis, task in zip(axes, tasks, strict=True):
+        for row, figures in enumerate(spreads[system][task] for system in spreads):
+            axis.errorbar(
+                figures["median"],
+                row,
+                xerr=[[figures["median"] - figures["min"]], [figures["max"] - figures["median"]]],
+                fmt="o",
+                color="tab:green",
+                capsize=3,
+            )
+        if single:
+            best = max(single, key=lambda system: single[system][task])
+            axis.plot(single[best][task], len(spreads), "o", color="tab:grey")
+            axis.annotate(f" {best}", (single[best][task], len(spreads)), fontsize=8, va="center")
+        axis.set_yticks(range(len(rows)), rows if axis is axes[0] else [""] * len(rows))
+        axis.set_ylim(len(rows) - 0.5, -0.5)
+        axis.margins(x=0.2)  # room for the baseline's name
+        axis.set_title(task)
+    return _save(figure, name)
+
+
+def seeds_section() -> str:
+    """Each seed result: how far a system moves when nothing but its seed changes."""
+    sections = []
+    for kind in ("boosting-seeds", "specialist-seeds"):
+        for name, result in _results(kind):
+            plot_seeds(result, f"{kind}-{name}")
+            spreads, single = seed_rows(result)
+            tasks = list(next(iter(spreads.values())))
+            lines = [
+                "| system | " + " | ".join(tasks) + " |",
+                "|" + " --- |" * (len(tasks) + 1),
+                *(
+                    f"| {system} | " + " | ".join(_spread(s[task]) for task in tasks) + " |"
+                    for system, s in spreads.items()
+                ),
+                *(
+                    f"| {system} (one run) | "
+                    + " | ".join(f"{s[task]:.3f}" for task in tasks)
+                    + " |"
+                    for system, s in single.items()
+                ),
+            ]
+            seeds = result["seeds"]
+            seeds = f"0-{seeds - 1}" if isinstance(seeds, int) else ", ".join(map(str, seeds))
+            once = (
+                f" The baselines run once, with the first fit's seed ({result['seeds'][0]})."
+                if single
+                else ""
+            )
+            sections.append(
+                f"### {kind}: {name}\n\n`{result['dataset']}`, {result['test_rows']:,} held-out "
+                f"claims; seeds {seeds}; {result['machine']}; {result['created_at']}; "
+                f"`{result['command']}`. Median [min, max] over the seeds.{once}\n\n"
+                + "\n".join(lines)
+                + f"\n\n![{kind} {name}](img/{kind}-{name}.png)\n"
+            )
+    if not sections:
+        return ""
+    return (
+        "## Seed spread\n\nMade by `benchmarks/boosting_seeds.py` (the two boosting recipes "
+        "alone) and `benchmarks/specialist_seeds.py` (the whole specialist, per base model): "
+        "the same development and held-out claims, nothing changed but the seed. Macro-F1 of "
+        "multiclass tasks, AUC of yes/no tasks; raw figures in "
+        "`benchmarks/results/*-seeds-*.json`. A gap between two systems in one run means "
+        "little where it is smaller than this spread.\n\n" + "\n".join(sections)
     )
 
 
@@ -802,6 +893,7 @@ def render() -> None:
             section
             for section in (
                 accuracy_section(),
+                seeds_section(),
                 search_section(),
                 training_section(),
                 throughput_section(),

@@ -8,7 +8,7 @@ specialist and gbm_stacked, means little where it is smaller than this spread.
     python -m benchmarks.boosting_seeds --data runs/pt/claims_pt.csv \
         --config claims/defaults/synthetic_pt.toml --name synthetic_pt
 
-Writes benchmarks/results/boosting-seeds-<name>.json.
+Writes benchmarks/results/boosting-seeds-<name>.json and redraws docs/benchmarks.md.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 from sklearn.metrics import f1_score, roc_auc_score
 
+from benchmarks.benchmark_docs import keep
 from benchmarks.common import provenance, seed_spread
 from claims.data.dataset import LabelledClaims, load_claims
 from claims.domain.config import load_config
@@ -29,8 +30,6 @@ from claims.model.stack import BOOSTED
 from training.baselines import StructuredBoostingBaseline
 from training.labels import IGNORE, label_indices, resolve_labels
 from training.partner import fit_partner
-
-RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def _primary(truth: np.ndarray, probabilities: np.ndarray) -> float:
@@ -87,9 +86,7 @@ def main() -> None:
         "runs": scores,
         "summary": summary,
     }
-    RESULTS.mkdir(exist_ok=True)
-    out = RESULTS / f"boosting-seeds-{arguments.name}.json"
-    out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    print(keep("boosting-seeds", arguments.name, result))  # and redraws docs/benchmarks.md
     print(json.dumps(summary, indent=2))
 
 

@@ -10,7 +10,8 @@ specialist and a baseline, means little where it is smaller than this spread.
         --base-model multilingual-e5-small --base-model default --seeds 0 1 2
 
 A checkpoint already in `--work` is scored again, not refitted, so a run cut short goes on
-where it stopped. Writes benchmarks/results/specialist-seeds-<name>.json.
+where it stopped. Writes benchmarks/results/specialist-seeds-<name>.json and redraws
+docs/benchmarks.md.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import argparse
 import json
 from pathlib import Path
 
+from benchmarks.benchmark_docs import keep
 from benchmarks.common import provenance, seed_spread
 from claims.domain.config import load_config
 from claims.model.checkpoint import MANIFEST
@@ -27,7 +29,6 @@ from training.evaluate import MEMBER_PREFIX, evaluate
 from training.trainer import SpecialistTrainer
 
 ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "benchmarks" / "results"
 
 
 def seeded(config: SpecialistConfig, base_model: str, seed: int) -> SpecialistConfig:
@@ -90,9 +91,7 @@ def main() -> None:
         "baselines": baselines,
         "summary": summary,
     }
-    RESULTS.mkdir(exist_ok=True)
-    out = RESULTS / f"specialist-seeds-{arguments.name}.json"
-    out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    print(keep("specialist-seeds", arguments.name, result))  # and redraws docs/benchmarks.md
     print(json.dumps({"summary": summary, "baselines": baselines}, indent=2))
 
 
