@@ -38,31 +38,47 @@ def running_service(
     data_dir: Path, *options: str, auth: bool = False, port: int | None = None
 ) -> Iterator[tuple[subprocess.Popen, str]]:
     """`claims serve` in its own process, as an operator starts it; killed at the end."""
-    port = port or free_port()
+    with running_replicas(data_dir, 1, *options, auth=auth, port=port) as (replica,):
+        yield replica
+
+
+@contextmanager
+def running_replicas(
+    data_dir: Path, count: int, *options: str, auth: bool = False, port: int | None = None
+) -> Iterator[list[tuple[subprocess.Popen, str]]]:
+    """`count` processes of `claims serve` on one data directory, started side by side as a
+    deployment's replicas are (each on its own port, the first on `port` if given); every one
+    killed at the end."""
     environment = {**os.environ, "CLAIMS_DATA_DIR": str(data_dir), "OMP_NUM_THREADS": "1"}
     options = options if auth else ("--no-auth", *options)
-    process = subprocess.Popen(
-        [sys.executable, "-m", "claims", "serve", "--port", str(port), *options],
-        env=environment,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
+    replicas: list[tuple[subprocess.Popen, str]] = []
     try:
+        for index in range(count):
+            replica_port = port if port and index == 0 else free_port()
+            process = subprocess.Popen(
+                [sys.executable, "-m", "claims", "serve", "--port", str(replica_port), *options],
+                env=environment,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            replicas.append((process, f"http://127.0.0.1:{replica_port}"))
         deadline = time.monotonic() + 120
-        while True:
-            assert process.poll() is None, "the service exited during start-up"
-            assert time.monotonic() < deadline, "the service did not start"
-            try:
-                if httpx.get(f"{url}/readyz").status_code == 200:
-                    break
-            except httpx.TransportError:
+        for process, url in replicas:
+            while True:
+                assert process.poll() is None, "the service exited during start-up"
+                assert time.monotonic() < deadline, "the service did not start"
+                try:
+                    if httpx.get(f"{url}/readyz").status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
                 time.sleep(0.2)
-        yield process, url
+        yield replicas
     finally:
-        if process.poll() is None:
-            process.kill()
-        process.wait()
+        for process, _ in replicas:
+            if process.poll() is None:
+                process.kill()
+            process.wait()
 
 
 @contextmanager

@@ -9,7 +9,6 @@ import subprocess
 import sys
 import threading
 import time
-from contextlib import ExitStack
 from pathlib import Path
 
 import httpx
@@ -19,7 +18,12 @@ from claims.store import ActiveJobExists, Store
 from claims.store.registry import Registry
 from schemas.jobs import JobState
 from schemas.registry import Lineage
-from tests.helpers import empty_database_url, renamed_checkpoint, running_service
+from tests.helpers import (
+    empty_database_url,
+    renamed_checkpoint,
+    running_replicas,
+    running_service,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -126,9 +130,7 @@ def test_a_promotion_through_one_replica_is_served_by_every_replica(
         registry.promote(first, "initial")
         monkeypatch.setenv("CLAIMS_DATABASE_URL", url)
         monkeypatch.setenv("CLAIMS_RELOAD_INTERVAL", str(RELOAD_INTERVAL))
-        with ExitStack() as replicas:
-            a = replicas.enter_context(running_service(shared))[1]
-            b = replicas.enter_context(running_service(shared))[1]
+        with running_replicas(shared, 2) as ((_, a), (_, b)):
             assert active_version(a) == active_version(b) == first
 
             statuses: list[int] = []
@@ -165,10 +167,10 @@ def test_a_promotion_through_one_replica_is_served_by_every_replica(
             # the interval, plus loading the new model beside the old on a 2-core machine
             assert followed < RELOAD_INTERVAL + 20
 
-            c = replicas.enter_context(running_service(tmp_path / "shared"))[1]
-            assert active_version(c) == second
-            answer = httpx.post(f"{c}/v1/triage", json=CLAIM, timeout=30).json()
-            assert answer["served_by"]["model_version"] == second
+            with running_service(shared) as (_, c):
+                assert active_version(c) == second
+                answer = httpx.post(f"{c}/v1/triage", json=CLAIM, timeout=30).json()
+                assert answer["served_by"]["model_version"] == second
 
 
 # Longer than the test waits for a switch: a replica that switches sooner was told, not looking.
@@ -192,9 +194,7 @@ def test_on_postgresql_a_promotion_reaches_the_other_replica_at_once_by_notice(
         store.close()
         monkeypatch.setenv("CLAIMS_DATABASE_URL", url)
         monkeypatch.setenv("CLAIMS_RELOAD_INTERVAL", str(NEVER_LOOKS))
-        with ExitStack() as replicas:
-            a = replicas.enter_context(running_service(shared))[1]
-            b = replicas.enter_context(running_service(shared))[1]
+        with running_replicas(shared, 2) as ((_, a), (_, b)):
             assert active_version(a) == active_version(b) == first
             switch = httpx.post(
                 f"{a}/v1/models/{second}/promote", json={"reason": "via A"}, timeout=120

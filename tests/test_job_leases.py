@@ -13,7 +13,6 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from contextlib import ExitStack
 from pathlib import Path
 from typing import TypeVar
 
@@ -32,7 +31,7 @@ from schemas.jobs import JobState
 from schemas.registry import Lineage
 from serving.batch.jobs import MAX_TAKEOVERS, JobLauncher
 from serving.settings import ServiceSettings
-from tests.helpers import running_service
+from tests.helpers import running_replicas
 
 SHORT = 0.3  # seconds: a lease that lapses within a test
 T = TypeVar("T")
@@ -315,9 +314,7 @@ def test_a_batch_job_whose_replica_is_killed_is_finished_by_another(
         ("CLAIMS_BATCH_CHUNK_ROWS", CHUNK_ROWS),
     ):
         monkeypatch.setenv(name, str(value))
-    with ExitStack() as replicas:
-        a, a_url = replicas.enter_context(running_service(shared))
-        b, b_url = replicas.enter_context(running_service(shared))
+    with running_replicas(shared, 2) as ((a, a_url), (b, b_url)):
         upload = {"file": ("backlog.csv", backlog_csv(), "text/csv")}
         response = httpx.post(f"{a_url}/v1/batch-jobs", files=upload, timeout=60)
         assert response.status_code == 202, response.text
