@@ -322,6 +322,69 @@ def seeds_section() -> str:
     )
 
 
+def beside_ceiling(sha256: str) -> dict[str, dict[str, str]]:
+    """column -> task -> figure: every kept result on the same data file, the specialist (and
+    in a seed result, each base model's median and range) beside the best baseline."""
+    columns: dict[str, dict[str, str]] = {}
+    for name, result in _results("accuracy"):
+        if result["data_sha256"] == sha256:
+            systems, primary = result["systems"], result["primary_metrics"]
+            columns[f"specialist ({name})"] = {
+                t: f"{systems['specialist']['metrics'][t][m]:.3f}" for t, m in primary.items()
+            }
+            baselines = _baselines(systems)
+            best = {
+                t: max((v["metrics"][t][m], s) for s, v in baselines.items())
+                for t, m in primary.items()
+            }
+            columns[f"best baseline ({name})"] = {
+                t: f"{value:.3f} {system}" for t, (value, system) in best.items()
+            }
+    for name, result in _results("specialist-seeds"):
+        if result["data_sha256"] == sha256:
+            for base, spread in result["summary"].items():
+                columns[f"specialist, {base}, seeds ({name})"] = {
+                    t: _spread(f) for t, f in spread.items()
+                }
+    return columns
+
+
+def ceiling_section() -> str:
+    """Each synthetic data file's ceiling beside what the systems reached on it."""
+    sections = []
+    for name, result in _results("ceiling"):
+        tasks = result["tasks"]
+        columns = beside_ceiling(result["data_sha256"])
+        lines = [
+            "| task | metric | ceiling [95%] | " + " | ".join(columns) + " |",
+            "|" + " --- |" * (len(columns) + 3),
+            *(
+                f"| {task} | {f['metric']} | {f['value']:.3f} {_bracketed(f['interval'])} | "
+                + " | ".join(column.get(task, "") for column in columns.values())
+                + " |"
+                for task, f in tasks.items()
+            ),
+        ]
+        positives = ", ".join(
+            f"{f['positives']} {task} positives" for task, f in tasks.items() if f["positives"]
+        )
+        sections.append(
+            f"### {name}\n\n`{result['dataset']}`, {result['test_rows']:,} held-out claims"
+            f"{'; ' + positives if positives else ''}; {result['created_at']}; "
+            f"`{result['command']}`.\n\n" + "\n".join(lines) + "\n"
+        )
+    if not sections:
+        return ""
+    return (
+        "## Ceilings of the synthetic claims\n\nMade by `benchmarks/synthetic_ceiling.py`: the "
+        "generator's hidden story scored on the held-out labels (for yes/no tasks its own "
+        "probability, the best ranking there is; for multiclass tasks its true label, a "
+        "reference no model should pass by more than noise), beside every accuracy and seed "
+        "result on the same file. A goal above the ceiling, or a gap far inside its interval, "
+        "cannot be settled on these claims.\n\n" + "\n".join(sections)
+    )
+
+
 def search_section() -> str:
     """Each candidate of the training-settings search beside the config it changes one thing of."""
     sections = []
@@ -894,6 +957,7 @@ def render() -> None:
             for section in (
                 accuracy_section(),
                 seeds_section(),
+                ceiling_section(),
                 search_section(),
                 training_section(),
                 throughput_section(),

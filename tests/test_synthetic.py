@@ -15,7 +15,14 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from threadpoolctl import threadpool_limits
 
-from claims.data.synthetic import CLAIM_TYPES, Vocabulary, generate_claims
+from claims.data.synthetic import (
+    CLAIM_TYPES,
+    SEVERITY_NOISE,
+    TYPE_NOISE,
+    Vocabulary,
+    generate_claims,
+    generate_claims_with_truth,
+)
 
 COLUMNS = [
     "claim_id", "description", "loss_date", "reported_date", "line_of_business", "policy_id",
@@ -105,6 +112,24 @@ def test_labels_are_noisy_but_mostly_consistent(claims: pd.DataFrame) -> None:
     """About 3% of claim types are replaced, so some disagree with the line of business."""
     expected_line = claims["claim_type"].map({name: t.line for name, t in CLAIM_TYPES.items()})
     assert 0.95 < (expected_line == claims["line_of_business"]).mean() < 0.995
+
+
+def test_the_hidden_story_is_told_row_for_row_and_explains_the_labels() -> None:
+    """The truth a ceiling is read from: the same claims, the labels before their noise, and
+    the probability each SIU referral was drawn with."""
+    claims, truth = generate_claims_with_truth(20_000, seed=11)
+    pd.testing.assert_frame_equal(claims, generate_claims(20_000, seed=11))
+    assert list(truth["claim_id"]) == list(claims["claim_id"])
+    type_agrees = (truth["claim_type"] == claims["claim_type"]).mean()
+    assert 1 - 2 * TYPE_NOISE < type_agrees < 1 - TYPE_NOISE / 2
+    # severity is also blurred by the hidden score's own draw, so it agrees less, but mostly
+    band_agrees = (truth["severity"] == claims["severity"]).mean()
+    assert 0.6 < band_agrees < 1 - SEVERITY_NOISE
+    probability = truth["siu_referral"]
+    assert probability.between(0, 1, inclusive="neither").all()
+    assert abs(probability.mean() - claims["siu_referral"].mean()) < 0.01
+    referred = claims["siu_referral"] == 1
+    assert probability[referred].mean() > 2 * probability[~referred].mean()
 
 
 def test_narratives_come_in_three_voices(claims: pd.DataFrame) -> None:

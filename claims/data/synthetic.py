@@ -255,6 +255,17 @@ def generate_claims(n: int, seed: int = 0, language: str = "en") -> pd.DataFrame
 
     ``language`` "pt" tells the same stories in Portuguese (Brazil or Portugal), "mixed" each in
     English or Portuguese; see claims/data/synthetic_pt.py."""
+    return generate_claims_with_truth(n, seed, language)[0]
+
+
+def generate_claims_with_truth(
+    n: int, seed: int = 0, language: str = "en"
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The claims of ``generate_claims`` and, row for row, what the hidden story knew before
+    its last random draws: the true claim type, the severity band its score falls in, and the
+    probability the SIU referral was drawn with. No model sees more, so scored against the
+    labels these are the ceiling a benchmark on these claims can show
+    (benchmarks/synthetic_ceiling.py)."""
     if n < 1:
         raise ValueError(f"n must be at least 1, got {n}")
     rng = np.random.default_rng(seed)
@@ -311,7 +322,8 @@ def generate_claims(n: int, seed: int = 0, language: str = "en") -> pd.DataFrame
         + SIU_WEIGHTS["prior_claims"] * np.minimum(prior, 6)
         + SIU_WEIGHTS["prone_type"] * per_type("siu_prone")
     )
-    siu = (rng.random(n) < 1.0 / (1.0 + np.exp(-siu_logit))).astype(np.int64)
+    siu_probability = 1.0 / (1.0 + np.exp(-siu_logit))
+    siu = (rng.random(n) < siu_probability).astype(np.int64)
 
     currency = rng.choice(len(CURRENCIES), size=n, p=CURRENCY_SHARES)
     estimate = amount_usd * np.exp(rng.normal(0.0, 0.3, n)) * np.array(USD_TO)[currency]
@@ -363,9 +375,10 @@ def generate_claims(n: int, seed: int = 0, language: str = "en") -> pd.DataFrame
     # Claim numbers follow the order the claims were reported in, as a claims system issues them.
     order = np.lexsort((np.arange(n), loss, reported))
     line_names = np.array(LINES)[line[order]]
-    return pd.DataFrame(
+    claim_ids = [f"CLM-{number:07d}" for number in range(1, n + 1)]
+    claims = pd.DataFrame(
         {
-            "claim_id": [f"CLM-{number:07d}" for number in range(1, n + 1)],
+            "claim_id": claim_ids,
             "description": descriptions[order],
             "loss_date": np.datetime_as_string(loss[order]),
             "reported_date": np.datetime_as_string(reported[order]),
@@ -387,6 +400,17 @@ def generate_claims(n: int, seed: int = 0, language: str = "en") -> pd.DataFrame
         },
         columns=list(COLUMNS),
     )
+    truth = pd.DataFrame(
+        {
+            "claim_id": claim_ids,
+            "claim_type": np.array(TYPE_NAMES)[kind[order]],
+            "severity": np.array(SEVERITIES)[
+                np.searchsorted(SEVERITY_THRESHOLDS, severity_score[order])
+            ],
+            "siu_referral": siu_probability[order],
+        }
+    )
+    return claims, truth
 
 
 def _categorical(rng: np.random.Generator, probabilities: np.ndarray) -> np.ndarray:
