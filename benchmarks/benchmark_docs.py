@@ -346,6 +346,11 @@ def beside_ceiling(sha256: str) -> dict[str, dict[str, str]]:
                 columns[f"specialist, {base}, seeds ({name})"] = {
                     t: _spread(f) for t, f in spread.items()
                 }
+            baselines = result["baselines"]
+            columns[f"best baseline, one run ({name})"] = {
+                t: "{:.3f} {}".format(*max((v[t], s) for s, v in baselines.items()))
+                for t in result["primary_metrics"]
+            }
     return columns
 
 
