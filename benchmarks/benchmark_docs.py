@@ -322,6 +322,12 @@ def seeds_section() -> str:
     )
 
 
+def _best(figures: dict[str, float]) -> str:
+    """The highest of system -> figure, with its system's name."""
+    system = max(figures, key=lambda name: figures[name])
+    return f"{figures[system]:.3f} {system}"
+
+
 def beside_ceiling(sha256: str) -> dict[str, dict[str, str]]:
     """column -> task -> figure: every kept result on the same data file, the specialist (and
     in a seed result, each base model's median and range) beside the best baseline."""
@@ -329,27 +335,21 @@ def beside_ceiling(sha256: str) -> dict[str, dict[str, str]]:
     for name, result in _results("accuracy"):
         if result["data_sha256"] == sha256:
             systems, primary = result["systems"], result["primary_metrics"]
+            baselines = _baselines(systems)
             columns[f"specialist ({name})"] = {
                 t: f"{systems['specialist']['metrics'][t][m]:.3f}" for t, m in primary.items()
             }
-            baselines = _baselines(systems)
-            best = {
-                t: max((v["metrics"][t][m], s) for s, v in baselines.items())
-                for t, m in primary.items()
-            }
             columns[f"best baseline ({name})"] = {
-                t: f"{value:.3f} {system}" for t, (value, system) in best.items()
+                t: _best({s: v["metrics"][t][m] for s, v in baselines.items()})
+                for t, m in primary.items()
             }
     for name, result in _results("specialist-seeds"):
         if result["data_sha256"] == sha256:
-            for base, spread in result["summary"].items():
-                columns[f"specialist, {base}, seeds ({name})"] = {
-                    t: _spread(f) for t, f in spread.items()
-                }
-            baselines = result["baselines"]
+            spreads, single = seed_rows(result)
+            for system, spread in spreads.items():
+                columns[f"{system}, seeds ({name})"] = {t: _spread(f) for t, f in spread.items()}
             columns[f"best baseline, one run ({name})"] = {
-                t: "{:.3f} {}".format(*max((v[t], s) for s, v in baselines.items()))
-                for t in result["primary_metrics"]
+                t: _best({s: v[t] for s, v in single.items()}) for t in result["primary_metrics"]
             }
     return columns
 
