@@ -1,5 +1,5 @@
-"""Explanations: the narrative's phrases by occlusion, the fields by the boosted member's exact
-contributions, and the decision's reasons; on a really fine-tuned checkpoint."""
+"""Explanations: the narrative's phrases by occlusion, the fields by the boosted and linear
+members' exact contributions, and the decision's reasons; on a really fine-tuned checkpoint."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from claims.model.explain import (
     phrase_spans,
     without,
 )
-from claims.model.stack import BOOSTED
+from claims.model.stack import BOOSTED, LINEAR
 from schemas.claim import Claim
 from serving.app import create_app
 from serving.settings import ServiceSettings
@@ -84,7 +84,7 @@ def test_a_phrase_weight_is_what_its_removal_takes_from_the_probability(
                 assert both[0] - both[1] == pytest.approx(factor.weight, abs=1e-3)
 
 
-def test_field_weights_are_the_boosted_members_exact_contributions(
+def test_field_weights_are_the_boosted_and_linear_members_exact_contributions(
     loaded: LoadedCheckpoint, claims: list[Claim]
 ) -> None:
     predictor, policy = loaded.predictor, loaded.config.policy
@@ -95,23 +95,34 @@ def test_field_weights_are_the_boosted_members_exact_contributions(
     inputs = partner.inputs(
         [c.description for c in claims], predictor.preparer.features.transform(claims)
     )
+    members = partner.predict_proba(inputs)
     for task, booster in partner.boosters.items():
-        share = partner.state.stack_weights[task].get(BOOSTED, 0.0)
-        if not share:
+        weights = partner.state.stack_weights[task]
+        boosted, linear = weights.get(BOOSTED, 0.0), weights.get(LINEAR, 0.0)
+        if not boosted and not linear:
             continue
         raw = booster.predict(inputs, raw_score=True)
         contributions = booster.predict(inputs, pred_contrib=True)
+        linear_answers = members[LINEAR][task]
         for row, result in enumerate(results):
             label = predictor.labels[task].index(result.predictions[task].label)
-            summed = sum(f.weight for f in factors[row][task]) / share
+            summed = sum(f.weight for f in factors[row][task])
+            # what each member's raw score for the label is, less what no field moves: the
+            # boosted member's bias and the linear member's score at the training means
             if raw.ndim == 1:
-                bias = contributions[row, -1]
-                expected = raw[row] if label == 1 else -raw[row]
-                assert summed + (bias if label == 1 else -bias) == pytest.approx(expected, abs=1e-6)
+                sign = 1.0 if label == 1 else -1.0
+                boosted_score = sign * (raw[row] - contributions[row, -1])
+                margin = np.log(linear_answers[row, 1] / linear_answers[row, 0])
+                at_mean = partner.arrays[f"linear.intercept.{task}"][0]
+                linear_score = sign * (margin - at_mean)
             else:
                 width = inputs.shape[1] + 1
-                bias = contributions[row, (label + 1) * width - 1]
-                assert summed + bias == pytest.approx(raw[row, label], abs=1e-6)
+                boosted_score = raw[row, label] - contributions[row, (label + 1) * width - 1]
+                linear_score = partner.linear_contributions(task, inputs[row : row + 1])[
+                    0, label
+                ].sum()
+            expected = boosted * boosted_score + linear * linear_score
+            assert summed == pytest.approx(expected, abs=1e-6)
             names = [f.field for f in factors[row][task]]
             assert NARRATIVE_WORDS in names and "region" in names
             region = next(f for f in factors[row][task] if f.field == "region")

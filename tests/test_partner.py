@@ -20,7 +20,14 @@ from claims.model.checkpoint import (
     load_checkpoint,
 )
 from claims.model.features import StructuredFeatures
-from claims.model.stack import BOOSTED, TEXT, TUNED, BoostedPartner, stack
+from claims.model.stack import (
+    BOOSTED,
+    LINEAR,
+    TEXT,
+    TUNED,
+    BoostedPartner,
+    stack,
+)
 from schemas.config import Strategy
 from tests.helpers import quick_config
 from training.baselines import TfidfLogisticBaseline
@@ -70,7 +77,7 @@ def test_the_partner_reloads_from_its_files_to_identical_probabilities(
     texts = [claim.description for claim in test.claims]
     inputs = partner.inputs(texts, features.transform(test.claims))
     before, after = partner.predict_proba(inputs), reloaded.predict_proba(inputs)
-    assert set(before) == {TEXT, BOOSTED}
+    assert set(before) == {TEXT, BOOSTED, LINEAR}
     for member, tasks in before.items():
         for task, values in tasks.items():
             np.testing.assert_allclose(values.sum(axis=1), 1.0)
@@ -87,9 +94,51 @@ def test_the_partner_learns_claim_type(fitted) -> None:
         [c.claim_id for c in test.claims],
     )
     inputs = partner.inputs([c.description for c in test.claims], features.transform(test.claims))
-    for member in (TEXT, BOOSTED):
+    for member in (TEXT, BOOSTED, LINEAR):
         answers = partner.predict_proba(inputs)[member]["claim_type"]
         assert (answers.argmax(1) == truth).mean() > 0.5
+
+
+def test_the_linear_members_contributions_add_up_to_its_margins(fitted) -> None:
+    """Explanations read the linear member's per-feature shares: with its intercept they are
+    exactly the log-odds (binary) or the raw scores up to a constant (multiclass) it answers."""
+    _, test, features, _, counts, partner = fitted
+    inputs = partner.inputs([c.description for c in test.claims], features.transform(test.claims))
+    answers = partner.predict_proba(inputs)[LINEAR]
+    for task in counts:
+        shares = partner.linear_contributions(task, inputs).sum(axis=2)
+        intercept = partner.arrays[f"linear.intercept.{task}"]
+        probabilities = answers[task]
+        if len(intercept) == 1:
+            log_odds = np.log(probabilities[:, 1] / probabilities[:, 0])
+            np.testing.assert_allclose(shares[:, 1] + intercept[0], log_odds, atol=1e-6)
+            np.testing.assert_allclose(shares[:, 0], -shares[:, 1])
+        else:
+            seen = partner.state.linear_classes[task]
+            raw = shares[:, seen] + intercept
+            expected = np.log(probabilities[:, seen])
+            np.testing.assert_allclose(
+                raw - raw.mean(axis=1, keepdims=True),
+                expected - expected.mean(axis=1, keepdims=True),
+                atol=1e-6,
+            )
+
+
+def test_a_partner_saved_before_the_linear_member_loads_and_serves_without_it(
+    fitted, tmp_path: Path
+) -> None:
+    _, test, features, _, _, partner = fitted
+    arrays = {k: v for k, v in partner.arrays.items() if not k.startswith("linear.")}
+    BoostedPartner(partner.state, arrays).save(tmp_path / PARTNER, tmp_path / PARTNER_ARRAYS)
+    written = json.loads((tmp_path / PARTNER).read_text())
+    del written["linear_classes"]  # as partner.json was written before the member existed
+    (tmp_path / PARTNER).write_text(json.dumps(written))
+    reloaded = BoostedPartner.load(tmp_path / PARTNER, tmp_path / PARTNER_ARRAYS)
+    inputs = partner.inputs([c.description for c in test.claims], features.transform(test.claims))
+    answers = reloaded.predict_proba(inputs)
+    assert set(answers) == {TEXT, BOOSTED}
+    for task, values in answers[BOOSTED].items():
+        np.testing.assert_array_equal(values, partner.predict_proba(inputs)[BOOSTED][task])
 
 
 def _sure_where(truth: np.ndarray, sure: np.ndarray) -> np.ndarray:
@@ -196,7 +245,7 @@ def test_a_checkpoint_records_its_stack_and_serves_it(
     assert predictor.preparer.partner is not None
     card = (trained_checkpoint / "MODEL_CARD.md").read_text()
     for task, weights in predictor.preparer.partner.state.stack_weights.items():
-        assert set(weights) == {TUNED, TEXT, BOOSTED}
+        assert set(weights) == {TUNED, TEXT, BOOSTED, LINEAR}
         assert f"{TUNED} {weights[TUNED]:.2f}" in notes[f"stack.{task}"]
         assert f"| {task} | {weights[TUNED]:.2f} |" in card
     claims = frame_to_claims(

@@ -16,7 +16,7 @@ from claims.model.checkpoint import LoadedCheckpoint, load_checkpoint
 from claims.model.encoder import file_sha256
 from claims.model.features import StructuredFeatures
 from claims.model.predictor import TunedPredictor, ZeroShotPredictor
-from claims.model.stack import BOOSTED, TEXT, TUNED
+from claims.model.stack import BOOSTED, LINEAR, TEXT, TUNED
 from schemas.claim import Claim
 from schemas.config import SpecialistConfig, TaskKind
 from schemas.report import EvaluationReport, Interval, SystemResult
@@ -160,6 +160,7 @@ MEMBER_DESCRIPTIONS = {
     TUNED: "the fine-tuned encoder and its heads, calibrated",
     TEXT: "TF-IDF words and characters + logistic regression, fitted on the training split",
     BOOSTED: "LightGBM on the structured fields and the text member's scores",
+    LINEAR: "logistic regression on the structured fields and the text member's scores",
 }
 
 

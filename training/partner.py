@@ -3,9 +3,10 @@ members whose validation answers choose the weights learn from the training spli
 served, with those weights, from the training and validation splits (training/trainer.py).
 
 The members are what a data team would build: the TF-IDF text model (the tfidf_logreg
-baseline's recipe), and gradient boosting over the structured fields and out-of-fold text
-scores (the gbm_stacked baseline's recipe, in LightGBM so that it can be stored as text). The
-weights are the ones with the lowest validation log loss, a proper score on claims that no
+baseline's recipe); gradient boosting over the structured fields and out-of-fold text scores
+(the gbm_stacked baseline's recipe, in LightGBM so that it can be stored as text); and a
+logistic regression over the same inputs, its regularisation chosen by cross-validated log
+loss. The weights are the ones with the lowest validation log loss, a proper score on claims that no
 member's training saw.
 """
 
@@ -19,6 +20,8 @@ import lightgbm
 import numpy as np
 from scipy.optimize import minimize
 from scipy.special import log_softmax
+from sklearn.linear_model import LogisticRegressionCV
+from sklearn.model_selection import StratifiedKFold
 
 from claims.model.stack import (
     PROBABILITY_FLOOR,
@@ -44,6 +47,10 @@ BOOSTING = {  # the tuned settings of the data set READMEs' strongest classical 
 MAX_ROUNDS = 600
 EARLY_STOPPING_FRACTION = 0.1
 MAX_STACK_WEIGHT = 5.0
+# scikit-learn's C on standardised features, from a scorecard of a few strong fields (a rare
+# label's few examples) to nearly every feature (tens of thousands of claims)
+LINEAR_STRENGTHS = (0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0)
+LINEAR_FOLDS = 5
 
 
 def _text_scorer(model: TfidfLogisticBaseline) -> TextScorer:
@@ -104,7 +111,7 @@ def fit_partner(
         known = values != IGNORE
         booster = _boost(matrix[known], values[known], label_counts[task], seed)
         boosters[task] = booster.model_to_string()
-    return BoostedPartner(
+    partner = BoostedPartner(
         PartnerState(
             text=text.state,
             boosters=boosters,
@@ -112,6 +119,36 @@ def fit_partner(
         ),
         text.arrays,
     )
+    _fit_linear(partner, matrix, targets, seed)
+    return partner
+
+
+def _fit_linear(
+    partner: BoostedPartner, inputs: np.ndarray, targets: dict[str, np.ndarray], seed: int
+) -> None:
+    """The linear member: per task an L2 logistic regression on standardised features, its
+    strength the one with the lowest log loss over stratified folds. Stored as arrays, with
+    the features' training means (what its explanations are measured from) and spreads."""
+    raw = partner.linear_features(inputs)
+    spread = raw.std(axis=0)
+    partner.arrays["linear.center"] = raw.mean(axis=0)
+    partner.arrays["linear.scale"] = np.where(spread > 0, spread, 1.0)
+    features = partner.standardised(inputs)
+    for task, values in targets.items():
+        known = values != IGNORE
+        rarest = int(np.unique(values[known], return_counts=True)[1].min())
+        regression = LogisticRegressionCV(
+            Cs=LINEAR_STRENGTHS,
+            l1_ratios=(0.0,),
+            # every fold holds each label where the labels allow it
+            cv=StratifiedKFold(max(2, min(LINEAR_FOLDS, rarest)), shuffle=True, random_state=seed),
+            scoring="neg_log_loss",
+            max_iter=1000,
+            use_legacy_attributes=False,
+        ).fit(features[known], values[known])
+        partner.arrays[f"linear.coef.{task}"] = np.ascontiguousarray(regression.coef_.T)
+        partner.arrays[f"linear.intercept.{task}"] = regression.intercept_
+        partner.state.linear_classes[task] = regression.classes_.tolist()
 
 
 class PartnerFit:

@@ -5,8 +5,9 @@ reasons in words.
 Phrases by occlusion: each phrase is removed in turn and the claim answered again, every
 variant of every claim in one call of the predictor, so the encoder sees them in as few passes
 as its batch size allows; a phrase's weight is how much the served probability falls without
-it. Fields by the boosted member's exact per-feature contributions (LightGBM's `pred_contrib`),
-scaled by that member's weight in the stack.
+it. Fields by the exact per-feature contributions of the boosted member (LightGBM's
+`pred_contrib`) and of the linear member (coefficient times the feature's distance from its
+training mean), each scaled by that member's weight in the stack.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import numpy as np
 
 from claims.model.features import field_value
 from claims.model.predictor import TunedPredictor
-from claims.model.stack import BOOSTED
+from claims.model.stack import BOOSTED, LINEAR, BoostedPartner
 from schemas.claim import Claim
 from schemas.explanation import Explanation, FieldFactor, PhraseFactor, TaskExplanation
 from schemas.policy import DecisionPolicy, TaskCondition
@@ -122,7 +123,7 @@ def field_factors(
     claims: Sequence[Claim], results: Sequence[TriageResult], predictor: TunedPredictor
 ) -> list[dict[str, list[FieldFactor]]]:
     """Per claim and task, each field's share of the served log-odds of the chosen label, as
-    the boosted member computes it exactly; none without a boosted member in the stack."""
+    the boosted and linear members compute it exactly; none without them in the stack."""
     partner = predictor.preparer.partner
     explained: list[dict[str, list[FieldFactor]]] = [{} for _ in claims]
     if partner is None or not claims:
@@ -133,26 +134,39 @@ def field_factors(
     columns += [NARRATIVE_WORDS] * (inputs.shape[1] - len(columns))
     names = list(dict.fromkeys(columns))
     by_name = np.array([[column == name for name in names] for column in columns], dtype=float)
-    width = inputs.shape[1] + 1  # and LightGBM's bias, last
-    for task, booster in partner.boosters.items():
-        share = partner.state.stack_weights.get(task, {}).get(BOOSTED, 0.0)
-        if not share:
+    for task, weights in partner.state.stack_weights.items():
+        if not weights.get(BOOSTED) and not weights.get(LINEAR):
             continue
-        contributions = np.asarray(
-            booster.predict(inputs, pred_contrib=True, num_threads=partner.threads)
-        )
-        for row, (claim, result) in enumerate(zip(claims, results, strict=True)):
-            label = predictor.labels[task].index(result.predictions[task].label)
-            if contributions.shape[1] == width:  # binary: the raw score is label 1's log-odds
-                signed = contributions[row, :-1] * (1.0 if label == 1 else -1.0)
-            else:
-                signed = contributions[row, label * width : (label + 1) * width - 1]
-            summed = share * (signed @ by_name)
+        chosen = [predictor.labels[task].index(r.predictions[task].label) for r in results]
+        summed = _member_contributions(partner, task, inputs, weights) @ by_name
+        for row, claim in enumerate(claims):
             explained[row][task] = [
                 FieldFactor(field=name, value=_value(claim, name), weight=float(weight))
-                for name, weight in zip(names, summed, strict=True)
+                for name, weight in zip(names, summed[row, chosen[row]], strict=True)
             ]
     return explained
+
+
+def _member_contributions(
+    partner: BoostedPartner, task: str, inputs: np.ndarray, weights: dict[str, float]
+) -> np.ndarray:
+    """(claims, labels, features): each feature's share of each label's raw score, summed
+    over the boosted and linear members by their stack weights."""
+    labels = partner.state.text.label_counts[task]
+    summed = np.zeros((len(inputs), labels, inputs.shape[1]))
+    if weights.get(BOOSTED):
+        raw = np.asarray(
+            partner.boosters[task].predict(inputs, pred_contrib=True, num_threads=partner.threads)
+        )
+        width = inputs.shape[1] + 1  # and LightGBM's bias, last
+        if raw.shape[1] == width:  # binary: the raw score is label 1's log-odds
+            shares = np.stack([-raw[:, :-1], raw[:, :-1]], axis=1)
+        else:
+            shares = raw.reshape(len(inputs), labels, width)[:, :, :-1]
+        summed += weights[BOOSTED] * shares
+    if weights.get(LINEAR):
+        summed += weights[LINEAR] * partner.linear_contributions(task, inputs)
+    return summed
 
 
 def _value(claim: Claim, name: str) -> str | None:

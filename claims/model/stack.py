@@ -1,13 +1,15 @@
 """The specialist's other members, and the stack that combines them with the tuned encoder.
 
-Per task the served answer is a weighted product of three members' probabilities: the tuned
+Per task the served answer is a weighted product of the members' probabilities: the tuned
 encoder; TF-IDF of the narrative's words and characters with a logistic regression (what an
-insurer's data team would build first); and gradient boosting over the structured fields and
-that text model's scores. The weights are fitted on the validation answers of members that
-never saw those claims, so the stack never fits worse than its best member there; the text and
-boosted members then served are fitted again on the validation claims too (`partner_refit`,
-docs/accuracy-experiments.md). Stored as JSON (vocabularies, LightGBM's text model format, the
-weights) and safetensors (the text model's arrays). Nothing is unpickled.
+insurer's data team would build first); gradient boosting over the structured fields and that
+text model's scores; and a logistic regression over the same inputs (the scorecard an SIU team
+would build), which holds where a rare label leaves the trees too few examples. The weights are
+fitted on the validation answers of members that never saw those claims, so the stack never
+fits worse than its best member there; the members then served are fitted again on the
+validation claims too (`partner_refit`, docs/accuracy-experiments.md). Stored as JSON
+(vocabularies, LightGBM's text model format, the weights) and safetensors (the text and linear
+models' arrays). Nothing is unpickled.
 """
 
 from __future__ import annotations
@@ -31,9 +33,10 @@ CHAR_TFIDF = {"analyzer": "char_wb", "ngram_range": (3, 5), "sublinear_tf": True
 MIN_DOCUMENT_FREQUENCY = 2
 TEXT_REGULARISATION = 10.0  # scikit-learn's C, with balanced class weights
 
-TUNED, TEXT, BOOSTED = "tuned", "text", "boosted"
-MEMBERS = (TUNED, TEXT, BOOSTED)
+TUNED, TEXT, BOOSTED, LINEAR = "tuned", "text", "boosted", "linear"
+MEMBERS = (TUNED, TEXT, BOOSTED, LINEAR)
 PROBABILITY_FLOOR = 1e-12
+TEXT_SCORE_FLOOR = 1e-6  # the linear member reads the text scores as log-probabilities
 
 Members = dict[str, dict[str, np.ndarray]]  # member -> task -> (claims, labels) probabilities
 
@@ -77,14 +80,7 @@ class TextScorer:
         columns = []
         for task, count in counts.items():
             margins = matrix @ self.arrays[f"coef.{task}"] + self.arrays[f"intercept.{task}"]
-            seen = (
-                np.column_stack([1 - expit(margins[:, 0]), expit(margins[:, 0])])
-                if margins.shape[1] == 1
-                else softmax(margins, axis=1)
-            )
-            full = np.zeros((len(texts), count))
-            full[:, self.state.classes[task]] = seen
-            columns.append(full)
+            columns.append(regression_probabilities(margins, self.state.classes[task], count))
         return np.hstack(columns)
 
     def split(self, scores: np.ndarray) -> dict[str, np.ndarray]:
@@ -101,6 +97,11 @@ class PartnerState(BaseModel):
 
     text: TextScorerState
     boosters: dict[str, str] = Field(description="Per task, LightGBM's text model.")
+    linear_classes: dict[str, list[int]] = Field(
+        default_factory=dict,
+        description="Per task, the label indices the linear member's regression saw; its "
+        "coefficients are arrays beside it. Empty in checkpoints made before it was a member.",
+    )
     stack_weights: dict[str, dict[str, float]] = Field(
         description="Per task, each member's weight in the stack: the served log-probabilities "
         "are the weighted sum of the members', renormalised. {tuned: 1} is the tuned model alone."
@@ -138,16 +139,56 @@ class BoostedPartner:
     def predict_proba(self, inputs: np.ndarray) -> Members:
         """Each member's probabilities but the tuned encoder's, from `inputs`."""
         text_width = sum(self.state.text.label_counts.values())
-        return {
+        members = {
             TEXT: self.text.split(inputs[:, inputs.shape[1] - text_width :]),
             BOOSTED: {task: self._boosted(task, inputs) for task in self.boosters},
         }
+        if self.state.linear_classes:
+            members[LINEAR] = {
+                task: self._linear(task, inputs) for task in self.state.linear_classes
+            }
+        return members
+
+    def linear_features(self, inputs: np.ndarray) -> np.ndarray:
+        """The linear member's features: the structured fields, and the text scores as
+        log-probabilities (a linear model adds evidence in log-odds)."""
+        text_width = sum(self.state.text.label_counts.values())
+        structured, text = np.hsplit(inputs, [inputs.shape[1] - text_width])
+        return np.hstack([structured, np.log(np.clip(text, TEXT_SCORE_FLOOR, None))])
+
+    def standardised(self, inputs: np.ndarray) -> np.ndarray:
+        """The linear member's features as its regression reads them: less their training
+        means, over their training spreads."""
+        centre, scale = self.arrays["linear.center"], self.arrays["linear.scale"]
+        return (self.linear_features(inputs) - centre) / scale
+
+    def linear_contributions(self, task: str, inputs: np.ndarray) -> np.ndarray:
+        """(claims, labels, features): each feature's share of each label's raw score in the
+        linear member, measured from the training mean (a linear model's SHAP values). A
+        binary task's one margin counts for label 1 and against label 0; a label the
+        regression never saw gets none."""
+        coefficients = self.arrays[f"linear.coef.{task}"]  # (features, margins)
+        shares = self.standardised(inputs)[:, None, :] * coefficients.T[None, :, :]
+        if coefficients.shape[1] == 1:
+            shares = np.concatenate([-shares, shares], axis=1)
+        full = np.zeros((len(inputs), self.state.text.label_counts[task], inputs.shape[1]))
+        full[:, self.state.linear_classes[task]] = shares
+        return full
 
     def _boosted(self, task: str, inputs: np.ndarray) -> np.ndarray:
         if not len(inputs):
             return np.zeros((0, self.state.text.label_counts[task]))
         predicted = np.asarray(self.boosters[task].predict(inputs, num_threads=self.threads))
         return np.column_stack([1 - predicted, predicted]) if predicted.ndim == 1 else predicted
+
+    def _linear(self, task: str, inputs: np.ndarray) -> np.ndarray:
+        margins = (
+            self.standardised(inputs) @ self.arrays[f"linear.coef.{task}"]
+            + self.arrays[f"linear.intercept.{task}"]
+        )
+        return regression_probabilities(
+            margins, self.state.linear_classes[task], self.state.text.label_counts[task]
+        )
 
     def blend(self, tuned: dict[str, np.ndarray], members: Members) -> dict[str, np.ndarray]:
         """The stack's probabilities from the tuned model's and the other members'."""
@@ -156,6 +197,21 @@ class BoostedPartner:
             task: stack({member: everyone[member][task] for member in weights}, weights)
             for task, weights in self.state.stack_weights.items()
         }
+
+
+def regression_probabilities(
+    margins: np.ndarray, classes: Sequence[int], label_count: int
+) -> np.ndarray:
+    """A logistic regression's probabilities from its margins (one column: binary), with a
+    column for every label, zero for the labels it never saw."""
+    seen = (
+        np.column_stack([1 - expit(margins[:, 0]), expit(margins[:, 0])])
+        if margins.shape[1] == 1
+        else softmax(margins, axis=1)
+    )
+    full = np.zeros((len(margins), label_count))
+    full[:, list(classes)] = seen
+    return full
 
 
 def stack(probabilities: dict[str, np.ndarray], weights: dict[str, float]) -> np.ndarray:
