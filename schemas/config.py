@@ -141,16 +141,17 @@ class TrainingConfig(_Strict):
     )
     boosted_partner: bool = Field(
         default=True,
-        description="Fit a TF-IDF text model and gradient boosting on the structured fields and "
-        "text scores beside the tuned model, and serve the three stacked per task with the "
-        "weights that minimise the validation log loss.",
+        description="Fit a TF-IDF text model, and gradient boosting and a logistic regression on "
+        "the structured fields and text scores, beside the tuned model, and serve the four "
+        "stacked per task with the weights that minimise the validation log loss.",
     )
     partner_refit: bool = Field(
         default=True,
-        description="Once the stack's weights are chosen on the validation claims, serve text and "
-        "boosted members fitted again on the training and validation claims together, with "
-        "those weights: the classical members gain the rows the encoder spent on choosing its "
-        "epoch and calibration. Off: the members fitted on the training claims alone serve.",
+        description="Once the stack's weights are chosen on the validation claims, serve text, "
+        "boosted and linear members fitted again on the training and validation claims "
+        "together, with those weights: the classical members gain the rows the encoder spent "
+        "on choosing its epoch and calibration. Off: the members fitted on the training claims "
+        "alone serve.",
     )
 
     @property

@@ -19,13 +19,15 @@ class PhraseFactor(BaseModel):
 
 
 class FieldFactor(BaseModel):
-    """A structured field (or the narrative's word model) as the boosted member reads it."""
+    """A structured field (or the narrative's word model) as the boosted and linear members
+    read it."""
 
     field: str
     value: str | None = Field(description="The claim's value, as sent; None: missing.")
     weight: float = Field(
-        description="Its exact contribution to the boosted member's log-odds of the chosen "
-        "label, times that member's weight in the stack: its share of the served log-odds."
+        description="Its exact contributions to the boosted and linear members' log-odds of the "
+        "chosen label, each times that member's weight in the stack: its share of the served "
+        "log-odds."
     )
 
 
@@ -37,7 +39,7 @@ class TaskExplanation(BaseModel):
     )
     fields: list[FieldFactor] = Field(
         description="The fields that raised the label most, then those that lowered it most; "
-        "empty when the model has no boosted member."
+        "empty when the model has no boosted or linear member."
     )
     summary: str = Field(description="The same in plain words.")
 

@@ -16,7 +16,7 @@ from claims.model.checkpoint import LoadedCheckpoint, load_checkpoint
 from claims.model.encoder import file_sha256
 from claims.model.features import StructuredFeatures
 from claims.model.predictor import TunedPredictor, ZeroShotPredictor
-from claims.model.stack import BOOSTED, LINEAR, TEXT, TUNED
+from claims.model.stack import MEMBER_DESCRIPTIONS
 from schemas.claim import Claim
 from schemas.config import SpecialistConfig, TaskKind
 from schemas.report import EvaluationReport, Interval, SystemResult
@@ -156,14 +156,6 @@ def _tuned_system(checkpoint: LoadedCheckpoint, claims: Sequence[Claim]) -> Scor
     )
 
 
-MEMBER_DESCRIPTIONS = {
-    TUNED: "the fine-tuned encoder and its heads, calibrated",
-    TEXT: "TF-IDF words and characters + logistic regression, fitted on the training split",
-    BOOSTED: "LightGBM on the structured fields and the text member's scores",
-    LINEAR: "logistic regression on the structured fields and the text member's scores",
-}
-
-
 def _member_systems(
     checkpoint: LoadedCheckpoint, claims: Sequence[Claim]
 ) -> dict[str, ScoredSystem]:
@@ -235,7 +227,7 @@ def _blend(predictor: TunedPredictor) -> str:
     """Whether the tuned model answers alone or in its stack."""
     if predictor.preparer.partner is None:
         return ", alone"
-    return ", stacked with the text and boosted members"
+    return ", stacked with the text, boosted and linear members"
 
 
 def render_report(report: EvaluationReport) -> str:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from claims.model.checkpoint import TrainedSpecialist
-from claims.model.stack import MEMBERS
+from claims.model.stack import MEMBER_DESCRIPTIONS, MEMBERS
 
 TUNED_ALONE = "tuned_alone"
 
@@ -59,9 +59,10 @@ def render_model_card(specialist: TrainedSpecialist, model_version: str) -> str:
         "The tuned encoder alone: no stack."
         if specialist.partner is None
         else "Each task's answer pools the members' log-probabilities with these weights, "
-        "fitted on the validation split (tuned: the fine-tuned encoder; text: TF-IDF words and "
-        "characters + logistic regression; boosted: LightGBM on the structured fields and the "
-        "text scores):\n\n" + stack_table(specialist.partner.state.stack_weights)
+        "fitted on the validation split ("
+        + "; ".join(f"{member}: {what}" for member, what in MEMBER_DESCRIPTIONS.items())
+        + "):\n\n"
+        + stack_table(specialist.partner.state.stack_weights)
     )
     choices = "\n".join(f"- {name}: {why}" for name, why in specialist.selection.items())
     sections = "\n\n".join(

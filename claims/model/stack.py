@@ -35,6 +35,12 @@ TEXT_REGULARISATION = 10.0  # scikit-learn's C, with balanced class weights
 
 TUNED, TEXT, BOOSTED, LINEAR = "tuned", "text", "boosted", "linear"
 MEMBERS = (TUNED, TEXT, BOOSTED, LINEAR)
+MEMBER_DESCRIPTIONS = {
+    TUNED: "the fine-tuned encoder and its heads, calibrated",
+    TEXT: "TF-IDF words and characters + logistic regression",
+    BOOSTED: "LightGBM on the structured fields and the text member's scores",
+    LINEAR: "logistic regression on the structured fields and the text member's scores",
+}
 PROBABILITY_FLOOR = 1e-12
 TEXT_SCORE_FLOOR = 1e-6  # the linear member reads the text scores as log-probabilities
 
@@ -109,7 +115,7 @@ class PartnerState(BaseModel):
 
 
 class BoostedPartner:
-    """The text and boosted members, and the stack that joins them to the tuned encoder."""
+    """The members beside the tuned encoder, and the stack that joins them to it."""
 
     def __init__(
         self, state: PartnerState, arrays: dict[str, np.ndarray], threads: int = 0
