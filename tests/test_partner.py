@@ -34,6 +34,7 @@ from training.baselines import TfidfLogisticBaseline
 from training.data import split_validation
 from training.labels import IGNORE, label_indices, resolve_labels
 from training.partner import (
+    LINEAR_STRENGTHS,
     PartnerFit,
     fit_partner,
     fit_stack,
@@ -247,6 +248,9 @@ def test_a_checkpoint_records_its_stack_and_serves_it(
     for task, weights in predictor.preparer.partner.state.stack_weights.items():
         assert set(weights) == {TUNED, TEXT, BOOSTED, LINEAR}
         assert f"{TUNED} {weights[TUNED]:.2f}" in notes[f"stack.{task}"]
+        # the note is the training-split fit's; the served refit chose its own from the grid
+        assert "the linear member's C " in notes[f"stack.{task}"]
+        assert predictor.preparer.partner.state.linear_strengths[task] in LINEAR_STRENGTHS
         assert f"| {task} | {weights[TUNED]:.2f} |" in card
     claims = frame_to_claims(
         pd.read_csv(claims_csv).head(20),

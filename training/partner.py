@@ -149,6 +149,7 @@ def _fit_linear(
         partner.arrays[f"linear.coef.{task}"] = np.ascontiguousarray(regression.coef_.T)
         partner.arrays[f"linear.intercept.{task}"] = regression.intercept_
         partner.state.linear_classes[task] = regression.classes_.tolist()
+        partner.state.linear_strengths[task] = float(regression.C_)
 
 
 class PartnerFit:
@@ -251,10 +252,11 @@ def fit_stack(
             f"{member} alone {stack_log_loss(labelled, truth, {member: 1.0}):.4f}"
             for member in labelled
         )
+        strength = partner.state.linear_strengths.get(task)
         notes[f"stack.{task}"] = (
             "weights "
             + ", ".join(f"{member} {weight:.2f}" for member, weight in weights.items())
             + f": validation log loss {stack_log_loss(labelled, truth, weights):.4f} "
-            f"({alone})"
+            f"({alone})" + ("" if strength is None else f"; the linear member's C {strength:g}")
         )
     return partner.blend(tuned, {m: a for m, a in members.items() if m != TUNED}), notes

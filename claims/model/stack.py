@@ -108,6 +108,10 @@ class PartnerState(BaseModel):
         description="Per task, the label indices the linear member's regression saw; its "
         "coefficients are arrays beside it. Empty in checkpoints made before it was a member.",
     )
+    linear_strengths: dict[str, float] = Field(
+        default_factory=dict,
+        description="Per task, the inverse L2 strength (scikit-learn's C) its folds chose.",
+    )
     stack_weights: dict[str, dict[str, float]] = Field(
         description="Per task, each member's weight in the stack: the served log-probabilities "
         "are the weighted sum of the members', renormalised. {tuned: 1} is the tuned model alone."
