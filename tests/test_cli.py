@@ -89,7 +89,7 @@ def test_evaluate_compares_the_specialist_with_every_baseline_and_says_how_sure_
     assert set(report["systems"]) == {
         "specialist", "base_zero_shot", "base_retrieval",
         "tfidf_logreg", "gbm_structured", "gbm_stacked",
-        "specialist.tuned", "specialist.text", "specialist.boosted",
+        "specialist.tuned", "specialist.text", "specialist.boosted", "specialist.linear",
     }  # fmt: skip
     assert report["primary_metrics"] == {
         "claim_type": "macro_f1", "severity": "macro_f1", "siu_referral": "auc"

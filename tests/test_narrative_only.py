@@ -32,5 +32,5 @@ def test_a_narrative_only_config_trains_and_every_system_is_evaluated(
     report = evaluate(out, claims_csv)
     # no structured field to boost on: that baseline is left out, not crashed on
     assert "gbm_structured" not in report.systems
-    members = {f"{MEMBER_PREFIX}{m}" for m in ("tuned", "text", "boosted")}
+    members = {f"{MEMBER_PREFIX}{m}" for m in ("tuned", "text", "boosted", "linear")}
     assert {"specialist", "tfidf_logreg", "gbm_stacked"} | members <= set(report.systems)
