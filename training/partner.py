@@ -6,8 +6,8 @@ The members are what a data team would build: the TF-IDF text model (the tfidf_l
 baseline's recipe); gradient boosting over the structured fields and out-of-fold text scores
 (the gbm_stacked baseline's recipe, in LightGBM so that it can be stored as text); and a
 logistic regression over the same inputs, its regularisation chosen by cross-validated log
-loss. The weights are the ones with the lowest validation log loss, a proper score on claims that no
-member's training saw.
+loss. The weights are the ones with the lowest validation log loss, a proper score on claims
+that no member's training saw.
 """
 
 from __future__ import annotations

@@ -6,8 +6,8 @@ Phrases by occlusion: each phrase is removed in turn and the claim answered agai
 variant of every claim in one call of the predictor, so the encoder sees them in as few passes
 as its batch size allows; a phrase's weight is how much the served probability falls without
 it. Fields by the exact per-feature contributions of the boosted member (LightGBM's
-`pred_contrib`) and of the linear member (coefficient times the feature's distance from its
-training mean), each scaled by that member's weight in the stack.
+`pred_contrib`) and of the linear member (coefficient times the feature standardised by its
+training mean and spread), each scaled by that member's weight in the stack.
 """
 
 from __future__ import annotations

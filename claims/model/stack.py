@@ -154,8 +154,9 @@ class BoostedPartner:
             BOOSTED: {task: self._boosted(task, inputs) for task in self.boosters},
         }
         if self.state.linear_classes:
+            features = self.standardised(inputs)  # once for every task
             members[LINEAR] = {
-                task: self._linear(task, inputs) for task in self.state.linear_classes
+                task: self._linear(task, features) for task in self.state.linear_classes
             }
         return members
 
@@ -174,7 +175,8 @@ class BoostedPartner:
 
     def linear_contributions(self, task: str, inputs: np.ndarray) -> np.ndarray:
         """(claims, labels, features): each feature's share of each label's raw score in the
-        linear member, measured from the training mean (a linear model's SHAP values). A
+        linear member, its coefficient times its standardised value, so measured from the
+        training mean (a linear model's SHAP values). A
         binary task's one margin counts for label 1 and against label 0; a label the
         regression never saw gets none."""
         coefficients = self.arrays[f"linear.coef.{task}"]  # (features, margins)
@@ -191,10 +193,10 @@ class BoostedPartner:
         predicted = np.asarray(self.boosters[task].predict(inputs, num_threads=self.threads))
         return np.column_stack([1 - predicted, predicted]) if predicted.ndim == 1 else predicted
 
-    def _linear(self, task: str, inputs: np.ndarray) -> np.ndarray:
+    def _linear(self, task: str, features: np.ndarray) -> np.ndarray:
+        """The linear member's probabilities from its standardised features."""
         margins = (
-            self.standardised(inputs) @ self.arrays[f"linear.coef.{task}"]
-            + self.arrays[f"linear.intercept.{task}"]
+            features @ self.arrays[f"linear.coef.{task}"] + self.arrays[f"linear.intercept.{task}"]
         )
         return regression_probabilities(
             margins, self.state.linear_classes[task], self.state.text.label_counts[task]
