@@ -9,7 +9,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from threadpoolctl import threadpool_info
 
+import training.partner as partner_module
 from claims.data.dataset import frame_to_claims
 from claims.domain.config import load_config
 from claims.model.checkpoint import (
@@ -223,6 +225,26 @@ def test_one_thread_or_none_the_partner_answers_alike(fitted) -> None:
         assert {task: values.shape for task, values in empty[member].items()} == {
             task: (0, count) for task, count in counts.items()
         }
+
+
+def test_the_members_are_fitted_with_blas_on_one_thread(
+    fitted, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Small dense fits run slower with more BLAS threads; the limit ends with the fit."""
+    development, _, features, targets, counts, _ = fitted
+    seen: list[set[int]] = []
+
+    def blas_threads() -> set[int]:
+        return {pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"}
+
+    def record(claims, structured, targets, label_counts, seed) -> None:
+        seen.append(blas_threads())
+
+    before = blas_threads()
+    monkeypatch.setattr(partner_module, "_fit_members", record)
+    fit_partner(development.claims, features.transform(development.claims), targets, counts, 0)
+    assert seen == [{1}]
+    assert blas_threads() == before
 
 
 def test_a_partner_fitted_beside_in_another_process_answers_as_one_fitted_here(fitted) -> None:

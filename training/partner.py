@@ -22,6 +22,7 @@ from scipy.optimize import minimize
 from scipy.special import log_softmax
 from sklearn.linear_model import LogisticRegressionCV
 from sklearn.model_selection import StratifiedKFold
+from threadpoolctl import threadpool_limits
 
 from claims.model.stack import (
     PROBABILITY_FLOOR,
@@ -102,7 +103,22 @@ def fit_partner(
     label_counts: dict[str, int],
     seed: int,
 ) -> BoostedPartner:
-    """Fitted on the training split; every task starts with the tuned model alone."""
+    """Fitted on the training split; every task starts with the tuned model alone.
+
+    BLAS keeps to one thread: the members' matrices are too small for more threads to pay for
+    their hand-offs (measured in docs/accuracy-experiments.md); the text model's parallel folds
+    set their own limits."""
+    with threadpool_limits(1, user_api="blas"):
+        return _fit_members(claims, structured, targets, label_counts, seed)
+
+
+def _fit_members(
+    claims: Sequence[Claim],
+    structured: np.ndarray,
+    targets: dict[str, np.ndarray],
+    label_counts: dict[str, int],
+    seed: int,
+) -> BoostedPartner:
     text_model, text_scores = fit_text_model(claims, targets, label_counts, seed)
     text = _text_scorer(text_model)
     matrix = np.hstack([structured, text_scores])
