@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from threadpoolctl import threadpool_info
+from threadpoolctl import threadpool_info, threadpool_limits
 
 import training.partner as partner_module
 from claims.data.dataset import frame_to_claims
@@ -240,11 +240,12 @@ def test_the_members_are_fitted_with_blas_on_one_thread(
     def record(claims, structured, targets, label_counts, seed) -> None:
         seen.append(blas_threads())
 
-    before = blas_threads()
     monkeypatch.setattr(partner_module, "_fit_members", record)
-    fit_partner(development.claims, features.transform(development.claims), targets, counts, 0)
+    with threadpool_limits(2, user_api="blas"):  # the caller's setting, whatever the machine
+        fit_partner(development.claims, features.transform(development.claims), targets, counts, 0)
+        after = blas_threads()
     assert seen == [{1}]
-    assert blas_threads() == before
+    assert after == {2}
 
 
 def test_a_partner_fitted_beside_in_another_process_answers_as_one_fitted_here(fitted) -> None:
