@@ -237,12 +237,16 @@ def test_the_members_are_fitted_with_blas_on_one_thread(
     def blas_threads() -> set[int]:
         return {pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"}
 
-    def record(claims, structured, targets, label_counts, seed) -> None:
+    def record_and_stop(*arguments) -> None:  # the linear member, the fit's last step
         seen.append(blas_threads())
+        raise InterruptedError
 
-    monkeypatch.setattr(partner_module, "_fit_members", record)
+    monkeypatch.setattr(partner_module, "_fit_linear", record_and_stop)
     with threadpool_limits(2, user_api="blas"):  # the caller's setting, whatever the machine
-        fit_partner(development.claims, features.transform(development.claims), targets, counts, 0)
+        with pytest.raises(InterruptedError):
+            fit_partner(
+                development.claims, features.transform(development.claims), targets, counts, 0
+            )
         after = blas_threads()
     assert seen == [{1}]
     assert after == {2}

@@ -109,34 +109,24 @@ def fit_partner(
     their hand-offs (measured in docs/accuracy-experiments.md); the text model's parallel folds
     set their own limits."""
     with threadpool_limits(1, user_api="blas"):
-        return _fit_members(claims, structured, targets, label_counts, seed)
-
-
-def _fit_members(
-    claims: Sequence[Claim],
-    structured: np.ndarray,
-    targets: dict[str, np.ndarray],
-    label_counts: dict[str, int],
-    seed: int,
-) -> BoostedPartner:
-    text_model, text_scores = fit_text_model(claims, targets, label_counts, seed)
-    text = _text_scorer(text_model)
-    matrix = np.hstack([structured, text_scores])
-    boosters = {}
-    for task, values in targets.items():
-        known = values != IGNORE
-        booster = _boost(matrix[known], values[known], label_counts[task], seed)
-        boosters[task] = booster.model_to_string()
-    partner = BoostedPartner(
-        PartnerState(
-            text=text.state,
-            boosters=boosters,
-            stack_weights={task: {TUNED: 1.0} for task in targets},
-        ),
-        text.arrays,
-    )
-    _fit_linear(partner, matrix, targets, seed)
-    return partner
+        text_model, text_scores = fit_text_model(claims, targets, label_counts, seed)
+        text = _text_scorer(text_model)
+        matrix = np.hstack([structured, text_scores])
+        boosters = {}
+        for task, values in targets.items():
+            known = values != IGNORE
+            booster = _boost(matrix[known], values[known], label_counts[task], seed)
+            boosters[task] = booster.model_to_string()
+        partner = BoostedPartner(
+            PartnerState(
+                text=text.state,
+                boosters=boosters,
+                stack_weights={task: {TUNED: 1.0} for task in targets},
+            ),
+            text.arrays,
+        )
+        _fit_linear(partner, matrix, targets, seed)
+        return partner
 
 
 def _fit_linear(
