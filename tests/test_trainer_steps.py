@@ -219,8 +219,8 @@ def test_decision_offsets_raise_validation_macro_f1_on_the_labelled_rows_only() 
     )
     assert set(notes) == {"decision_offsets.siu_referral"}
     note = notes["decision_offsets.siu_referral"]
-    before, after, plain, searched, low, _ = _offset_figures(note)
-    assert after > before and searched > plain and low > 0 and note.endswith("kept")
+    before, after, plain, searched = map(float, re.findall(r"[0-9.]+", note)[1:])
+    assert after > before and searched > plain and note.endswith("kept")
     offsets = calibration.decision_offsets["siu_referral"]
     assert offsets[1] > offsets[0]  # the rare label is chosen more often
     assert not calibration.decision_offsets["severity"].any()
@@ -240,34 +240,9 @@ def test_decision_offsets_that_only_fit_the_validation_noise_are_left_out() -> N
         {"claim_type": probabilities},
         {"claim_type": torch.from_numpy(truth)},
     )
-    before, after, plain, searched, _, _ = _offset_figures(notes["decision_offsets.claim_type"])
+    before, after, plain, searched = map(
+        float, re.findall(r"[0-9.]+", notes["decision_offsets.claim_type"])[1:]
+    )
     assert after > before  # in sample the search always finds something
     assert searched <= plain and notes["decision_offsets.claim_type"].endswith("left out")
     assert not calibration.decision_offsets["claim_type"].any()
-
-
-def test_decision_offsets_with_an_out_of_fold_gain_inside_sampling_error_are_left_out() -> None:
-    """Calibrated probabilities of three balanced labels on 600 claims: the most probable label
-    is the best choice, yet offsets searched out of fold happen to raise the pooled macro-F1 of
-    these rows, by less than its resampling spread. They are left out (on the OSHA reports such
-    a gain, +0.002, became -0.017 on the test split)."""
-    rng = np.random.default_rng(4)
-    probabilities = rng.dirichlet(np.full(3, 2.0), size=600)
-    truth = np.array([rng.choice(3, p=row) for row in probabilities])
-    calibration = Calibration({"severity": [1.0] * 3})
-    notes = fit_decision_offsets(
-        load_config(),
-        calibration,
-        {"severity": probabilities},
-        {"severity": torch.from_numpy(truth)},
-    )
-    _, _, plain, searched, low, high = _offset_figures(notes["decision_offsets.severity"])
-    assert searched > plain and low <= 0 < high
-    assert notes["decision_offsets.severity"].endswith("left out")
-    assert not calibration.decision_offsets["severity"].any()
-
-
-def _offset_figures(note: str) -> tuple[float, ...]:
-    """(validation macro-F1 before, after; out of fold before, after; the gain's interval)."""
-    numbers = re.findall(r"[-+]?[0-9]+\.[0-9]+", note)
-    return tuple(map(float, numbers))
