@@ -130,23 +130,6 @@ class TrainingConfig(_Strict):
         "(a multilingual model's word embeddings are most of its parameters), and words the "
         "training claims never use keep their place beside the ones they do.",
     )
-    layer_decay: float = Field(
-        default=1.0,
-        gt=0,
-        le=1,
-        description="Layer-wise learning-rate decay: the top transformer layer learns at the "
-        "encoder's rate, each layer below at this fraction of the rate above it, the embeddings "
-        "below the lowest layer; the lower layers hold general language the claims should not "
-        "wash out. 1: one rate for the whole encoder.",
-    )
-    average_epochs: float | None = Field(
-        default=None,
-        gt=0,
-        le=10,
-        description="Evaluate and keep an exponential moving average of the tuned weights over "
-        "about this many epochs instead of the last step's weights, which carry the noise of "
-        "the last few batches. None: the weights as they are.",
-    )
     validation_fraction: float = Field(default=0.15, gt=0, lt=0.5)
     patience: int = Field(default=2, ge=1, description="Evaluations without improvement to stop.")
     evaluations_per_epoch: int = Field(default=2, ge=1)

@@ -27,14 +27,7 @@ from training.calibration import (
     fit_temperatures,
 )
 from training.data import TrainingData, prepare_data, split_validation
-from training.fine_tuning import (
-    WeightAverage,
-    build_model,
-    encoder_parameter_groups,
-    fine_tune,
-    mean_loss,
-    runs_bf16,
-)
+from training.fine_tuning import build_model, fine_tune, mean_loss, runs_bf16
 from training.labels import IGNORE, class_weights
 
 TINY = {"vocab_size": 30522, "hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2}
@@ -148,77 +141,6 @@ def test_fine_tuning_keeps_the_step_with_the_lowest_validation_loss(
     bf16 = runs_bf16(settings, CPU)
     assert mean_loss(model, data.validation, loss_functions, bf16) == pytest.approx(
         float(match[2]), abs=1e-4
-    )
-
-
-def test_layer_wise_decay_gives_each_layer_below_the_top_a_fraction_of_the_rate_above(
-    data: TrainingData, config: SpecialistConfig
-) -> None:
-    settings = config.training.model_copy(update={"strategy": Strategy.full})
-    model = build_model(tiny_encoder(), settings, data.features.dimension, data.label_counts, CPU)
-    rate_of = {
-        id(parameter): group["lr"]
-        for group in encoder_parameter_groups(model.encoder, 1e-4, 0.5)
-        for parameter in group["params"]
-    }
-    expected = {"layer.1.": 1e-4, "layer.0.": 5e-5, "embeddings.": 2.5e-5, "pooler.": 1e-4}
-    for name, parameter in model.encoder.named_parameters():
-        rate = next(rate for part, rate in expected.items() if part in name)
-        assert rate_of.pop(id(parameter)) == pytest.approx(rate), name
-    assert not rate_of  # each weight in one group
-    (one_rate,) = encoder_parameter_groups(model.encoder, 1e-4, 1.0)
-    assert len(one_rate["params"]) == len(list(model.encoder.parameters()))
-
-
-def test_layer_wise_decay_leaves_out_what_the_strategy_freezes(
-    data: TrainingData, config: SpecialistConfig
-) -> None:
-    settings = config.training.model_copy(
-        update={"strategy": Strategy.last_layers, "last_layers": 1}
-    )
-    model = build_model(tiny_encoder(), settings, data.features.dimension, data.label_counts, CPU)
-    (top,) = encoder_parameter_groups(model.encoder, 1e-4, 0.5)
-    trainable = [p for p in model.encoder.parameters() if p.requires_grad]
-    assert top["lr"] == 1e-4 and [id(p) for p in top["params"]] == [id(p) for p in trainable]
-
-
-def test_the_weight_average_follows_the_live_weights_and_swaps_back_out() -> None:
-    weight = torch.nn.Parameter(torch.zeros(3))
-    average = WeightAverage({"w": weight}, horizon=4)
-    with torch.no_grad():
-        weight.fill_(1.0)
-    average.update()  # a short average at first: 2/11 of the way from 0 to 1 stays behind
-    assert average.average[0] == pytest.approx(torch.full((3,), 9 / 11))
-    for _ in range(200):
-        average.update()
-    assert average.average[0] == pytest.approx(torch.ones(3))
-    with torch.no_grad():
-        weight.fill_(5.0)
-    average.update()  # the horizon of 4 steps: a quarter of the way
-    with average.swapped_in():
-        assert weight.detach() == pytest.approx(torch.full((3,), 2.0))
-    assert weight.detach() == pytest.approx(torch.full((3,), 5.0))
-
-
-def test_fine_tuning_with_averaged_weights_keeps_the_average_with_the_lowest_loss(
-    data: TrainingData, config: SpecialistConfig
-) -> None:
-    settings = config.training.model_copy(
-        update={"epochs": 2, "patience": 100, "average_epochs": 0.5}
-    )
-    model = build_model(tiny_encoder(), settings, data.features.dimension, data.label_counts, CPU)
-    kept = fine_tune(model, data.train, data.validation, data.class_weights, settings)
-    match = re.fullmatch(
-        r"step \d+ \(epoch \d, weights averaged\): lowest validation loss ([0-9.]+)", kept
-    )
-    assert match, kept
-    loss_functions = {
-        task: torch.nn.CrossEntropyLoss(weight=torch.tensor(w), ignore_index=IGNORE)
-        for task, w in data.class_weights.items()
-    }
-    bf16 = runs_bf16(settings, CPU)
-    assert mean_loss(model, data.validation, loss_functions, bf16) == pytest.approx(
-        float(match[1]), abs=1e-4
     )
 
 

@@ -4,8 +4,7 @@ with early stopping on the validation loss."""
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -19,7 +18,7 @@ from claims.model.tokens import shuffled_length_batches
 from schemas.config import TrainingConfig
 from training.data import Batch, EncodedClaims
 from training.labels import IGNORE
-from training.strategies import prepare_encoder, transformer_layers
+from training.strategies import prepare_encoder
 
 LOSS_SHOWN_EVERY = 25  # steps
 VALIDATION_BATCH = 128
@@ -73,23 +72,16 @@ def fine_tune(
         task: nn.CrossEntropyLoss(weight=torch.tensor(w, device=device), ignore_index=IGNORE)
         for task, w in class_weights.items()
     }
+    encoder_parameters = [p for p in model.encoder.parameters() if p.requires_grad]
     head_parameters = [p for n, p in model.named_parameters() if not n.startswith("encoder.")]
     optimiser = torch.optim.AdamW(
         [
-            *encoder_parameter_groups(
-                model.encoder, settings.encoder_learning_rate, settings.layer_decay
-            ),
+            {"params": encoder_parameters, "lr": settings.encoder_learning_rate},
             {"params": head_parameters, "lr": settings.head_learning_rate},
         ],
         weight_decay=settings.weight_decay,
     )
     batches_per_epoch = math.ceil(len(train.tokens) / settings.batch_size)
-    trainable = {n: p for n, p in model.named_parameters() if p.requires_grad}
-    average = (
-        WeightAverage(trainable, settings.average_epochs * batches_per_epoch)
-        if settings.average_epochs is not None
-        else None
-    )
     total_steps = batches_per_epoch * settings.epochs
     if settings.max_steps is not None:
         total_steps = min(total_steps, settings.max_steps)
@@ -111,8 +103,6 @@ def fine_tune(
                 optimiser.step()
                 schedule.step()
                 optimiser.zero_grad(set_to_none=True)
-                if average is not None:
-                    average.update()
                 step += 1
                 if step == 1 or step % LOSS_SHOWN_EVERY == 0:  # reading it waits for the GPU
                     shown = loss.item()
@@ -122,18 +112,20 @@ def fine_tune(
                 last_step = step >= total_steps
                 if step % evaluate_every and not last_step:
                     continue
-                with _evaluated_weights(average):
-                    validation_loss = mean_loss(model, validation, loss_functions, bf16)
-                    if validation_loss < best_loss - IMPROVEMENT:
-                        best_loss, waited = validation_loss, 0
-                        best_state = {n: p.detach().clone() for n, p in trainable.items()}
-                        weights = "" if average is None else ", weights averaged"
-                        kept = (
-                            f"step {step} (epoch {epoch + 1}{weights}): lowest validation loss "
-                            f"{validation_loss:.4f}"
-                        )
-                    else:
-                        waited += 1
+                validation_loss = mean_loss(model, validation, loss_functions, bf16)
+                if validation_loss < best_loss - IMPROVEMENT:
+                    best_loss, waited = validation_loss, 0
+                    best_state = {
+                        n: p.detach().clone()
+                        for n, p in model.named_parameters()
+                        if p.requires_grad
+                    }
+                    kept = (
+                        f"step {step} (epoch {epoch + 1}): lowest validation loss "
+                        f"{validation_loss:.4f}"
+                    )
+                else:
+                    waited += 1
                 if last_step or waited >= settings.patience:
                     break
             else:
@@ -143,66 +135,6 @@ def fine_tune(
         model.load_state_dict(best_state, strict=False)
     model.eval()
     return kept
-
-
-def encoder_parameter_groups(encoder: nn.Module, rate: float, decay: float) -> list[dict]:
-    """The optimiser's groups for the encoder's trainable weights: with layer-wise decay, one
-    group per depth, the top transformer layer (and anything above it) at `rate`, each layer
-    below at `decay` times the rate above, the embeddings one step below the lowest layer."""
-    named = [(n, p) for n, p in encoder.named_parameters() if p.requires_grad]
-    if decay == 1.0:
-        return [{"params": [p for _, p in named], "lr": rate}] if named else []
-    layers = transformer_layers(encoder)
-    depth_of = {id(p): depth for depth, layer in enumerate(layers, 1) for p in layer.parameters()}
-    by_depth: dict[int, list[nn.Parameter]] = {}
-    for name, parameter in named:
-        below = 0 if "embed" in name else len(layers)  # outside the layers: embeddings or pooler
-        by_depth.setdefault(depth_of.get(id(parameter), below), []).append(parameter)
-    return [
-        {"params": parameters, "lr": rate * decay ** (len(layers) - depth)}
-        for depth, parameters in sorted(by_depth.items())
-    ]
-
-
-class WeightAverage:
-    """An exponential moving average of the trainable weights over about `horizon` steps,
-    starting short so that the first steps' weights do not linger."""
-
-    def __init__(self, trainable: dict[str, nn.Parameter], horizon: float) -> None:
-        self.live: list[torch.Tensor] = list(trainable.values())
-        self.average = [p.detach().clone() for p in self.live]
-        self.decay = 1.0 - 1.0 / max(horizon, 1.0)
-        self.updates = 0
-
-    @torch.no_grad()
-    def update(self) -> None:
-        self.updates += 1
-        decay = min(self.decay, (1 + self.updates) / (10 + self.updates))
-        for average, live in zip(self.average, self.live, strict=True):
-            average.lerp_(live, 1.0 - decay)
-
-    @contextmanager
-    def swapped_in(self) -> Iterator[None]:
-        """The averaged weights in the model for the block, the live ones back after it."""
-        with torch.no_grad():
-            live = [p.detach().clone() for p in self.live]
-            for parameter, average in zip(self.live, self.average, strict=True):
-                parameter.copy_(average)
-        try:
-            yield
-        finally:
-            with torch.no_grad():
-                for parameter, value in zip(self.live, live, strict=True):
-                    parameter.copy_(value)
-
-
-@contextmanager
-def _evaluated_weights(average: WeightAverage | None) -> Iterator[None]:
-    if average is None:
-        yield
-    else:
-        with average.swapped_in():
-            yield
 
 
 def batch_loss(
